@@ -1,0 +1,14 @@
+//! The gateway library: everything `gateway serve` and `gateway echo` are made of.
+//!
+//! - [`store`]: entities and sessions in sled, unique indexes, durable writes.
+//! - [`admin`]: the Kong-compatible Admin API over the store.
+//! - [`snapshot`]: the immutable, precompiled config the proxy reads per request.
+//! - [`router`]: route matching and upstream URI construction.
+//! - [`proxy`]: the proxy listener, request pipeline and upstream forwarding.
+//! - [`plugins`]: the plugin trait, the runner and one file per plugin.
+//! - [`tls`]: rustls server and upstream client configuration.
+//! - [`echo`]: a small httpbin-like upstream for tutorials, tests and benchmarks.
+
+pub mod echo;
+pub mod plugins;
+pub mod tls;

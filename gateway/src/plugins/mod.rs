@@ -1,0 +1,3 @@
+//! The plugin trait, the runner and one module per plugin.
+
+pub mod session;

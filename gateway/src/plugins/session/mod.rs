@@ -1,0 +1,4 @@
+//! The session plugin.
+
+pub mod cookie;
+pub mod storage;

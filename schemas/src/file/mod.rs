@@ -1,0 +1,6 @@
+//! The declarative file: reading, templating, Markdown blocks, positions.
+
+pub mod load;
+pub mod markdown;
+pub mod template;
+pub mod yaml;
