@@ -1,4 +1,18 @@
 //! The entity model, plugin config schemas and the declarative file format,
 //! shared by `gateway` and `gwctl`.
+//!
+//! - [`schema`]: the schema engine (types, defaults, rules, canonical form).
+//! - [`entities`]: services, routes, consumers, plugins, key-auth credentials.
+//! - [`plugins`]: config schemas of key-auth, session, request-termination.
+//! - [`model`]: typed views of canonical entities.
+//! - [`file`]: the declarative file (decK format, docs blocks, Markdown).
 
+pub mod entities;
+pub mod error;
 pub mod file;
+pub mod model;
+pub mod plugins;
+pub mod schema;
+
+pub use entities::EntityKind;
+pub use error::{FieldError, FieldPath, PathSeg, SchemaViolation};

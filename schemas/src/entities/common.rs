@@ -1,0 +1,121 @@
+//! Field definitions and validators shared by several entities (Kong's
+//! `typedefs`): ids, timestamps, tags, names, hosts and paths.
+
+use once_cell::sync::Lazy;
+use regex::Regex;
+use serde_json::Value;
+
+use crate::schema::{pattern, Check, Field, Type};
+
+pub fn id() -> Field {
+    Field::string("id").check(Check::Uuid).auto()
+}
+
+pub fn created_at() -> Field {
+    Field::integer("created_at").auto()
+}
+
+pub fn updated_at() -> Field {
+    Field::integer("updated_at").auto()
+}
+
+pub fn tags() -> Field {
+    Field::set("tags", Field::item(Type::String).custom(check_tag))
+}
+
+/// Kong's `utf8_name`: service, route and plugin instance names.
+pub fn utf8_name(name: &'static str) -> Field {
+    Field::string(name).custom(check_utf8_name)
+}
+
+fn check_tag(value: &Value) -> Result<(), String> {
+    let tag = value.as_str().unwrap_or_default();
+    let bad = tag.chars().any(|c| c == ',' || c == '/' || c.is_control());
+    if bad {
+        return Err(format!(
+            "invalid tag '{tag}': expected printable ascii (except `,` and `/`) or valid utf-8 sequences"
+        ));
+    }
+    Ok(())
+}
+
+fn check_utf8_name(value: &Value) -> Result<(), String> {
+    let name = value.as_str().unwrap_or_default();
+    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~') || !c.is_ascii();
+    if name.chars().all(allowed) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid value '{name}': it must only contain alphanumeric and '., -, _, ~' characters"
+        ))
+    }
+}
+
+static HOSTNAME: Lazy<Regex> =
+    Lazy::new(|| pattern(r"^(?i)[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?)*\.?$"));
+
+/// A hostname or IP address without a port.
+pub fn check_host(value: &Value) -> Result<(), String> {
+    let host = value.as_str().unwrap_or_default();
+    if is_host(host) {
+        Ok(())
+    } else {
+        Err(format!("invalid hostname: {host}"))
+    }
+}
+
+pub fn is_host(host: &str) -> bool {
+    let bracketed = host.strip_prefix('[').and_then(|rest| rest.strip_suffix(']'));
+    let ip_text = bracketed.unwrap_or(host);
+    ip_text.parse::<std::net::IpAddr>().is_ok() || (host.len() <= 253 && HOSTNAME.is_match(host))
+}
+
+/// A header name as Kong's key_names and trigger fields allow.
+pub fn header_name_check() -> Check {
+    Check::Pattern(
+        pattern(r"^[a-zA-Z0-9\-_]+$"),
+        "bad header name '%s', allowed characters are A-Z, a-z, 0-9, '_', and '-'",
+    )
+}
+
+/// Characters RFC 3986 allows in a path (unreserved, sub-delims, `:`, `@`,
+/// `/` and percent-escapes).
+fn is_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/%".contains(c)
+}
+
+/// Kong's `typedefs.path` for a service path: starts with `/`, no empty
+/// segments, RFC 3986 characters and valid percent-encoding.
+pub fn check_path(value: &Value) -> Result<(), String> {
+    let path = value.as_str().unwrap_or_default();
+    if !path.starts_with('/') {
+        return Err("should start with: /".to_owned());
+    }
+    if path.contains("//") {
+        return Err("must not have empty segments".to_owned());
+    }
+    if !path.chars().all(is_path_char) {
+        return Err(format!(
+            "invalid path: '{path}' (characters outside of the reserved list of RFC 3986 found)"
+        ));
+    }
+    check_percent_encoding(path)
+}
+
+pub fn check_percent_encoding(path: &str) -> Result<(), String> {
+    let bytes = path.as_bytes();
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = bytes.get(index + 1..index + 3);
+            let valid = hex.is_some_and(|pair| pair.iter().all(u8::is_ascii_hexdigit));
+            if !valid {
+                return Err(format!("invalid url-encoded value: '{}'", &path[index..]));
+            }
+            index += 3;
+        } else {
+            index += 1;
+        }
+    }
+    Ok(())
+}

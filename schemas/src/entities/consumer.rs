@@ -1,0 +1,29 @@
+//! The Consumer entity.
+
+use serde_json::{Map, Value};
+
+use super::common;
+use crate::error::{FieldError, FieldPath};
+use crate::schema::{is_present, Field, Record};
+
+pub fn schema() -> Record {
+    Record::new(vec![
+        common::id(),
+        common::created_at(),
+        common::updated_at(),
+        Field::string("username"),
+        Field::string("custom_id"),
+        common::tags(),
+    ])
+    .with_check(username_or_custom_id)
+}
+
+fn username_or_custom_id(record: &Map<String, Value>) -> Vec<FieldError> {
+    if is_present(record, "username") || is_present(record, "custom_id") {
+        return Vec::new();
+    }
+    vec![FieldError::entity(
+        FieldPath::root(),
+        "at least one of these fields must be non-empty: 'custom_id', 'username'",
+    )]
+}

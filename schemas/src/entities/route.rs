@@ -1,0 +1,385 @@
+//! The Route entity (Kong 3.x `routes`, traditional_compatible fields).
+
+use serde_json::{json, Map, Value};
+
+use super::common;
+use crate::error::{FieldError, FieldPath};
+use crate::schema::{is_present, pattern, Check, Field, Record, Type};
+
+pub const PROTOCOLS: &[&str] = &[
+    "grpc",
+    "grpcs",
+    "http",
+    "https",
+    "tcp",
+    "tls",
+    "tls_passthrough",
+    "udp",
+];
+
+pub fn schema() -> Record {
+    Record::new(vec![
+        common::id(),
+        common::created_at(),
+        common::updated_at(),
+        common::utf8_name("name"),
+        Field::set("protocols", Field::item(Type::String).one_of(PROTOCOLS))
+            .required()
+            .default(json!(["http", "https"]))
+            .check(Check::LenMin(1)),
+        Field::set("methods", Field::item(Type::String).custom(check_method)),
+        Field::array("hosts", Field::item(Type::String).custom(check_route_host)),
+        Field::array("paths", Field::item(Type::String).custom(check_route_path)),
+        Field::map("headers", Field::item(Type::Array(Box::new(Field::item(Type::String))))),
+        Field::integer("https_redirect_status_code")
+            .required()
+            .default(json!(426))
+            .custom(check_redirect_status),
+        Field::integer("regex_priority").required().default(json!(0)),
+        Field::boolean("strip_path").required().default(json!(true)),
+        Field::string("path_handling")
+            .required()
+            .default(json!("v0"))
+            .one_of(&["v0", "v1"]),
+        Field::boolean("preserve_host").required().default(json!(false)),
+        Field::boolean("request_buffering").required().default(json!(true)),
+        Field::boolean("response_buffering").required().default(json!(true)),
+        Field::set("snis", Field::item(Type::String).custom(common::check_host)),
+        Field::set("sources", Field::item(Type::Record(endpoint()))),
+        Field::set("destinations", Field::item(Type::Record(endpoint()))),
+        common::tags(),
+        Field::foreign("service", "services"),
+    ])
+    .with_check(protocols_not_mixed)
+    .with_check(http_needs_a_matcher)
+    .with_check(no_host_header)
+    .with_check(snis_need_tls)
+    .with_check(grpc_never_strips)
+}
+
+fn endpoint() -> Record {
+    Record::new(vec![
+        Field::string("ip"),
+        Field::integer("port").between(0, 65535),
+    ])
+}
+
+fn check_method(value: &Value) -> Result<(), String> {
+    let method = value.as_str().unwrap_or_default();
+    if method.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(format!("invalid value: {method}"))
+    }
+}
+
+fn check_redirect_status(value: &Value) -> Result<(), String> {
+    match value.as_i64() {
+        Some(426 | 301 | 302 | 307 | 308) => Ok(()),
+        _ => Err("expected one of: 426, 301, 302, 307, 308".to_owned()),
+    }
+}
+
+/// Hosts may carry one `*` as the leftmost or rightmost label, and a port.
+fn check_route_host(value: &Value) -> Result<(), String> {
+    let host_and_port = value.as_str().unwrap_or_default();
+    let host = strip_port(host_and_port)?;
+    let wildcards = host.matches('*').count();
+    if wildcards > 1 {
+        return Err("invalid wildcard: must have at most one wildcard".to_owned());
+    }
+    if wildcards == 1 {
+        let plain = if let Some(rest) = host.strip_prefix("*.") {
+            rest
+        } else if let Some(rest) = host.strip_suffix(".*") {
+            rest
+        } else {
+            return Err("invalid wildcard: must be placed at leftmost or rightmost label".to_owned());
+        };
+        return if common::is_host(plain) {
+            Ok(())
+        } else {
+            Err(format!("invalid hostname: {host_and_port}"))
+        };
+    }
+    if common::is_host(host) {
+        Ok(())
+    } else {
+        Err(format!("invalid hostname: {host_and_port}"))
+    }
+}
+
+fn strip_port(host_and_port: &str) -> Result<&str, String> {
+    if host_and_port.starts_with('[') {
+        return Ok(host_and_port);
+    }
+    match host_and_port.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => match port.parse::<u16>() {
+            Ok(_) => Ok(host),
+            Err(_) => Err(format!("invalid port number: {port}")),
+        },
+        _ => Ok(host_and_port),
+    }
+}
+
+/// A route path is a normalized prefix (`/foo`) or a regex (`~/foo/\d+`).
+fn check_route_path(value: &Value) -> Result<(), String> {
+    let path = value.as_str().unwrap_or_default();
+    if let Some(regex) = path.strip_prefix('~') {
+        if !regex.starts_with('/') {
+            return Err("should start with: / (fixed path) or ~/ (regex path)".to_owned());
+        }
+        return match regex::Regex::new(regex) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(format!("invalid regex: '{regex}' ({})", first_line(&error.to_string()))),
+        };
+    }
+    if !path.starts_with('/') {
+        return Err("should start with: / (fixed path) or ~/ (regex path)".to_owned());
+    }
+    if path.contains("//") {
+        return Err("must not have empty segments".to_owned());
+    }
+    common::check_percent_encoding(path)?;
+    let normalized = normalize_prefix(path);
+    if normalized != path {
+        return Err(format!("non-normalized path, consider use '{normalized}' instead"));
+    }
+    Ok(())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().last().unwrap_or(text).trim()
+}
+
+/// Dot segments removed and unreserved escapes decoded, as Kong expects a
+/// prefix path to be written already.
+fn normalize_prefix(path: &str) -> String {
+    let decoded = decode_unreserved(path);
+    let mut segments: Vec<&str> = Vec::new();
+    let ends_with_slash = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    for segment in decoded.split('/').skip(1) {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let mut normalized = format!("/{}", segments.join("/"));
+    if ends_with_slash && !normalized.ends_with('/') {
+        normalized.push('/');
+    }
+    normalized
+}
+
+fn decode_unreserved(path: &str) -> String {
+    static ESCAPE: once_cell::sync::Lazy<regex::Regex> =
+        once_cell::sync::Lazy::new(|| pattern("%([0-9A-Fa-f]{2})"));
+    ESCAPE
+        .replace_all(path, |captures: &regex::Captures<'_>| {
+            let byte = u8::from_str_radix(&captures[1], 16).unwrap_or(0);
+            let c = byte as char;
+            if c.is_ascii_alphanumeric() || "-._~".contains(c) {
+                c.to_string()
+            } else {
+                captures[0].to_uppercase()
+            }
+        })
+        .into_owned()
+}
+
+fn protocols(record: &Map<String, Value>) -> Vec<&str> {
+    record
+        .get("protocols")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn protocols_not_mixed(record: &Map<String, Value>) -> Vec<FieldError> {
+    let groups: [&[&str]; 4] = [
+        &["http", "https"],
+        &["tcp", "tls", "udp"],
+        &["tls_passthrough"],
+        &["grpc", "grpcs"],
+    ];
+    let protocols = protocols(record);
+    let used = groups
+        .iter()
+        .filter(|group| protocols.iter().any(|p| group.contains(p)))
+        .count();
+    if used > 1 {
+        return vec![FieldError::new(
+            FieldPath::root().key("protocols"),
+            "mixing http, tcp, tls_passthrough and grpc protocols is not allowed",
+        )];
+    }
+    Vec::new()
+}
+
+fn http_needs_a_matcher(record: &Map<String, Value>) -> Vec<FieldError> {
+    let protocols = protocols(record);
+    let http_like = protocols
+        .iter()
+        .any(|p| matches!(*p, "http" | "https" | "grpc" | "grpcs"));
+    if !http_like {
+        return Vec::new();
+    }
+    let tls = protocols.iter().any(|p| matches!(*p, "https" | "grpcs"));
+    let mut matchers = vec!["methods", "hosts", "headers", "paths"];
+    if tls {
+        matchers.push("snis");
+    }
+    if matchers.iter().any(|field| is_present(record, field)) {
+        return Vec::new();
+    }
+    let quoted: Vec<String> = matchers.iter().map(|field| format!("'{field}'")).collect();
+    // Kong names the TLS protocol when there is one, as its own check runs
+    // last for https.
+    let named = protocols
+        .iter()
+        .find(|p| !tls || matches!(**p, "https" | "grpcs"))
+        .copied()
+        .unwrap_or("http");
+    vec![FieldError::entity(
+        FieldPath::root(),
+        format!(
+            "must set one of {} when 'protocols' is '{named}'",
+            quoted.join(", ")
+        ),
+    )]
+}
+
+fn no_host_header(record: &Map<String, Value>) -> Vec<FieldError> {
+    let Some(headers) = record.get("headers").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    headers
+        .keys()
+        .filter(|name| name.eq_ignore_ascii_case("host"))
+        .map(|name| {
+            FieldError::new(
+                FieldPath::root().key("headers").key(name),
+                "cannot contain 'host' header, which must be specified in the 'hosts' attribute",
+            )
+        })
+        .collect()
+}
+
+fn snis_need_tls(record: &Map<String, Value>) -> Vec<FieldError> {
+    let tls = protocols(record)
+        .iter()
+        .any(|p| matches!(*p, "https" | "grpcs" | "tls" | "tls_passthrough"));
+    if !tls && is_present(record, "snis") {
+        return vec![FieldError::new(
+            FieldPath::root().key("snis"),
+            "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'",
+        )];
+    }
+    Vec::new()
+}
+
+fn grpc_never_strips(record: &Map<String, Value>) -> Vec<FieldError> {
+    let grpc = protocols(record).iter().any(|p| matches!(*p, "grpc" | "grpcs"));
+    if grpc && record.get("strip_path") == Some(&Value::Bool(true)) {
+        return vec![FieldError::new(
+            FieldPath::root().key("strip_path"),
+            "cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'",
+        )];
+    }
+    Vec::new()
+}
+
+/// Kong turns `strip_path` off for grpc routes when it is not given.
+pub fn grpc_default_strip_path(input: &Value) -> Value {
+    let mut value = input.clone();
+    let Some(object) = value.as_object_mut() else {
+        return value;
+    };
+    let grpc = object
+        .get("protocols")
+        .and_then(Value::as_array)
+        .is_some_and(|items| items.iter().any(|p| matches!(p.as_str(), Some("grpc" | "grpcs"))));
+    let strip_given = object.get("strip_path").is_some_and(|v| !v.is_null());
+    if grpc && !strip_given {
+        object.insert("strip_path".into(), Value::Bool(false));
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(input: Value) -> Vec<String> {
+        match schema().validate(&input) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_route_needs_a_matcher() {
+        assert_eq!(
+            errors_of(json!({"name": "r"})),
+            vec!["must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'https'"]
+        );
+        assert_eq!(
+            errors_of(json!({"protocols": ["http"]})),
+            vec!["must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'"]
+        );
+    }
+
+    #[test]
+    fn paths_are_checked() {
+        assert!(errors_of(json!({"paths": ["/anything", "~/users/(?<id>\\d+)$"]})).is_empty());
+        assert_eq!(
+            errors_of(json!({"paths": ["anything"]})),
+            vec!["paths[0]: should start with: / (fixed path) or ~/ (regex path)"]
+        );
+        assert_eq!(
+            errors_of(json!({"paths": ["/a/../b"]})),
+            vec!["paths[0]: non-normalized path, consider use '/b' instead"]
+        );
+        assert_eq!(errors_of(json!({"paths": ["/a//b"]})), vec!["paths[0]: must not have empty segments"]);
+        assert!(errors_of(json!({"paths": ["~/(unclosed"]}))[0].starts_with("paths[0]: invalid regex"));
+    }
+
+    #[test]
+    fn hosts_and_wildcards() {
+        assert!(errors_of(json!({"hosts": ["*.example.com", "example.*", "a.b:8000"]})).is_empty());
+        assert_eq!(
+            errors_of(json!({"hosts": ["a.*.com"]})),
+            vec!["hosts[0]: invalid wildcard: must be placed at leftmost or rightmost label"]
+        );
+        assert_eq!(
+            errors_of(json!({"hosts": ["*.a.*"]})),
+            vec!["hosts[0]: invalid wildcard: must have at most one wildcard"]
+        );
+    }
+
+    #[test]
+    fn enums_and_headers() {
+        assert_eq!(
+            errors_of(json!({"paths": ["/"], "https_redirect_status_code": 300})),
+            vec!["https_redirect_status_code: expected one of: 426, 301, 302, 307, 308"]
+        );
+        assert_eq!(
+            errors_of(json!({"headers": {"Host": ["x"]}})),
+            vec!["headers.Host: cannot contain 'host' header, which must be specified in the 'hosts' attribute"]
+        );
+        assert_eq!(errors_of(json!({"methods": ["get"]})), vec!["methods[0]: invalid value: get"]);
+    }
+
+    #[test]
+    fn grpc_routes_do_not_strip() {
+        let input = grpc_default_strip_path(&json!({"protocols": ["grpc"], "paths": ["/"]}));
+        assert!(errors_of(input).is_empty());
+        assert_eq!(
+            errors_of(json!({"protocols": ["grpc"], "paths": ["/"], "strip_path": true})),
+            vec!["strip_path: cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'"]
+        );
+    }
+}

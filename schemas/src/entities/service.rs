@@ -1,0 +1,149 @@
+//! The Service entity (Kong 3.x `services`), including the `url` shorthand.
+
+use serde_json::{json, Map, Value};
+
+use super::common;
+use crate::error::{FieldError, FieldPath};
+use crate::schema::{Check, Field, Record, Type};
+
+pub const PROTOCOLS: &[&str] = &[
+    "grpc",
+    "grpcs",
+    "http",
+    "https",
+    "tcp",
+    "tls",
+    "tls_passthrough",
+    "udp",
+];
+
+const TIMEOUT_MAX: i64 = 2_147_483_646;
+
+pub fn schema() -> Record {
+    Record::new(vec![
+        common::id(),
+        common::created_at(),
+        common::updated_at(),
+        common::utf8_name("name"),
+        Field::integer("retries").default(json!(5)).between(0, 32767),
+        Field::string("protocol")
+            .required()
+            .default(json!("http"))
+            .one_of(PROTOCOLS),
+        Field::string("host").required().custom(common::check_host),
+        Field::integer("port").required().default(json!(80)).between(0, 65535),
+        Field::string("path").custom(common::check_path),
+        timeout("connect_timeout"),
+        timeout("write_timeout"),
+        timeout("read_timeout"),
+        common::tags(),
+        Field::foreign("client_certificate", "certificates"),
+        Field::boolean("tls_verify"),
+        Field::integer("tls_verify_depth").between(0, 64),
+        Field::set("ca_certificates", Field::item(Type::String).check(Check::Uuid)),
+        Field::boolean("enabled").required().default(json!(true)),
+    ])
+    .with_check(path_only_for_http)
+    .with_check(tls_fields_only_for_tls)
+}
+
+fn timeout(name: &'static str) -> Field {
+    Field::integer(name).default(json!(60000)).between(1, TIMEOUT_MAX)
+}
+
+fn protocol(record: &Map<String, Value>) -> &str {
+    record.get("protocol").and_then(Value::as_str).unwrap_or("http")
+}
+
+fn path_only_for_http(record: &Map<String, Value>) -> Vec<FieldError> {
+    let protocol = protocol(record);
+    let stream_like = matches!(protocol, "tcp" | "tls" | "udp" | "grpc" | "grpcs" | "tls_passthrough");
+    if stream_like && crate::schema::is_present(record, "path") {
+        return vec![FieldError::new(
+            FieldPath::root().key("path"),
+            format!("value must be null when 'protocol' is '{protocol}'"),
+        )];
+    }
+    Vec::new()
+}
+
+fn tls_fields_only_for_tls(record: &Map<String, Value>) -> Vec<FieldError> {
+    let protocol = protocol(record);
+    if matches!(protocol, "https" | "tls" | "grpcs") {
+        return Vec::new();
+    }
+    ["tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"]
+        .into_iter()
+        .filter(|field| crate::schema::is_present(record, field))
+        .map(|field| {
+            FieldError::new(
+                FieldPath::root().key(field),
+                format!("value must be null when 'protocol' is '{protocol}'"),
+            )
+        })
+        .collect()
+}
+
+/// Expand the write-only `url` shorthand into protocol, host, port and path.
+/// Fields given explicitly beside `url` win, as in decK.
+pub fn expand_url(input: &Value) -> Result<Value, FieldError> {
+    let Some(object) = input.as_object() else {
+        return Ok(input.clone());
+    };
+    let Some(url_value) = object.get("url") else {
+        return Ok(input.clone());
+    };
+    let url_path = FieldPath::root().key("url");
+    let Some(url_text) = url_value.as_str() else {
+        return Err(FieldError::new(url_path, "expected a string"));
+    };
+    let parsed = url::Url::parse(url_text)
+        .map_err(|error| FieldError::new(url_path.clone(), format!("invalid url '{url_text}': {error}")))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| FieldError::new(url_path.clone(), format!("missing host in url '{url_text}'")))?;
+    let scheme = parsed.scheme().to_owned();
+    let default_port = if matches!(scheme.as_str(), "https" | "grpcs" | "tls") { 443 } else { 80 };
+    let mut from_url = Map::new();
+    from_url.insert("protocol".into(), Value::from(scheme));
+    from_url.insert("host".into(), Value::from(host));
+    from_url.insert("port".into(), Value::from(parsed.port().unwrap_or(default_port)));
+    let path = parsed.path();
+    if !(path.is_empty() || path == "/" && !url_text.ends_with('/')) {
+        from_url.insert("path".into(), Value::from(path));
+    }
+    let mut expanded = object.clone();
+    expanded.remove("url");
+    for (key, value) in from_url {
+        let explicit = expanded.get(&key).is_some_and(|given| !given.is_null());
+        if !explicit {
+            expanded.insert(key, value);
+        }
+    }
+    Ok(Value::Object(expanded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_shorthand_fills_fields() {
+        let expanded = expand_url(&json!({"name": "s", "url": "https://example.com/v1"})).unwrap();
+        assert_eq!(
+            expanded,
+            json!({"name": "s", "protocol": "https", "host": "example.com", "port": 443, "path": "/v1"})
+        );
+        let local = expand_url(&json!({"url": "http://127.0.0.1:9000"})).unwrap();
+        assert_eq!(local["port"], 9000);
+        assert!(local.get("path").is_none());
+        let slash = expand_url(&json!({"url": "https://h/"})).unwrap();
+        assert_eq!(slash["path"], "/");
+    }
+
+    #[test]
+    fn explicit_fields_beat_the_url() {
+        let expanded = expand_url(&json!({"url": "http://a:1/x", "port": 2})).unwrap();
+        assert_eq!(expanded["port"], 2);
+    }
+}
