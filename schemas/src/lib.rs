@@ -7,6 +7,7 @@
 //! - [`model`]: typed views of canonical entities.
 //! - [`file`]: the declarative file (decK format, docs blocks, Markdown).
 
+pub mod config;
 pub mod entities;
 pub mod error;
 pub mod file;

@@ -1,0 +1,69 @@
+//! A whole configuration in canonical form: what `POST /config` replaces,
+//! what the proxy compiles into a snapshot and what `gwctl diff` compares.
+//!
+//! Every entity is a canonical JSON object (see [`crate::schema`]) with its
+//! `id` set and references written as `{"id": "<uuid>"}`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::entities::EntityKind;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub services: Vec<Value>,
+    #[serde(default)]
+    pub routes: Vec<Value>,
+    #[serde(default)]
+    pub consumers: Vec<Value>,
+    #[serde(default)]
+    pub plugins: Vec<Value>,
+    #[serde(default)]
+    pub keyauth_credentials: Vec<Value>,
+}
+
+impl Config {
+    /// The entities of one kind.
+    pub fn entities(&self, kind: EntityKind) -> &Vec<Value> {
+        match kind {
+            EntityKind::Service => &self.services,
+            EntityKind::Route => &self.routes,
+            EntityKind::Consumer => &self.consumers,
+            EntityKind::Plugin => &self.plugins,
+            EntityKind::KeyAuthCredential => &self.keyauth_credentials,
+        }
+    }
+
+    pub fn entities_mut(&mut self, kind: EntityKind) -> &mut Vec<Value> {
+        match kind {
+            EntityKind::Service => &mut self.services,
+            EntityKind::Route => &mut self.routes,
+            EntityKind::Consumer => &mut self.consumers,
+            EntityKind::Plugin => &mut self.plugins,
+            EntityKind::KeyAuthCredential => &mut self.keyauth_credentials,
+        }
+    }
+
+    /// How many entities of all kinds.
+    pub fn len(&self) -> usize {
+        EntityKind::ALL
+            .iter()
+            .map(|kind| self.entities(*kind).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The id of a canonical entity.
+pub fn id_of(entity: &Value) -> Option<&str> {
+    entity.get("id").and_then(Value::as_str)
+}
+
+/// The id a canonical entity's reference field points at.
+pub fn reference_of<'a>(entity: &'a Value, field: &str) -> Option<&'a str> {
+    entity.get(field)?.get("id")?.as_str()
+}
