@@ -1,1 +1,23 @@
-fn main() {}
+//! `gwctl`: keep a gateway's configuration equal to decK files kept in git.
+//!
+//! Exit codes: 0 success, 1 error, 2 differences found by
+//! `diff --non-zero-exit-code`.
+
+mod commands;
+mod error;
+mod files;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = commands::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            error.print();
+            error.exit_code()
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Reading decK files and building them into one canonical configuration,
+//! shared by every subcommand that takes files.
+
+use schemas::config::Config;
+use schemas::file::build::{build, BuildOptions, Built, Diagnostic};
+use schemas::file::load::{load_inputs, SourceDoc};
+
+use crate::error::CommandError;
+
+/// Read the files (`-` or nothing for stdin; directories walked; Markdown
+/// blocks extracted), with `${{ env "DECK_X" }}` taken from the environment.
+pub fn read(paths: &[String]) -> Result<Vec<SourceDoc>, CommandError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut stdin = std::io::stdin().lock();
+    load_inputs(paths, &mut stdin, &env).map_err(|error| CommandError::user(error.to_string()))
+}
+
+/// Build the files against `current` (the live state, or empty offline).
+/// Warnings go to stderr; errors become one command error listing them all.
+pub fn build_config(
+    docs: &[SourceDoc],
+    current: &Config,
+    select_tags: &[String],
+) -> Result<Built, CommandError> {
+    let options = BuildOptions {
+        select_tags: select_tags.to_vec(),
+    };
+    match build(docs, current, &options) {
+        Ok(built) => {
+            print_warnings(&built.warnings);
+            Ok(built)
+        }
+        Err(diagnostics) => Err(invalid_files(&diagnostics)),
+    }
+}
+
+fn print_warnings(warnings: &[Diagnostic]) {
+    for warning in warnings {
+        eprintln!("{warning}");
+    }
+}
+
+fn invalid_files(diagnostics: &[Diagnostic]) -> CommandError {
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == schemas::file::build::Severity::Error)
+        .count();
+    let noun = if errors == 1 { "error" } else { "errors" };
+    CommandError::user(format!("the files are invalid: {errors} {noun}"))
+        .with_details(diagnostics.iter().map(ToString::to_string).collect())
+}
