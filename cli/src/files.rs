@@ -4,15 +4,19 @@
 use schemas::config::Config;
 use schemas::file::build::{build, BuildOptions, Built, Diagnostic};
 use schemas::file::load::{load_inputs, SourceDoc};
+use schemas::file::template::ProcessEnv;
 
 use crate::error::CommandError;
 
 /// Read the files (`-` or nothing for stdin; directories walked; Markdown
 /// blocks extracted), with `${{ env "DECK_X" }}` taken from the environment.
 pub fn read(paths: &[String]) -> Result<Vec<SourceDoc>, CommandError> {
-    let env = |name: &str| std::env::var(name).ok();
     let mut stdin = std::io::stdin().lock();
-    load_inputs(paths, &mut stdin, &env).map_err(|error| CommandError::user(error.to_string()))
+    match load_inputs(paths, &mut stdin, &ProcessEnv) {
+        Ok(loaded) => Ok(loaded.docs),
+        Err(error) => Err(CommandError::user("the files could not be read")
+            .with_details(error.to_string().lines().map(str::to_owned).collect())),
+    }
 }
 
 /// Build the files against `current` (the live state, or empty offline).
