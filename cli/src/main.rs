@@ -3,9 +3,18 @@
 //! Exit codes: 0 success, 1 error, 2 differences found by
 //! `diff --non-zero-exit-code`.
 
+mod apply;
+mod client;
 mod commands;
 mod error;
+mod export;
 mod files;
+mod names;
+mod output;
+mod plan;
+mod reconcile;
+mod secrets;
+mod state;
 
 use std::process::ExitCode;
 

@@ -237,7 +237,10 @@ mod tests {
                 FieldPath::root().key("protocols").index(0),
                 "expected one of: http, https",
             ),
-            FieldError::new(FieldPath::root().key("config"), "content_type requires a body"),
+            FieldError::new(
+                FieldPath::root().key("config"),
+                "content_type requires a body",
+            ),
         ]);
         assert_eq!(
             violation.kong_message(),

@@ -293,7 +293,10 @@ fn field_value(
 
 fn typed_value(ty: &Type, value: &Value, path: &FieldPath, errors: &mut Vec<FieldError>) -> Value {
     let mismatch = |errors: &mut Vec<FieldError>, expected: &str| {
-        errors.push(FieldError::new(path.clone(), format!("expected {expected}")));
+        errors.push(FieldError::new(
+            path.clone(),
+            format!("expected {expected}"),
+        ));
         Value::Null
     };
     match ty {
@@ -329,8 +332,7 @@ fn typed_value(ty: &Type, value: &Value, path: &FieldPath, errors: &mut Vec<Fiel
             Value::Object(entries) => {
                 let mut canonical = Map::new();
                 for (key, entry) in entries {
-                    let entry_value =
-                        field_value(item, Some(entry), &path.key(key), errors);
+                    let entry_value = field_value(item, Some(entry), &path.key(key), errors);
                     canonical.insert(key.clone(), entry_value);
                 }
                 Value::Object(canonical)
@@ -544,8 +546,11 @@ mod tests {
         Record::new(vec![
             Field::string("name").required(),
             Field::integer("port").default(json!(80)).between(0, 65535),
-            Field::set("protocols", Field::item(Type::String).one_of(&["http", "https"]))
-                .default(json!(["http", "https"])),
+            Field::set(
+                "protocols",
+                Field::item(Type::String).one_of(&["http", "https"]),
+            )
+            .default(json!(["http", "https"])),
             Field::string("path"),
         ])
     }
@@ -590,10 +595,14 @@ mod tests {
     fn range_and_whole_floats() {
         let record = sample();
         assert_eq!(
-            record.validate(&json!({"name": "a", "port": 8000.0})).unwrap()["port"],
+            record
+                .validate(&json!({"name": "a", "port": 8000.0}))
+                .unwrap()["port"],
             json!(8000)
         );
-        let errors = record.validate(&json!({"name": "a", "port": 70000})).unwrap_err();
+        let errors = record
+            .validate(&json!({"name": "a", "port": 70000}))
+            .unwrap_err();
         assert_eq!(errors[0].message, "value should be between 0 and 65535");
     }
 
@@ -601,6 +610,9 @@ mod tests {
     fn strip_defaults_leaves_what_differs() {
         let record = sample();
         let canonical = record.validate(&json!({"name": "a", "port": 81})).unwrap();
-        assert_eq!(record.strip_defaults(&canonical), json!({"name": "a", "port": 81}));
+        assert_eq!(
+            record.strip_defaults(&canonical),
+            json!({"name": "a", "port": 81})
+        );
     }
 }

@@ -41,7 +41,8 @@ fn check_tag(value: &Value) -> Result<(), String> {
 
 fn check_utf8_name(value: &Value) -> Result<(), String> {
     let name = value.as_str().unwrap_or_default();
-    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~') || !c.is_ascii();
+    let allowed =
+        |c: char| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~') || !c.is_ascii();
     if name.chars().all(allowed) {
         Ok(())
     } else {
@@ -51,8 +52,11 @@ fn check_utf8_name(value: &Value) -> Result<(), String> {
     }
 }
 
-static HOSTNAME: Lazy<Regex> =
-    Lazy::new(|| pattern(r"^(?i)[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?)*\.?$"));
+static HOSTNAME: Lazy<Regex> = Lazy::new(|| {
+    pattern(
+        r"^(?i)[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?)*\.?$",
+    )
+});
 
 /// A hostname or IP address without a port.
 pub fn check_host(value: &Value) -> Result<(), String> {
@@ -65,7 +69,9 @@ pub fn check_host(value: &Value) -> Result<(), String> {
 }
 
 pub fn is_host(host: &str) -> bool {
-    let bracketed = host.strip_prefix('[').and_then(|rest| rest.strip_suffix(']'));
+    let bracketed = host
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'));
     let ip_text = bracketed.unwrap_or(host);
     ip_text.parse::<std::net::IpAddr>().is_ok() || (host.len() <= 253 && HOSTNAME.is_match(host))
 }

@@ -115,14 +115,15 @@ impl EntityKind {
             Self::Service => service::expand_url(input)
                 .map_err(|error| vec![error])
                 .and_then(|expanded| self.schema().validate(&expanded)),
-            Self::Route => self.schema().validate(&route::grpc_default_strip_path(input)),
+            Self::Route => self
+                .schema()
+                .validate(&route::grpc_default_strip_path(input)),
             Self::Plugin => validate_plugin(input),
             other => other.schema().validate(input),
         };
         result.map_err(SchemaViolation::new)
     }
 }
-
 
 /// The full record of a plugin entity named `name`, if the plugin exists.
 pub fn plugin_record(name: &str) -> Option<&'static Record> {
@@ -177,16 +178,26 @@ mod tests {
     #[test]
     fn tutorial_plugins_are_valid_and_filled() {
         let key_auth = EntityKind::Plugin
-            .validate(&json!({"name": "key-auth", "config": {"key_names": ["apikey"],
-                "anonymous": "81823632-10c0-4098-a4f7-31062520c1e6"}}))
+            .validate(
+                &json!({"name": "key-auth", "config": {"key_names": ["apikey"],
+                "anonymous": "81823632-10c0-4098-a4f7-31062520c1e6"}}),
+            )
             .unwrap();
         assert_eq!(key_auth["config"]["key_in_query"], true);
-        assert_eq!(key_auth["protocols"], json!(["grpc", "grpcs", "http", "https"]));
+        assert_eq!(
+            key_auth["protocols"],
+            json!(["grpc", "grpcs", "http", "https"])
+        );
         let session = EntityKind::Plugin
-            .validate(&json!({"name": "session", "config": {"storage": "kong", "cookie_secure": false}}))
+            .validate(
+                &json!({"name": "session", "config": {"storage": "kong", "cookie_secure": false}}),
+            )
             .unwrap();
         assert_eq!(session["config"]["cookie_same_site"], "Strict");
-        assert_eq!(session["config"]["logout_methods"], json!(["DELETE", "POST"]));
+        assert_eq!(
+            session["config"]["logout_methods"],
+            json!(["DELETE", "POST"])
+        );
         assert_eq!(session["config"]["secret"], Value::Null);
     }
 
@@ -208,7 +219,10 @@ mod tests {
             vec!["consumer: value must be null"]
         );
         assert_eq!(
-            messages(EntityKind::Plugin, json!({"name": "session", "config": {"bogus": 1}})),
+            messages(
+                EntityKind::Plugin,
+                json!({"name": "session", "config": {"bogus": 1}})
+            ),
             vec!["config.bogus: unknown field"]
         );
         assert_eq!(
@@ -247,10 +261,15 @@ mod tests {
     #[test]
     fn typed_views_read_canonical_entities() {
         let service = EntityKind::Service
-            .validate(&json!({"id": "81823632-10c0-4098-a4f7-31062520c1e6", "name": "s",
-                "url": "http://127.0.0.1:9000"}))
+            .validate(
+                &json!({"id": "81823632-10c0-4098-a4f7-31062520c1e6", "name": "s",
+                "url": "http://127.0.0.1:9000"}),
+            )
             .unwrap();
         let typed: crate::model::Service = serde_json::from_value(service).unwrap();
-        assert_eq!((typed.port, typed.retries, typed.read_timeout), (9000, 5, 60000));
+        assert_eq!(
+            (typed.port, typed.retries, typed.read_timeout),
+            (9000, 5, 60000)
+        );
     }
 }

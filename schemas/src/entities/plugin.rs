@@ -24,7 +24,11 @@ pub const ALL_PROTOCOLS: &[&str] = &[
 
 /// The full record of a plugin entity whose `config` is `plugin`'s schema.
 pub fn schema(plugin: &PluginSchema) -> Record {
-    let protocols = if plugin.http_only { HTTP_PROTOCOLS } else { ALL_PROTOCOLS };
+    let protocols = if plugin.http_only {
+        HTTP_PROTOCOLS
+    } else {
+        ALL_PROTOCOLS
+    };
     Record::new(vec![
         common::id(),
         Field::string("name").required(),
@@ -34,7 +38,9 @@ pub fn schema(plugin: &PluginSchema) -> Record {
         Field::foreign("route", "routes"),
         Field::foreign("service", "services"),
         Field::foreign("consumer", "consumers"),
-        Field::record("config", plugin.config.clone()).required().default(json!({})),
+        Field::record("config", plugin.config.clone())
+            .required()
+            .default(json!({})),
         Field::set("protocols", Field::item(Type::String).one_of(protocols))
             .required()
             .default(json!(HTTP_PROTOCOLS)),
@@ -53,7 +59,9 @@ pub fn unknown_plugin(name: &str) -> FieldError {
 
 /// Plugins that authenticate may not be scoped to a consumer.
 pub fn consumer_scope_error(plugin: &PluginSchema, input: &Value) -> Option<FieldError> {
-    let scoped = input.get("consumer").is_some_and(|consumer| !consumer.is_null());
+    let scoped = input
+        .get("consumer")
+        .is_some_and(|consumer| !consumer.is_null());
     (plugin.no_consumer && scoped)
         .then(|| FieldError::new(FieldPath::root().key("consumer"), "value must be null"))
 }

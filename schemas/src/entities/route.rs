@@ -30,20 +30,31 @@ pub fn schema() -> Record {
         Field::set("methods", Field::item(Type::String).custom(check_method)),
         Field::array("hosts", Field::item(Type::String).custom(check_route_host)),
         Field::array("paths", Field::item(Type::String).custom(check_route_path)),
-        Field::map("headers", Field::item(Type::Array(Box::new(Field::item(Type::String))))),
+        Field::map(
+            "headers",
+            Field::item(Type::Array(Box::new(Field::item(Type::String)))),
+        ),
         Field::integer("https_redirect_status_code")
             .required()
             .default(json!(426))
             .custom(check_redirect_status),
-        Field::integer("regex_priority").required().default(json!(0)),
+        Field::integer("regex_priority")
+            .required()
+            .default(json!(0)),
         Field::boolean("strip_path").required().default(json!(true)),
         Field::string("path_handling")
             .required()
             .default(json!("v0"))
             .one_of(&["v0", "v1"]),
-        Field::boolean("preserve_host").required().default(json!(false)),
-        Field::boolean("request_buffering").required().default(json!(true)),
-        Field::boolean("response_buffering").required().default(json!(true)),
+        Field::boolean("preserve_host")
+            .required()
+            .default(json!(false)),
+        Field::boolean("request_buffering")
+            .required()
+            .default(json!(true)),
+        Field::boolean("response_buffering")
+            .required()
+            .default(json!(true)),
         Field::set("snis", Field::item(Type::String).custom(common::check_host)),
         Field::set("sources", Field::item(Type::Record(endpoint()))),
         Field::set("destinations", Field::item(Type::Record(endpoint()))),
@@ -94,7 +105,9 @@ fn check_route_host(value: &Value) -> Result<(), String> {
         } else if let Some(rest) = host.strip_suffix(".*") {
             rest
         } else {
-            return Err("invalid wildcard: must be placed at leftmost or rightmost label".to_owned());
+            return Err(
+                "invalid wildcard: must be placed at leftmost or rightmost label".to_owned(),
+            );
         };
         return if common::is_host(plain) {
             Ok(())
@@ -131,7 +144,10 @@ fn check_route_path(value: &Value) -> Result<(), String> {
         }
         return match regex::Regex::new(regex) {
             Ok(_) => Ok(()),
-            Err(error) => Err(format!("invalid regex: '{regex}' ({})", first_line(&error.to_string()))),
+            Err(error) => Err(format!(
+                "invalid regex: '{regex}' ({})",
+                first_line(&error.to_string())
+            )),
         };
     }
     if !path.starts_with('/') {
@@ -143,7 +159,9 @@ fn check_route_path(value: &Value) -> Result<(), String> {
     common::check_percent_encoding(path)?;
     let normalized = normalize_prefix(path);
     if normalized != path {
-        return Err(format!("non-normalized path, consider use '{normalized}' instead"));
+        return Err(format!(
+            "non-normalized path, consider use '{normalized}' instead"
+        ));
     }
     Ok(())
 }
@@ -157,7 +175,8 @@ fn first_line(text: &str) -> &str {
 fn normalize_prefix(path: &str) -> String {
     let decoded = decode_unreserved(path);
     let mut segments: Vec<&str> = Vec::new();
-    let ends_with_slash = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    let ends_with_slash =
+        decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
     for segment in decoded.split('/').skip(1) {
         match segment {
             "." => {}
@@ -282,7 +301,9 @@ fn snis_need_tls(record: &Map<String, Value>) -> Vec<FieldError> {
 }
 
 fn grpc_never_strips(record: &Map<String, Value>) -> Vec<FieldError> {
-    let grpc = protocols(record).iter().any(|p| matches!(*p, "grpc" | "grpcs"));
+    let grpc = protocols(record)
+        .iter()
+        .any(|p| matches!(*p, "grpc" | "grpcs"));
     if grpc && record.get("strip_path") == Some(&Value::Bool(true)) {
         return vec![FieldError::new(
             FieldPath::root().key("strip_path"),
@@ -301,7 +322,11 @@ pub fn grpc_default_strip_path(input: &Value) -> Value {
     let grpc = object
         .get("protocols")
         .and_then(Value::as_array)
-        .is_some_and(|items| items.iter().any(|p| matches!(p.as_str(), Some("grpc" | "grpcs"))));
+        .is_some_and(|items| {
+            items
+                .iter()
+                .any(|p| matches!(p.as_str(), Some("grpc" | "grpcs")))
+        });
     let strip_given = object.get("strip_path").is_some_and(|v| !v.is_null());
     if grpc && !strip_given {
         object.insert("strip_path".into(), Value::Bool(false));
@@ -328,7 +353,9 @@ mod tests {
         );
         assert_eq!(
             errors_of(json!({"protocols": ["http"]})),
-            vec!["must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'"]
+            vec![
+                "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'"
+            ]
         );
     }
 
@@ -343,8 +370,13 @@ mod tests {
             errors_of(json!({"paths": ["/a/../b"]})),
             vec!["paths[0]: non-normalized path, consider use '/b' instead"]
         );
-        assert_eq!(errors_of(json!({"paths": ["/a//b"]})), vec!["paths[0]: must not have empty segments"]);
-        assert!(errors_of(json!({"paths": ["~/(unclosed"]}))[0].starts_with("paths[0]: invalid regex"));
+        assert_eq!(
+            errors_of(json!({"paths": ["/a//b"]})),
+            vec!["paths[0]: must not have empty segments"]
+        );
+        assert!(
+            errors_of(json!({"paths": ["~/(unclosed"]}))[0].starts_with("paths[0]: invalid regex")
+        );
     }
 
     #[test]
@@ -370,7 +402,10 @@ mod tests {
             errors_of(json!({"headers": {"Host": ["x"]}})),
             vec!["headers.Host: cannot contain 'host' header, which must be specified in the 'hosts' attribute"]
         );
-        assert_eq!(errors_of(json!({"methods": ["get"]})), vec!["methods[0]: invalid value: get"]);
+        assert_eq!(
+            errors_of(json!({"methods": ["get"]})),
+            vec!["methods[0]: invalid value: get"]
+        );
     }
 
     #[test]

@@ -25,13 +25,18 @@ pub fn schema() -> Record {
         common::created_at(),
         common::updated_at(),
         common::utf8_name("name"),
-        Field::integer("retries").default(json!(5)).between(0, 32767),
+        Field::integer("retries")
+            .default(json!(5))
+            .between(0, 32767),
         Field::string("protocol")
             .required()
             .default(json!("http"))
             .one_of(PROTOCOLS),
         Field::string("host").required().custom(common::check_host),
-        Field::integer("port").required().default(json!(80)).between(0, 65535),
+        Field::integer("port")
+            .required()
+            .default(json!(80))
+            .between(0, 65535),
         Field::string("path").custom(common::check_path),
         timeout("connect_timeout"),
         timeout("write_timeout"),
@@ -40,7 +45,10 @@ pub fn schema() -> Record {
         Field::foreign("client_certificate", "certificates"),
         Field::boolean("tls_verify"),
         Field::integer("tls_verify_depth").between(0, 64),
-        Field::set("ca_certificates", Field::item(Type::String).check(Check::Uuid)),
+        Field::set(
+            "ca_certificates",
+            Field::item(Type::String).check(Check::Uuid),
+        ),
         Field::boolean("enabled").required().default(json!(true)),
     ])
     .with_check(path_only_for_http)
@@ -48,16 +56,24 @@ pub fn schema() -> Record {
 }
 
 fn timeout(name: &'static str) -> Field {
-    Field::integer(name).default(json!(60000)).between(1, TIMEOUT_MAX)
+    Field::integer(name)
+        .default(json!(60000))
+        .between(1, TIMEOUT_MAX)
 }
 
 fn protocol(record: &Map<String, Value>) -> &str {
-    record.get("protocol").and_then(Value::as_str).unwrap_or("http")
+    record
+        .get("protocol")
+        .and_then(Value::as_str)
+        .unwrap_or("http")
 }
 
 fn path_only_for_http(record: &Map<String, Value>) -> Vec<FieldError> {
     let protocol = protocol(record);
-    let stream_like = matches!(protocol, "tcp" | "tls" | "udp" | "grpc" | "grpcs" | "tls_passthrough");
+    let stream_like = matches!(
+        protocol,
+        "tcp" | "tls" | "udp" | "grpc" | "grpcs" | "tls_passthrough"
+    );
     if stream_like && crate::schema::is_present(record, "path") {
         return vec![FieldError::new(
             FieldPath::root().key("path"),
@@ -72,16 +88,21 @@ fn tls_fields_only_for_tls(record: &Map<String, Value>) -> Vec<FieldError> {
     if matches!(protocol, "https" | "tls" | "grpcs") {
         return Vec::new();
     }
-    ["tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"]
-        .into_iter()
-        .filter(|field| crate::schema::is_present(record, field))
-        .map(|field| {
-            FieldError::new(
-                FieldPath::root().key(field),
-                format!("value must be null when 'protocol' is '{protocol}'"),
-            )
-        })
-        .collect()
+    [
+        "tls_verify",
+        "tls_verify_depth",
+        "ca_certificates",
+        "client_certificate",
+    ]
+    .into_iter()
+    .filter(|field| crate::schema::is_present(record, field))
+    .map(|field| {
+        FieldError::new(
+            FieldPath::root().key(field),
+            format!("value must be null when 'protocol' is '{protocol}'"),
+        )
+    })
+    .collect()
 }
 
 /// Expand the write-only `url` shorthand into protocol, host, port and path.
@@ -97,17 +118,31 @@ pub fn expand_url(input: &Value) -> Result<Value, FieldError> {
     let Some(url_text) = url_value.as_str() else {
         return Err(FieldError::new(url_path, "expected a string"));
     };
-    let parsed = url::Url::parse(url_text)
-        .map_err(|error| FieldError::new(url_path.clone(), format!("invalid url '{url_text}': {error}")))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| FieldError::new(url_path.clone(), format!("missing host in url '{url_text}'")))?;
+    let parsed = url::Url::parse(url_text).map_err(|error| {
+        FieldError::new(
+            url_path.clone(),
+            format!("invalid url '{url_text}': {error}"),
+        )
+    })?;
+    let host = parsed.host_str().ok_or_else(|| {
+        FieldError::new(
+            url_path.clone(),
+            format!("missing host in url '{url_text}'"),
+        )
+    })?;
     let scheme = parsed.scheme().to_owned();
-    let default_port = if matches!(scheme.as_str(), "https" | "grpcs" | "tls") { 443 } else { 80 };
+    let default_port = if matches!(scheme.as_str(), "https" | "grpcs" | "tls") {
+        443
+    } else {
+        80
+    };
     let mut from_url = Map::new();
     from_url.insert("protocol".into(), Value::from(scheme));
     from_url.insert("host".into(), Value::from(host));
-    from_url.insert("port".into(), Value::from(parsed.port().unwrap_or(default_port)));
+    from_url.insert(
+        "port".into(),
+        Value::from(parsed.port().unwrap_or(default_port)),
+    );
     let path = parsed.path();
     if !(path.is_empty() || path == "/" && !url_text.ends_with('/')) {
         from_url.insert("path".into(), Value::from(path));

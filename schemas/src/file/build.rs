@@ -119,7 +119,11 @@ impl Built {
 
 /// Build one canonical configuration from `docs`, matching ids and
 /// resolving references against `current` (the live state; empty offline).
-pub fn build(docs: &[SourceDoc], current: &Config, options: &BuildOptions) -> Result<Built, Vec<Diagnostic>> {
+pub fn build(
+    docs: &[SourceDoc],
+    current: &Config,
+    options: &BuildOptions,
+) -> Result<Built, Vec<Diagnostic>> {
     let mut builder = Builder::new(docs, current);
     builder.read_documents();
     builder.settle_select_tags(&options.select_tags);
@@ -235,7 +239,13 @@ impl<'a> Builder<'a> {
         });
     }
 
-    fn entity_diagnostic(&mut self, index: usize, severity: Severity, field: FieldPath, message: impl Into<String>) {
+    fn entity_diagnostic(
+        &mut self,
+        index: usize,
+        severity: Severity,
+        field: FieldPath,
+        message: impl Into<String>,
+    ) {
         let entity = &self.entities[index];
         let pos = self.pos_of(entity.doc, &field.under(&entity.path));
         let origin = self.origin(index);
@@ -271,7 +281,11 @@ impl<'a> Builder<'a> {
             match value {
                 Value::Object(content) => self.read_content(doc, &content),
                 Value::Null => {}
-                _ => self.doc_error(doc, FieldPath::root(), "expected a mapping at the top of the file"),
+                _ => self.doc_error(
+                    doc,
+                    FieldPath::root(),
+                    "expected a mapping at the top of the file",
+                ),
             }
         }
     }
@@ -287,10 +301,15 @@ impl<'a> Builder<'a> {
                 "_transform" | "_workspace" => {}
                 "_info" => self.read_info(doc, path, value),
                 _ => {
-                    if let Some((_, kind)) = TOP_LEVEL_ENTITIES.iter().find(|(name, _)| name == key) {
+                    if let Some((_, kind)) = TOP_LEVEL_ENTITIES.iter().find(|(name, _)| name == key)
+                    {
                         self.read_list(doc, path, value, *kind, None);
                     } else if UNSUPPORTED_ENTITIES.contains(&key.as_str()) {
-                        self.doc_error(doc, path, format!("'{key}' entities are not supported by this gateway"));
+                        self.doc_error(
+                            doc,
+                            path,
+                            format!("'{key}' entities are not supported by this gateway"),
+                        );
                     } else {
                         self.doc_error(doc, path, "unknown field");
                     }
@@ -363,14 +382,25 @@ impl<'a> Builder<'a> {
             };
             for forbidden in ["id", "name"] {
                 if fields.contains_key(forbidden) {
-                    self.doc_error(doc, path.key(key).key(forbidden), "cannot be set in _info.defaults");
+                    self.doc_error(
+                        doc,
+                        path.key(key).key(forbidden),
+                        "cannot be set in _info.defaults",
+                    );
                 }
             }
             self.defaults.push((doc, kind, fields.clone()));
         }
     }
 
-    fn read_list(&mut self, doc: usize, path: FieldPath, value: &Value, kind: EntityKind, parent: Option<usize>) {
+    fn read_list(
+        &mut self,
+        doc: usize,
+        path: FieldPath,
+        value: &Value,
+        kind: EntityKind,
+        parent: Option<usize>,
+    ) {
         let Some(items) = value.as_array() else {
             if !value.is_null() {
                 self.doc_error(doc, path, "expected a list");
@@ -382,7 +412,14 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn read_entity(&mut self, doc: usize, path: FieldPath, value: &Value, kind: EntityKind, parent: Option<usize>) {
+    fn read_entity(
+        &mut self,
+        doc: usize,
+        path: FieldPath,
+        value: &Value,
+        kind: EntityKind,
+        parent: Option<usize>,
+    ) {
         let Some(object) = value.as_object() else {
             self.doc_error(doc, path, "expected a mapping");
             return;
@@ -392,7 +429,9 @@ impl<'a> Builder<'a> {
         let mut nested = Vec::new();
         for (key, field_value) in object {
             match children.iter().find(|(name, _)| name == key) {
-                Some((_, child_kind)) => nested.push((key.clone(), field_value.clone(), *child_kind)),
+                Some((_, child_kind)) => {
+                    nested.push((key.clone(), field_value.clone(), *child_kind))
+                }
                 None => {
                     input.insert(key.clone(), field_value.clone());
                 }
@@ -423,7 +462,9 @@ impl<'a> Builder<'a> {
             let written = self.entities[index].input.remove(*field);
             let from_parent = parent_kind == Some(*target);
             if from_parent && written.as_ref().is_some_and(|v| !v.is_null()) {
-                let parent_label = parent.and_then(|p| label_of(&self.entities[p])).unwrap_or_default();
+                let parent_label = parent
+                    .and_then(|p| label_of(&self.entities[p]))
+                    .unwrap_or_default();
                 let own_label = label_of(&self.entities[index]).unwrap_or_default();
                 self.entity_error(
                     index,
@@ -483,7 +524,10 @@ impl<'a> Builder<'a> {
             for (doc, kind, fields) in &defaults {
                 if *doc == entity.doc && *kind == entity.kind {
                     for (key, value) in fields {
-                        entity.input.entry(key.clone()).or_insert_with(|| value.clone());
+                        entity
+                            .input
+                            .entry(key.clone())
+                            .or_insert_with(|| value.clone());
                     }
                 }
             }
@@ -519,7 +563,9 @@ impl<'a> Builder<'a> {
         };
         match entity.kind {
             EntityKind::Service | EntityKind::Route => field_matches("name"),
-            EntityKind::Consumer => field_matches("username").or_else(|| field_matches("custom_id")),
+            EntityKind::Consumer => {
+                field_matches("username").or_else(|| field_matches("custom_id"))
+            }
             EntityKind::KeyAuthCredential => field_matches("key"),
             EntityKind::Plugin => None,
         }
@@ -542,7 +588,8 @@ impl<'a> Builder<'a> {
             }
         }
         for index in 0..self.entities.len() {
-            if self.entities[index].kind == EntityKind::Plugin && self.entities[index].id.is_none() {
+            if self.entities[index].kind == EntityKind::Plugin && self.entities[index].id.is_none()
+            {
                 let matched = self.match_current_plugin(index);
                 self.entities[index].id = Some(matched.unwrap_or_else(new_id));
             }
@@ -562,7 +609,10 @@ impl<'a> Builder<'a> {
         self.entities
             .iter()
             .filter(|entity| entity.kind == kind)
-            .find(|entity| entity.id.as_deref() == Some(text) || natural_names(kind, &entity.input).contains(&text))
+            .find(|entity| {
+                entity.id.as_deref() == Some(text)
+                    || natural_names(kind, &entity.input).contains(&text)
+            })
             .and_then(|entity| entity.id.clone())
     }
 
@@ -607,7 +657,9 @@ impl<'a> Builder<'a> {
             let Some(anonymous) = anonymous else {
                 continue;
             };
-            let known = self.find_in_files(EntityKind::Consumer, &anonymous).is_some()
+            let known = self
+                .find_in_files(EntityKind::Consumer, &anonymous)
+                .is_some()
                 || find_in_config(self.current, EntityKind::Consumer, &anonymous).is_some();
             if !known {
                 self.entity_diagnostic(
@@ -673,18 +725,26 @@ impl<'a> Builder<'a> {
     // ----- step 5: duplicates ------------------------------------------------
 
     fn find_duplicates(&mut self) {
+        let labels: HashMap<String, String> = self
+            .entities
+            .iter()
+            .filter_map(|entity| Some((entity.id.clone()?, label_of(entity)?)))
+            .collect();
+        let name_of = |id: &str| labels.get(id).cloned().unwrap_or_else(|| id.to_owned());
         let mut seen: HashMap<(EntityKind, String), usize> = HashMap::new();
         for index in 0..self.entities.len() {
             let Some(canonical) = self.entities[index].canonical.clone() else {
                 continue;
             };
             let kind = self.entities[index].kind;
-            for (what, key) in identity_keys(kind, &canonical) {
+            for (what, key) in identity_keys(kind, &canonical, &name_of) {
                 match seen.get(&(kind, key.clone())) {
                     Some(first) => {
                         let first_origin = self.origin(*first);
                         let at = match first_origin.pos {
-                            Some(pos) => format!("{}:{}:{}", first_origin.file, pos.line, pos.column),
+                            Some(pos) => {
+                                format!("{}:{}:{}", first_origin.file, pos.line, pos.column)
+                            }
                             None => first_origin.file.clone(),
                         };
                         self.entity_error(
@@ -706,10 +766,14 @@ impl<'a> Builder<'a> {
     }
 
     fn finish(self) -> Result<Built, Vec<Diagnostic>> {
-        let has_errors = self.diagnostics.iter().any(|d| d.severity == Severity::Error);
+        let has_errors = self
+            .diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error);
         if has_errors {
             let mut diagnostics = self.diagnostics;
-            diagnostics.sort_by(|a, b| (&a.file, a.pos, a.severity).cmp(&(&b.file, b.pos, b.severity)));
+            diagnostics
+                .sort_by(|a, b| (&a.file, a.pos, a.severity).cmp(&(&b.file, b.pos, b.severity)));
             return Err(diagnostics);
         }
         let mut built = Built {
@@ -724,7 +788,10 @@ impl<'a> Builder<'a> {
                 if let Some(id) = id_of(canonical) {
                     built.origins.insert(id.to_owned(), origin);
                 }
-                built.config.entities_mut(entity.kind).push(canonical.clone());
+                built
+                    .config
+                    .entities_mut(entity.kind)
+                    .push(canonical.clone());
             }
         }
         Ok(built)
@@ -735,7 +802,10 @@ impl<'a> Builder<'a> {
 
 fn nested_children(kind: EntityKind) -> &'static [(&'static str, EntityKind)] {
     match kind {
-        EntityKind::Service => &[("routes", EntityKind::Route), ("plugins", EntityKind::Plugin)],
+        EntityKind::Service => &[
+            ("routes", EntityKind::Route),
+            ("plugins", EntityKind::Plugin),
+        ],
         EntityKind::Route => &[("plugins", EntityKind::Plugin)],
         EntityKind::Consumer => &[
             ("plugins", EntityKind::Plugin),
@@ -803,7 +873,9 @@ pub fn find_in_config(config: &Config, kind: EntityKind, text: &str) -> Option<S
 }
 
 /// A plugin's identity: its name and the ids of its scope.
-pub fn plugin_identity(plugin: &Value) -> Option<(String, Option<String>, Option<String>, Option<String>)> {
+pub fn plugin_identity(
+    plugin: &Value,
+) -> Option<(String, Option<String>, Option<String>, Option<String>)> {
     let name = plugin.get("name")?.as_str()?.to_owned();
     let scope = |field: &str| {
         plugin
@@ -816,7 +888,11 @@ pub fn plugin_identity(plugin: &Value) -> Option<(String, Option<String>, Option
 }
 
 /// The unique keys of a canonical entity, each with a description.
-fn identity_keys(kind: EntityKind, canonical: &Value) -> Vec<(String, String)> {
+fn identity_keys(
+    kind: EntityKind,
+    canonical: &Value,
+    name_of: &dyn Fn(&str) -> String,
+) -> Vec<(String, String)> {
     let mut keys = Vec::new();
     if let Some(id) = id_of(canonical) {
         keys.push((format!("with id {id}"), format!("id:{id}")));
@@ -835,11 +911,16 @@ fn identity_keys(kind: EntityKind, canonical: &Value) -> Vec<(String, String)> {
         EntityKind::KeyAuthCredential => unique("key", "with the same key"),
         EntityKind::Plugin => {
             unique("instance_name", "named");
-            if let Some((name, route, service, consumer)) = plugin_identity(canonical) {
-                let scope = [("route", route), ("service", service), ("consumer", consumer)]
-                    .into_iter()
-                    .filter_map(|(what, id)| id.map(|id| format!("{what} {id}")))
-                    .collect::<Vec<_>>();
+            if let Some(identity) = plugin_identity(canonical) {
+                let (name, route, service, consumer) = &identity;
+                let scope: Vec<String> = [
+                    ("route", route),
+                    ("service", service),
+                    ("consumer", consumer),
+                ]
+                .into_iter()
+                .filter_map(|(what, id)| id.as_ref().map(|id| format!("{what} {}", name_of(id))))
+                .collect();
                 let scope_text = if scope.is_empty() {
                     "global".to_owned()
                 } else {
@@ -847,7 +928,7 @@ fn identity_keys(kind: EntityKind, canonical: &Value) -> Vec<(String, String)> {
                 };
                 keys.push((
                     format!("'{name}' for the same scope ({scope_text})"),
-                    format!("scope:{name}:{scope_text}"),
+                    format!("scope:{identity:?}"),
                 ));
             }
         }
@@ -891,7 +972,9 @@ fn add_tags(input: &mut Map<String, Value>, select_tags: &[String]) {
     if select_tags.is_empty() {
         return;
     }
-    let tags = input.entry("tags").or_insert_with(|| Value::Array(Vec::new()));
+    let tags = input
+        .entry("tags")
+        .or_insert_with(|| Value::Array(Vec::new()));
     if tags.is_null() {
         *tags = Value::Array(Vec::new());
     }
@@ -906,4 +989,110 @@ fn add_tags(input: &mut Map<String, Value>, select_tags: &[String]) {
 
 fn new_id() -> String {
     Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file::load::load_text;
+    use serde_json::json;
+
+    fn docs(text: &str) -> Vec<SourceDoc> {
+        let no_env = |_: &str| None;
+        load_text("kong.yaml", text, &no_env)
+            .expect("test input parses")
+            .docs
+    }
+
+    fn build_against(text: &str, current: &Config) -> Built {
+        build(&docs(text), current, &BuildOptions::default()).expect("test input builds")
+    }
+
+    const TUTORIAL: &str = r#"_format_version: "3.0"
+services:
+  - name: example-service
+    url: http://127.0.0.1:9000
+    routes:
+      - name: example-route
+        paths: [/anything]
+    plugins:
+      - name: session
+        config: {storage: kong}
+consumers:
+  - username: alex
+    keyauth_credentials:
+      - key: hello_world
+"#;
+
+    #[test]
+    fn nested_entities_get_their_parent_reference() {
+        let built = build_against(TUTORIAL, &Config::default());
+        let service_id = id_of(&built.config.services[0]).unwrap();
+        assert_eq!(built.config.routes[0]["service"]["id"], service_id);
+        assert_eq!(built.config.plugins[0]["service"]["id"], service_id);
+        let consumer_id = id_of(&built.config.consumers[0]).unwrap();
+        assert_eq!(
+            built.config.keyauth_credentials[0]["consumer"]["id"],
+            consumer_id
+        );
+        assert_eq!(built.config.len(), 5);
+    }
+
+    #[test]
+    fn ids_and_generated_secrets_come_from_the_live_state() {
+        let first = build_against(TUTORIAL, &Config::default());
+        let mut live = first.config.clone();
+        live.plugins[0]["config"]["secret"] = json!("live-secret");
+        let second = build_against(TUTORIAL, &live);
+        for kind in EntityKind::ALL {
+            let ids = |config: &Config| -> Vec<String> {
+                config
+                    .entities(kind)
+                    .iter()
+                    .filter_map(id_of)
+                    .map(str::to_owned)
+                    .collect()
+            };
+            assert_eq!(ids(&second.config), ids(&live), "{kind:?} ids are reused");
+        }
+        assert_eq!(second.config.plugins[0]["config"]["secret"], "live-secret");
+    }
+
+    #[test]
+    fn references_resolve_against_the_live_state() {
+        let live = build_against(TUTORIAL, &Config::default()).config;
+        let block = "plugins:\n  - name: key-auth\n    service: example-service\n";
+        let built = build_against(block, &live);
+        assert_eq!(
+            built.config.plugins[0]["service"]["id"],
+            live.services[0]["id"]
+        );
+        let offline = build(&docs(block), &Config::default(), &BuildOptions::default());
+        let errors = offline.expect_err("dangling offline");
+        assert_eq!(
+            errors[0].to_string(),
+            "kong.yaml:3:14: plugins[0] (key-auth).service: service example-service for plugin key-auth: entity not found"
+        );
+    }
+
+    #[test]
+    fn select_tags_are_added_and_must_agree() {
+        let text = "_info:\n  select_tags: [team-a]\nconsumers:\n  - username: bob\n";
+        let built = build_against(text, &Config::default());
+        assert_eq!(built.config.consumers[0]["tags"], json!(["team-a"]));
+        let options = BuildOptions {
+            select_tags: vec!["team-b".into()],
+        };
+        assert!(build(&docs(text), &Config::default(), &options).is_err());
+    }
+
+    #[test]
+    fn anonymous_consumer_absent_is_a_warning() {
+        let text = "plugins:\n  - name: key-auth\n    config:\n      anonymous: ghost\n";
+        let built = build_against(text, &Config::default());
+        assert_eq!(built.warnings.len(), 1);
+        assert!(built.warnings[0]
+            .to_string()
+            .contains("warning: plugins[0] (key-auth).config.anonymous"));
+    }
 }

@@ -210,7 +210,8 @@ pub fn load_inputs<S: AsRef<str>>(
             }
         };
         for file in files {
-            match read_input(&file, stdin).and_then(|text| load_text(&file, &text, env)) {
+            let origin = file.origin();
+            match read_input(&file, stdin).and_then(|text| load_text(&origin, &text, env)) {
                 Ok(more) => loaded.absorb(more),
                 Err(error) => errors.push(error),
             }
@@ -236,10 +237,26 @@ pub fn load_text(origin: &str, text: &str, env: &dyn EnvLookup) -> Result<Loaded
     }
 }
 
+/// One thing to read.
+enum InputFile {
+    Stdin,
+    Path(PathBuf),
+}
+
+impl InputFile {
+    /// The name used in documents and errors.
+    fn origin(&self) -> String {
+        match self {
+            InputFile::Stdin => STDIN.to_owned(),
+            InputFile::Path(path) => path.display().to_string(),
+        }
+    }
+}
+
 /// The files an input stands for: itself, `-`, or a directory's files.
-fn expand_input(input: &str) -> Result<Vec<String>, LoadError> {
+fn expand_input(input: &str) -> Result<Vec<InputFile>, LoadError> {
     if input == STDIN {
-        return Ok(vec![STDIN.to_owned()]);
+        return Ok(vec![InputFile::Stdin]);
     }
     let io_error = |error| LoadError::Io {
         origin: input.to_owned(),
@@ -247,10 +264,10 @@ fn expand_input(input: &str) -> Result<Vec<String>, LoadError> {
     };
     let metadata = fs::metadata(input).map_err(io_error)?;
     if !metadata.is_dir() {
-        return Ok(vec![input.to_owned()]);
+        return Ok(vec![InputFile::Path(PathBuf::from(input))]);
     }
     let files = config_files_in(FsPath::new(input)).map_err(io_error)?;
-    Ok(files.iter().map(|p| p.display().to_string()).collect())
+    Ok(files.into_iter().map(InputFile::Path).collect())
 }
 
 /// The configuration files under `dir`, recursively, sorted.
@@ -285,15 +302,14 @@ fn has_extension(path: &FsPath, extensions: &[&str]) -> bool {
         .is_some_and(|ext| extensions.iter().any(|e| ext.eq_ignore_ascii_case(e)))
 }
 
-fn read_input(origin: &str, stdin: &mut dyn Read) -> Result<String, LoadError> {
+fn read_input(file: &InputFile, stdin: &mut dyn Read) -> Result<String, LoadError> {
     let mut text = String::new();
-    let result = if origin == STDIN {
-        stdin.read_to_string(&mut text).map(|_| ())
-    } else {
-        fs::File::open(origin).and_then(|mut file| file.read_to_string(&mut text).map(|_| ()))
+    let result = match file {
+        InputFile::Stdin => stdin.read_to_string(&mut text),
+        InputFile::Path(path) => fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text)),
     };
-    result.map(|()| text).map_err(|error| LoadError::Io {
-        origin: origin.to_owned(),
+    result.map(|_| text).map_err(|error| LoadError::Io {
+        origin: file.origin(),
         error,
     })
 }

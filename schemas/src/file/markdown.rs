@@ -610,4 +610,19 @@ entities:
             "environment variable 'DECK_UNSET' present in state file but not set"
         );
     }
+
+    mod fuzz {
+        use super::super::extract_entity_examples;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #[test]
+            fn arbitrary_markdown_never_panics(
+                text in "(\\{%-? ?|-? ?%\\}|entity_examples|endentity_examples|raw|endraw|---|\n|[ a-zé]){0,40}"
+            ) {
+                let _ = extract_entity_examples(&text);
+            }
+        }
+    }
 }

@@ -908,4 +908,20 @@ mod tests {
         // PATH is set in any test environment; nothing is modified.
         assert!(ProcessEnv.lookup("PATH").is_some());
     }
+
+    mod fuzz {
+        use super::super::render;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #[test]
+            fn arbitrary_template_text_never_panics(
+                text in "(\\$\\{\\{-? |[ a-zA-Z_0-9\"`'|()\\\\\n-]|}}| -}}|/\\*|\\*/|env|toInt|indent|é){0,40}"
+            ) {
+                let env = |name: &str| name.starts_with("DECK_").then(|| "1\n2".to_owned());
+                let _ = render(&text, &env);
+            }
+        }
+    }
 }

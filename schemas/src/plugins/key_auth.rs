@@ -21,15 +21,28 @@ pub fn plugin_schema() -> PluginSchema {
 
 fn config_schema() -> Record {
     Record::new(vec![
-        Field::array("key_names", Field::item(Type::String).check(header_name_check()))
+        Field::array(
+            "key_names",
+            Field::item(Type::String).check(header_name_check()),
+        )
+        .required()
+        .default(json!(["apikey"])),
+        Field::boolean("hide_credentials")
             .required()
-            .default(json!(["apikey"])),
-        Field::boolean("hide_credentials").required().default(json!(false)),
+            .default(json!(false)),
         Field::string("anonymous"),
-        Field::boolean("key_in_header").required().default(json!(true)),
-        Field::boolean("key_in_query").required().default(json!(true)),
-        Field::boolean("key_in_body").required().default(json!(false)),
-        Field::boolean("run_on_preflight").required().default(json!(true)),
+        Field::boolean("key_in_header")
+            .required()
+            .default(json!(true)),
+        Field::boolean("key_in_query")
+            .required()
+            .default(json!(true)),
+        Field::boolean("key_in_body")
+            .required()
+            .default(json!(false)),
+        Field::boolean("run_on_preflight")
+            .required()
+            .default(json!(true)),
         Field::string("realm"),
     ])
 }

@@ -46,20 +46,28 @@ fn config_schema() -> Record {
             .required()
             .default(json!("cookie"))
             .one_of(&["cookie", "kong"]),
-        Field::string("audience").required().default(json!("default")),
+        Field::string("audience")
+            .required()
+            .default(json!("default")),
         seconds("idling_timeout", 900),
         seconds("rolling_timeout", 3600),
         seconds("absolute_timeout", 86400),
         seconds("stale_ttl", 10),
-        Field::string("cookie_name").required().default(json!("session")),
+        Field::string("cookie_name")
+            .required()
+            .default(json!("session")),
         Field::string("cookie_path").required().default(json!("/")),
         Field::string("cookie_domain"),
         Field::string("cookie_same_site")
             .required()
             .default(json!("Strict"))
             .one_of(&["Strict", "Lax", "None", "Default"]),
-        Field::boolean("cookie_http_only").required().default(json!(true)),
-        Field::boolean("cookie_secure").required().default(json!(true)),
+        Field::boolean("cookie_http_only")
+            .required()
+            .default(json!(true)),
+        Field::boolean("cookie_secure")
+            .required()
+            .default(json!(true)),
         Field::boolean("remember").required().default(json!(false)),
         Field::string("remember_cookie_name")
             .required()
@@ -83,8 +91,12 @@ fn config_schema() -> Record {
         Field::string("logout_post_arg")
             .required()
             .default(json!("session_logout")),
-        Field::boolean("hash_subject").required().default(json!(false)),
-        Field::boolean("store_metadata").required().default(json!(false)),
+        Field::boolean("hash_subject")
+            .required()
+            .default(json!(false)),
+        Field::boolean("store_metadata")
+            .required()
+            .default(json!(false)),
     ])
 }
 
@@ -102,7 +114,13 @@ fn translate_shorthands(config: &Value) -> Value {
         }
     };
     rename("cookie_lifetime", "rolling_timeout", |v| v);
-    rename("cookie_idletime", "idling_timeout", |v| if v.is_null() { json!(0) } else { v });
+    rename("cookie_idletime", "idling_timeout", |v| {
+        if v.is_null() {
+            json!(0)
+        } else {
+            v
+        }
+    });
     rename("cookie_discard", "stale_ttl", |v| v);
     rename("cookie_samesite", "cookie_same_site", |v| {
         if v == "off" {
