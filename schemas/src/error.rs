@@ -13,6 +13,24 @@ pub enum PathSeg {
     Index(usize),
 }
 
+impl From<&str> for PathSeg {
+    fn from(key: &str) -> Self {
+        PathSeg::Key(key.to_owned())
+    }
+}
+
+impl From<String> for PathSeg {
+    fn from(key: String) -> Self {
+        PathSeg::Key(key)
+    }
+}
+
+impl From<usize> for PathSeg {
+    fn from(index: usize) -> Self {
+        PathSeg::Index(index)
+    }
+}
+
 /// Where in an entity a problem sits, e.g. `config.key_names[0]`.
 /// An empty path is the entity itself (Kong's `@entity`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

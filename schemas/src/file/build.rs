@@ -21,10 +21,10 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::load::SourceDoc;
-use super::pos::{PathSeg as PosSeg, Pos};
+use super::pos::Pos;
 use crate::config::{id_of, Config};
 use crate::entities::EntityKind;
-use crate::error::{FieldPath, PathSeg};
+use crate::error::FieldPath;
 
 /// Where an entity or field came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,15 +216,7 @@ impl<'a> Builder<'a> {
     // ----- diagnostics -------------------------------------------------
 
     fn pos_of(&self, doc: usize, path: &FieldPath) -> Option<Pos> {
-        let segs: Vec<PosSeg> = path
-            .0
-            .iter()
-            .map(|seg| match seg {
-                PathSeg::Key(key) => PosSeg::Key(key.clone()),
-                PathSeg::Index(index) => PosSeg::Index(*index),
-            })
-            .collect();
-        self.docs.get(doc)?.positions.lookup(&segs)
+        self.docs.get(doc)?.positions.lookup(&path.0)
     }
 
     fn doc_error(&mut self, doc: usize, path: FieldPath, message: impl Into<String>) {
@@ -872,10 +864,12 @@ pub fn find_in_config(config: &Config, kind: EntityKind, text: &str) -> Option<S
         .map(str::to_owned)
 }
 
+/// A plugin's name and the ids of its route, service and consumer scope:
+/// at most one plugin per identity.
+pub type PluginIdentity = (String, Option<String>, Option<String>, Option<String>);
+
 /// A plugin's identity: its name and the ids of its scope.
-pub fn plugin_identity(
-    plugin: &Value,
-) -> Option<(String, Option<String>, Option<String>, Option<String>)> {
+pub fn plugin_identity(plugin: &Value) -> Option<PluginIdentity> {
     let name = plugin.get("name")?.as_str()?.to_owned();
     let scope = |field: &str| {
         plugin

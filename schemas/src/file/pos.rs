@@ -38,32 +38,7 @@ impl fmt::Display for Pos {
     }
 }
 
-/// One step of a [`Path`]: a mapping key or a sequence index.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PathSeg {
-    /// A key of a mapping (JSON object).
-    Key(String),
-    /// A 0-based index into a sequence (JSON array).
-    Index(usize),
-}
-
-impl From<&str> for PathSeg {
-    fn from(key: &str) -> Self {
-        PathSeg::Key(key.to_owned())
-    }
-}
-
-impl From<String> for PathSeg {
-    fn from(key: String) -> Self {
-        PathSeg::Key(key)
-    }
-}
-
-impl From<usize> for PathSeg {
-    fn from(index: usize) -> Self {
-        PathSeg::Index(index)
-    }
-}
+pub use crate::error::PathSeg;
 
 /// The address of a node inside a document, from the root down.
 ///

@@ -29,6 +29,9 @@ use std::fmt::Write as _;
 pub const ENV_PREFIX: &str = "DECK_";
 
 const OPEN: &str = "${{";
+
+/// Widest `indent` accepted.
+const MAX_INDENT: i64 = 1024;
 const CLOSE: &str = "}}";
 
 /// Where variable values come from.
@@ -253,6 +256,13 @@ impl Renderer<'_> {
                 let [TValue::Int(spaces), TValue::Str(text)] = expect_args::<2>(name, args)? else {
                     return Err(wrong_type(name));
                 };
+                // Go would try to allocate any width; a cap keeps a typo
+                // from exhausting memory.
+                if spaces > MAX_INDENT {
+                    return Err(format!(
+                        "error calling indent: {spaces} spaces is more than {MAX_INDENT}"
+                    ));
+                }
                 let pad = " ".repeat(usize::try_from(spaces).unwrap_or(0));
                 Ok(TValue::Str(text.replace('\n', &format!("\n{pad}"))))
             }
@@ -786,6 +796,7 @@ mod tests {
             render_with(text, &vars).unwrap(),
             "cert: |\n  -----BEGIN-----\n  abc\n  -----END-----\n"
         );
+        assert!(render_with("${{ indent 1000000000000 \"a\\nb\" }}", &vars).is_err());
         let error = render_with("${{ indent 2 }}", &vars).unwrap_err();
         assert_eq!(
             error.message,
