@@ -7,8 +7,15 @@
 //! - [`proxy`]: the proxy listener, request pipeline and upstream forwarding.
 //! - [`plugins`]: the plugin trait, the runner and one file per plugin.
 //! - [`tls`]: rustls server and upstream client configuration.
+//! - [`serve`]: `gateway serve`: wiring of store, snapshot, proxy and Admin API.
 //! - [`echo`]: a small httpbin-like upstream for tutorials, tests and benchmarks.
 
+pub mod admin;
 pub mod echo;
 pub mod plugins;
+pub mod proxy;
+pub mod router;
+pub mod serve;
+pub mod snapshot;
+pub mod store;
 pub mod tls;

@@ -1,4 +1,4 @@
-//! `gwctl diff`.
+//! `gwctl diff`: what `gwctl sync` would change, without changing it.
 
 use std::process::ExitCode;
 
@@ -6,14 +6,68 @@ use clap::Args;
 
 use super::GatewayArgs;
 use crate::error::CommandError;
+use crate::output::{self, Style};
+use crate::plan::PlanOptions;
+use crate::reconcile::{self, PrepareOptions};
 
-/// Not yet available.
+/// Compare decK files with the gateway's configuration and list what
+/// `gwctl sync` would create, update and delete, in the order it would.
+///
+/// Each line names the entity as decK does (`creating service svc1`,
+/// `updating plugin key-auth for service svc1`); an update lists only the
+/// changed fields as `path: old -> new`. Secrets are shown as `[masked]`.
+/// The files are checked first; only GET requests reach the gateway.
+/// Exit codes: 0 (also with differences), 1 on error, 2 with
+/// --non-zero-exit-code when there are differences.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
+    /// Files or directories to compare; `-` (or nothing) reads stdin.
+    /// Markdown files contribute their `{% entity_examples %}` blocks.
+    pub files: Vec<String>,
     #[command(flatten)]
     pub gateway: GatewayArgs,
+    /// Exit with code 2 when there are differences (drift checks in CI).
+    #[arg(long)]
+    pub non_zero_exit_code: bool,
+    /// Show secret values (credential keys, session secrets) instead of
+    /// [masked].
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Leave out deletes, as `gwctl sync --no-deletes` would.
+    #[arg(long)]
+    pub no_deletes: bool,
+    /// Never colour the output (it is coloured only on a terminal anyway).
+    #[arg(long)]
+    pub no_color: bool,
 }
 
-pub fn run(_args: &DiffArgs) -> Result<ExitCode, CommandError> {
-    Err(CommandError::user("gwctl diff is not yet available"))
+pub fn run(args: &DiffArgs) -> Result<ExitCode, CommandError> {
+    output::report_errors_as_json(args.gateway.json_output, &[], diff(args))
+}
+
+fn diff(args: &DiffArgs) -> Result<ExitCode, CommandError> {
+    let options = PrepareOptions {
+        plan: PlanOptions {
+            show_secrets: args.show_secrets,
+            no_deletes: args.no_deletes,
+            entity_fields: args.gateway.json_output,
+        },
+        refuse_sanitized: false,
+    };
+    let prepared = reconcile::prepare(&args.files, &args.gateway, options)?;
+    let counts = prepared.plan.counts();
+    if args.gateway.json_output {
+        let report = output::json_report(&prepared.plan.changes, &counts, &prepared.warnings, &[]);
+        output::print_json(&report);
+    } else {
+        output::print_text(
+            &prepared.plan.changes,
+            &counts,
+            &Style::for_stdout(args.no_color),
+        );
+    }
+    if args.non_zero_exit_code && counts.total() > 0 {
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,450 @@
+//! The diff engine: what must be created, updated and deleted to turn the
+//! gateway's current configuration into the target built from the files.
+//!
+//! Both sides are canonical (`schemas`), so entities are compared field by
+//! field with no false differences, after ignoring `created_at` and
+//! `updated_at` and treating `null`, `[]` and `{}` alike (decK: "an empty
+//! list equals no list"). Entities are matched by id: the build already
+//! gave file entities the ids of the live entities they match.
+//!
+//! Changes come in dependency order, as they are applied: creates and
+//! updates parent first (consumers, services, credentials, routes,
+//! plugins), then deletes child first. Within a kind they are sorted by
+//! name, so the output is deterministic. An update lists only the fields
+//! that changed, with nested paths spelled out (`config.key_names`); an
+//! entity without a visible change is never an update.
+//!
+//! Matching uses hash maps keyed by id, so planning is linear in the size
+//! of the configurations.
+
+use std::collections::{HashMap, HashSet};
+
+use schemas::config::{id_of, Config};
+use schemas::schema::{Record, Type};
+use schemas::EntityKind;
+use serde_json::{Map, Value};
+
+use crate::names::Names;
+use crate::secrets;
+
+/// Fields never compared: the store sets them.
+const TIMESTAMPS: [&str; 2] = ["created_at", "updated_at"];
+static NULL: Value = Value::Null;
+
+/// What happens to one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    /// decK's verb: `creating`, `updating`, `deleting`.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Create => "creating",
+            Self::Update => "updating",
+            Self::Delete => "deleting",
+        }
+    }
+}
+
+/// One changed field: `config.key_names: ["apikey"] -> ["key"]`. Secrets
+/// are already masked and references already written as names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldChange {
+    pub path: String,
+    pub old: Value,
+    pub new: Value,
+}
+
+/// One entity to create, update or delete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub action: Action,
+    pub kind: EntityKind,
+    pub id: String,
+    /// decK's name of the entity, without the kind word.
+    pub name: String,
+    /// For an update, the changed fields; for a create or delete, the
+    /// entity's fields that differ from their defaults.
+    pub fields: Vec<FieldChange>,
+}
+
+impl Change {
+    /// `updating plugin key-auth for service example-service`.
+    pub fn title(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.action.verb(),
+            self.kind.deck_kind(),
+            self.name
+        )
+    }
+}
+
+/// How many entities each action touches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+}
+
+impl Counts {
+    pub fn total(&self) -> usize {
+        self.created + self.updated + self.deleted
+    }
+
+    /// Count one more change of `action`.
+    pub fn add(&mut self, action: Action) {
+        match action {
+            Action::Create => self.created += 1,
+            Action::Update => self.updated += 1,
+            Action::Delete => self.deleted += 1,
+        }
+    }
+}
+
+/// Every change, in the order they are applied.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for change in &self.changes {
+            counts.add(change.action);
+        }
+        counts
+    }
+}
+
+/// What to plan and how to show it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// Show secret values instead of `[masked]`.
+    pub show_secrets: bool,
+    /// Plan creates and updates only (decK's `apply`).
+    pub no_deletes: bool,
+    /// Also list the fields of created and deleted entities (the JSON
+    /// report shows them); otherwise their `fields` are empty.
+    pub entity_fields: bool,
+}
+
+/// The changes that turn `current` into `target`.
+pub fn plan(target: &Config, current: &Config, options: &PlanOptions) -> Plan {
+    let names = Names::new(&[target, current]);
+    let differ = Differ {
+        names: &names,
+        show_secrets: options.show_secrets,
+        entity_fields: options.entity_fields,
+    };
+    let mut changes = Vec::new();
+    for kind in EntityKind::ALL {
+        changes.extend(differ.creates_and_updates(kind, target, current));
+    }
+    if !options.no_deletes {
+        for kind in EntityKind::ALL.into_iter().rev() {
+            changes.extend(differ.deletes(kind, target, current));
+        }
+    }
+    Plan { changes }
+}
+
+/// Values the gateway generates (fields marked `auto`, such as a session
+/// plugin's `secret` or a credential's `key`) are kept from the live
+/// entity when the target leaves them unset, so they never show as changes
+/// and a sync does not reset them.
+pub fn keep_generated_values(target: &mut Config, current: &Config) {
+    for kind in EntityKind::ALL {
+        let live = index_by_id(current.entities(kind));
+        for entity in target.entities_mut(kind) {
+            let Some(old) = id_of(entity).and_then(|id| live.get(id)).copied() else {
+                continue;
+            };
+            if let Some(record) = kind.record_for(entity) {
+                adopt_generated(record, entity, old);
+            }
+        }
+    }
+}
+
+fn adopt_generated(record: &Record, target: &mut Value, live: &Value) {
+    for field in &record.fields {
+        if field.name == "id" || TIMESTAMPS.contains(&field.name) {
+            continue;
+        }
+        let Some(live_value) = live.get(field.name).filter(|value| !value.is_null()) else {
+            continue;
+        };
+        let Some(value) = target.get_mut(field.name) else {
+            continue;
+        };
+        if value.is_null() && field.auto {
+            *value = live_value.clone();
+        } else if let Type::Record(nested) = &field.ty {
+            adopt_generated(nested, value, live_value);
+        }
+    }
+}
+
+/// Entities by id.
+pub fn index_by_id(entities: &[Value]) -> HashMap<&str, &Value> {
+    entities
+        .iter()
+        .filter_map(|entity| Some((id_of(entity)?, entity)))
+        .collect()
+}
+
+/// Compares entities and renders their changes.
+struct Differ<'a> {
+    names: &'a Names,
+    show_secrets: bool,
+    entity_fields: bool,
+}
+
+impl Differ<'_> {
+    fn creates_and_updates(
+        &self,
+        kind: EntityKind,
+        target: &Config,
+        current: &Config,
+    ) -> Vec<Change> {
+        let live = index_by_id(current.entities(kind));
+        let mut creates = Vec::new();
+        let mut updates = Vec::new();
+        for entity in target.entities(kind) {
+            let Some(id) = id_of(entity) else {
+                continue;
+            };
+            match live.get(id) {
+                None => creates.push(self.change(Action::Create, kind, entity, |d| {
+                    d.entity_fields(kind, entity, Action::Create)
+                })),
+                Some(old) => {
+                    let fields = self.field_changes(kind, old, entity);
+                    if !fields.is_empty() {
+                        updates.push(self.change(Action::Update, kind, entity, |_| fields));
+                    }
+                }
+            }
+        }
+        sort_by_name(&mut creates);
+        sort_by_name(&mut updates);
+        creates.extend(updates);
+        creates
+    }
+
+    fn deletes(&self, kind: EntityKind, target: &Config, current: &Config) -> Vec<Change> {
+        let wanted: HashSet<&str> = target.entities(kind).iter().filter_map(id_of).collect();
+        let mut deletes: Vec<Change> = current
+            .entities(kind)
+            .iter()
+            .filter(|entity| id_of(entity).is_some_and(|id| !wanted.contains(id)))
+            .map(|entity| {
+                self.change(Action::Delete, kind, entity, |d| {
+                    d.entity_fields(kind, entity, Action::Delete)
+                })
+            })
+            .collect();
+        sort_by_name(&mut deletes);
+        deletes
+    }
+
+    fn change(
+        &self,
+        action: Action,
+        kind: EntityKind,
+        entity: &Value,
+        fields: impl FnOnce(&Self) -> Vec<FieldChange>,
+    ) -> Change {
+        Change {
+            action,
+            kind,
+            id: id_of(entity).unwrap_or_default().to_owned(),
+            name: self.names.display(kind, entity),
+            fields: fields(self),
+        }
+    }
+
+    /// The changed fields of an entity, secrets masked.
+    fn field_changes(&self, kind: EntityKind, old: &Value, new: &Value) -> Vec<FieldChange> {
+        let mut raw = Vec::new();
+        diff_entity(old, new, &mut raw);
+        if raw.is_empty() {
+            return Vec::new();
+        }
+        self.render(kind, old, new, raw)
+    }
+
+    /// A created or deleted entity's fields that differ from the defaults.
+    fn entity_fields(&self, kind: EntityKind, entity: &Value, action: Action) -> Vec<FieldChange> {
+        if !self.entity_fields {
+            return Vec::new();
+        }
+        let shown = match kind.record_for(entity) {
+            Some(record) => record.strip_defaults(entity),
+            None => entity.clone(),
+        };
+        let mut shown = shown;
+        if let Some(object) = shown.as_object_mut() {
+            object.shift_remove("id");
+        }
+        let empty = Value::Object(Map::new());
+        let mut raw = Vec::new();
+        match action {
+            Action::Delete => diff_entity(&shown, &empty, &mut raw),
+            _ => diff_entity(&empty, &shown, &mut raw),
+        }
+        self.render(kind, entity, entity, raw)
+    }
+
+    /// Names for references, masks for secrets.
+    fn render(
+        &self,
+        kind: EntityKind,
+        old: &Value,
+        new: &Value,
+        raw: Vec<(String, Value, Value)>,
+    ) -> Vec<FieldChange> {
+        let secret_paths = if self.show_secrets {
+            Vec::new()
+        } else {
+            let mut paths = secrets::secret_paths(kind, new);
+            paths.extend(secrets::secret_paths(kind, old));
+            paths
+        };
+        raw.into_iter()
+            .map(|(path, old, new)| {
+                let (old, new) = match reference_kind(kind, &path) {
+                    Some(target) => (self.reference(target, &old), self.reference(target, &new)),
+                    None if secrets::is_secret_path(&path, &secret_paths) => {
+                        (secrets::mask(&old), secrets::mask(&new))
+                    }
+                    None => (old, new),
+                };
+                FieldChange { path, old, new }
+            })
+            .collect()
+    }
+
+    /// A reference `{"id": X}` shown as the name of X.
+    fn reference(&self, kind: EntityKind, value: &Value) -> Value {
+        match value.get("id").and_then(Value::as_str) {
+            Some(id) => Value::String(self.names.name_or_id(kind, id)),
+            None => value.clone(),
+        }
+    }
+}
+
+fn sort_by_name(changes: &mut [Change]) {
+    changes.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+}
+
+/// The entity a top-level reference field points at.
+fn reference_kind(kind: EntityKind, path: &str) -> Option<EntityKind> {
+    match (kind, path) {
+        (EntityKind::Route | EntityKind::Plugin, "service") => Some(EntityKind::Service),
+        (EntityKind::Plugin, "route") => Some(EntityKind::Route),
+        (EntityKind::Plugin | EntityKind::KeyAuthCredential, "consumer") => {
+            Some(EntityKind::Consumer)
+        }
+        _ => None,
+    }
+}
+
+/// Field-level differences of two entities, timestamps ignored and
+/// references compared whole.
+fn diff_entity(old: &Value, new: &Value, out: &mut Vec<(String, Value, Value)>) {
+    let empty = Map::new();
+    let old_fields = old.as_object().unwrap_or(&empty);
+    let new_fields = new.as_object().unwrap_or(&empty);
+    let old_only = old_fields
+        .keys()
+        .filter(|key| !new_fields.contains_key(*key));
+    for key in new_fields.keys().chain(old_only) {
+        if TIMESTAMPS.contains(&key.as_str()) {
+            continue;
+        }
+        let old_value = old_fields.get(key).unwrap_or(&NULL);
+        let new_value = new_fields.get(key).unwrap_or(&NULL);
+        if is_reference(old_value) || is_reference(new_value) {
+            if !equivalent(old_value, new_value) {
+                out.push((key.clone(), old_value.clone(), new_value.clone()));
+            }
+        } else {
+            diff_values(key, old_value, new_value, out);
+        }
+    }
+}
+
+/// `{"id": "..."}`, the canonical form of a reference.
+fn is_reference(value: &Value) -> bool {
+    value
+        .as_object()
+        .is_some_and(|object| object.len() == 1 && object.contains_key("id"))
+}
+
+/// Differences at or below `path`: objects are walked (a missing or null
+/// side counting as empty), anything else is compared whole.
+fn diff_values(path: &str, old: &Value, new: &Value, out: &mut Vec<(String, Value, Value)>) {
+    if equivalent(old, new) {
+        return;
+    }
+    let walkable = |value: &Value| value.is_object() || value.is_null();
+    if !(walkable(old) && walkable(new)) {
+        out.push((path.to_owned(), old.clone(), new.clone()));
+        return;
+    }
+    let empty = Map::new();
+    let old_fields = old.as_object().unwrap_or(&empty);
+    let new_fields = new.as_object().unwrap_or(&empty);
+    let old_only = old_fields
+        .keys()
+        .filter(|key| !new_fields.contains_key(*key));
+    for key in new_fields.keys().chain(old_only) {
+        diff_values(
+            &format!("{path}.{key}"),
+            old_fields.get(key).unwrap_or(&NULL),
+            new_fields.get(key).unwrap_or(&NULL),
+            out,
+        );
+    }
+}
+
+/// Equal, with `null`, `[]` and `{}` (and missing members) alike.
+pub fn equivalent(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.iter()
+                .all(|(key, value)| equivalent(value, y.get(key).unwrap_or(&NULL)))
+                && y.iter()
+                    .filter(|(key, _)| !x.contains_key(*key))
+                    .all(|(_, value)| is_empty(value))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| equivalent(a, b))
+        }
+        _ => a == b || (is_empty(a) && is_empty(b)),
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(items) => items.is_empty(),
+        Value::Object(members) => members.is_empty(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

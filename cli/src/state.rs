@@ -1,0 +1,381 @@
+//! Reading the gateway's current state through the Admin API.
+//!
+//! Each collection (services, routes, consumers, plugins, key-auths) is
+//! read page by page (`size=1000`, then `offset=`), the five of them at
+//! once, with decK's select-tag semantics: `tags=a,b` asks the server for
+//! entities carrying *all* the tags, and the answer is filtered again here
+//! (Kong takes at most five tags in a query).
+//!
+//! Every entity is then brought to the canonical form of `schemas` with
+//! [`EntityKind::validate`], so what a real Kong answers (explicit `null`s,
+//! fields in another order, sets unsorted) compares equal to what the files
+//! build. Fields this tool does not know (a newer Kong's) are dropped with
+//! a warning; an entity that still does not validate (a plugin this
+//! gateway does not have) is kept as the server sent it, also with a
+//! warning.
+
+use std::collections::HashSet;
+use std::thread;
+
+use schemas::config::{id_of, Config};
+use schemas::error::PathSeg;
+use schemas::EntityKind;
+use serde_json::{Map, Value};
+
+use crate::client::{AdminClient, ClientError};
+
+/// Page size asked for; Kong's maximum.
+const PAGE_SIZE: &str = "1000";
+/// Kong refuses a `tags` filter with more than five tags.
+const MAX_QUERY_TAGS: usize = 5;
+
+/// The live configuration and what was odd about it.
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    /// Canonical entities (within the select tags), in the server's order.
+    pub config: Config,
+    /// Entities that could not be fully understood, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Why the current state could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("reading {collection} from the gateway: {source}")]
+    Request {
+        collection: &'static str,
+        #[source]
+        source: ClientError,
+    },
+    #[error("reading {collection} from the gateway: {reason}")]
+    BadAnswer {
+        collection: &'static str,
+        reason: String,
+    },
+    #[error("reading the configuration from the gateway: {0}")]
+    Config(String),
+}
+
+impl StateError {
+    /// The underlying Admin API error, if there is one.
+    pub fn client_error(&self) -> Option<&ClientError> {
+        match self {
+            Self::Request { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Read every collection, keeping the entities that carry all `select_tags`.
+/// The collections are read at once, each page made canonical as it comes.
+pub fn fetch(client: &AdminClient, select_tags: &[String]) -> Result<LiveState, StateError> {
+    let results: Vec<(EntityKind, Result<LiveState, StateError>)> = thread::scope(|scope| {
+        let handles: Vec<_> = EntityKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let handle = scope.spawn(move || fetch_kind(client, kind, select_tags));
+                (kind, handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(kind, handle)| {
+                let result = handle
+                    .join()
+                    .unwrap_or_else(|_| Err(bad_answer(kind, "the reader thread failed")));
+                (kind, result)
+            })
+            .collect()
+    });
+    let mut state = LiveState::default();
+    for (kind, result) in results {
+        let mut part = result?;
+        std::mem::swap(
+            state.config.entities_mut(kind),
+            part.config.entities_mut(kind),
+        );
+        state.warnings.append(&mut part.warnings);
+    }
+    Ok(state)
+}
+
+/// `GET /config` (our gateway): the whole stored configuration, already
+/// canonical. A 404/405 (a real Kong) comes back as the client error.
+pub fn fetch_whole_config(client: &AdminClient) -> Result<Config, StateError> {
+    let answer = client.get_config().map_err(|source| StateError::Request {
+        collection: "config",
+        source,
+    })?;
+    let config = answer.get("config").cloned().unwrap_or(Value::Null);
+    serde_json::from_value(config).map_err(|error| StateError::Config(error.to_string()))
+}
+
+/// The entities of `whole` that are not in `selected` (by id): those
+/// outside the select tags, which a sync must leave as they are.
+pub fn outside_selection(whole: &Config, selected: &Config) -> Config {
+    let mut outside = Config::default();
+    for kind in EntityKind::ALL {
+        let inside: HashSet<&str> = selected.entities(kind).iter().filter_map(id_of).collect();
+        let kept = whole
+            .entities(kind)
+            .iter()
+            .filter(|entity| id_of(entity).is_none_or(|id| !inside.contains(id)))
+            .cloned();
+        outside.entities_mut(kind).extend(kept);
+    }
+    outside
+}
+
+/// Every page of one collection, filtered by the select tags, canonical.
+fn fetch_kind(
+    client: &AdminClient,
+    kind: EntityKind,
+    select_tags: &[String],
+) -> Result<LiveState, StateError> {
+    let collection = kind.admin_path();
+    let query_tags = select_tags
+        .iter()
+        .take(MAX_QUERY_TAGS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut state = LiveState::default();
+    let mut offset: Option<String> = None;
+    let mut seen_offsets = HashSet::new();
+    loop {
+        let mut query = vec![("size", PAGE_SIZE)];
+        if !query_tags.is_empty() {
+            query.push(("tags", query_tags.as_str()));
+        }
+        if let Some(offset) = &offset {
+            query.push(("offset", offset.as_str()));
+        }
+        let page = client
+            .get(collection, &query)
+            .map_err(|source| StateError::Request {
+                collection: kind.collection(),
+                source,
+            })?;
+        let (data, next) = read_page(kind, page)?;
+        for raw in data.into_iter().filter(|e| has_all_tags(e, select_tags)) {
+            let entity = canonical_entity(kind, raw, &mut state.warnings);
+            state.config.entities_mut(kind).push(entity);
+        }
+        match next {
+            Some(next) if seen_offsets.insert(next.clone()) => offset = Some(next),
+            Some(_) => {
+                return Err(StateError::BadAnswer {
+                    collection: kind.collection(),
+                    reason: "the server repeated a pagination offset".to_owned(),
+                })
+            }
+            None => return Ok(state),
+        }
+    }
+}
+
+/// A page's `data` and its `offset` (absent or null on the last page).
+fn read_page(kind: EntityKind, page: Value) -> Result<(Vec<Value>, Option<String>), StateError> {
+    let Value::Object(mut page) = page else {
+        return Err(bad_answer(kind, "expected a JSON object"));
+    };
+    let data = match page.remove("data") {
+        Some(Value::Array(items)) => items,
+        Some(Value::Object(empty)) if empty.is_empty() => Vec::new(),
+        _ => return Err(bad_answer(kind, "expected a 'data' array")),
+    };
+    let next = match page.remove("offset") {
+        Some(Value::String(offset)) if !offset.is_empty() => Some(offset),
+        _ => None,
+    };
+    Ok((data, next))
+}
+
+fn bad_answer(kind: EntityKind, reason: &str) -> StateError {
+    StateError::BadAnswer {
+        collection: kind.collection(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn has_all_tags(entity: &Value, select_tags: &[String]) -> bool {
+    if select_tags.is_empty() {
+        return true;
+    }
+    let tags: Vec<&str> = entity
+        .get("tags")
+        .and_then(Value::as_array)
+        .map(|tags| tags.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    select_tags
+        .iter()
+        .all(|wanted| tags.contains(&wanted.as_str()))
+}
+
+/// The canonical form of an entity the server sent; see the module doc.
+pub fn canonical_entity(kind: EntityKind, raw: Value, warnings: &mut Vec<String>) -> Value {
+    let stripped = strip_nulls(raw);
+    let violation = match kind.validate(&stripped) {
+        Ok(canonical) => return canonical,
+        Err(violation) => violation,
+    };
+    let label = entity_label(kind, &stripped);
+    let unknown: Vec<&schemas::FieldPath> = violation
+        .errors
+        .iter()
+        .filter(|error| error.message == "unknown field")
+        .map(|error| &error.path)
+        .collect();
+    if unknown.len() == violation.errors.len() {
+        let mut trimmed = stripped.clone();
+        for path in &unknown {
+            remove_path(&mut trimmed, &path.0);
+        }
+        if let Ok(canonical) = kind.validate(&trimmed) {
+            let names: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+            warnings.push(format!(
+                "{label}: ignoring fields gwctl does not know: {}",
+                names.join(", ")
+            ));
+            return canonical;
+        }
+    }
+    warnings.push(format!(
+        "{label}: not understood by gwctl ({violation}); compared as the gateway sent it"
+    ));
+    stripped
+}
+
+/// `service svc1 (id ...)` for warnings about live entities.
+fn entity_label(kind: EntityKind, entity: &Value) -> String {
+    let name = ["name", "username", "custom_id"]
+        .iter()
+        .find_map(|field| entity.get(*field).and_then(Value::as_str));
+    let id = id_of(entity).unwrap_or("without id");
+    match name {
+        Some(name) => format!("{} {name} ({id})", kind.deck_kind()),
+        None => format!("{} {id}", kind.deck_kind()),
+    }
+}
+
+/// The value without object members that are `null` (at any depth): Kong
+/// answers with every unset field as `null`, which means "absent".
+pub fn strip_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(object) => Value::Object(
+            object
+                .into_iter()
+                .filter(|(_, member)| !member.is_null())
+                .map(|(key, member)| (key, strip_nulls(member)))
+                .collect::<Map<String, Value>>(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
+}
+
+fn remove_path(value: &mut Value, path: &[PathSeg]) {
+    match path {
+        [] => {}
+        [PathSeg::Key(key)] => {
+            if let Some(object) = value.as_object_mut() {
+                object.shift_remove(key);
+            }
+        }
+        [PathSeg::Index(index)] => {
+            if let Some(items) = value.as_array_mut() {
+                if *index < items.len() {
+                    items.remove(*index);
+                }
+            }
+        }
+        [first, rest @ ..] => {
+            let child = match first {
+                PathSeg::Key(key) => value.get_mut(key.as_str()),
+                PathSeg::Index(index) => value.get_mut(*index),
+            };
+            if let Some(child) = child {
+                remove_path(child, rest);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ID: &str = "5f3b3c42-8bd2-4c3a-9a4e-0c6a1e1d2b01";
+
+    #[test]
+    fn kongs_answers_become_canonical() {
+        let mut warnings = Vec::new();
+        let raw = json!({"id": ID, "name": "svc1", "host": "example.com", "port": 80,
+            "protocol": "http", "path": null, "retries": 5, "tags": null,
+            "connect_timeout": 60000, "created_at": 1, "updated_at": 2,
+            "client_certificate": null, "tls_verify": null, "enabled": true});
+        let canonical = canonical_entity(EntityKind::Service, raw, &mut warnings);
+        let from_file = EntityKind::Service
+            .validate(
+                &json!({"id": ID, "name": "svc1", "url": "http://example.com",
+                "created_at": 1, "updated_at": 2}),
+            )
+            .unwrap();
+        assert_eq!(canonical, from_file);
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_are_dropped_with_a_warning() {
+        let mut warnings = Vec::new();
+        let raw = json!({"id": ID, "username": "alex", "type": 0, "created_at": 1});
+        let canonical = canonical_entity(EntityKind::Consumer, raw, &mut warnings);
+        assert_eq!(canonical["username"], "alex");
+        assert!(canonical.get("type").is_none());
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("type"), "{}", warnings[0]);
+    }
+
+    #[test]
+    fn unknown_plugins_are_kept_as_sent() {
+        let mut warnings = Vec::new();
+        let raw = json!({"id": ID, "name": "rate-limiting", "config": {"minute": 5}});
+        let kept = canonical_entity(EntityKind::Plugin, raw.clone(), &mut warnings);
+        assert_eq!(kept, raw);
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn pages_and_tags() {
+        let (data, next) = read_page(
+            EntityKind::Service,
+            json!({"data": [{"id": ID}], "offset": "abc", "next": "/services?offset=abc"}),
+        )
+        .unwrap();
+        assert_eq!((data.len(), next.as_deref()), (1, Some("abc")));
+        let (_, last) = read_page(EntityKind::Service, json!({"data": [], "next": null})).unwrap();
+        assert_eq!(last, None);
+        assert!(read_page(EntityKind::Service, json!([1])).is_err());
+        let tagged = json!({"tags": ["a", "b"]});
+        assert!(has_all_tags(&tagged, &["a".into(), "b".into()]));
+        assert!(!has_all_tags(&tagged, &["a".into(), "c".into()]));
+        assert!(has_all_tags(&json!({}), &[]));
+    }
+
+    #[test]
+    fn outside_selection_keeps_what_the_filter_hid() {
+        let whole = Config {
+            services: vec![json!({"id": "1"}), json!({"id": "2"})],
+            ..Config::default()
+        };
+        let selected = Config {
+            services: vec![json!({"id": "2"})],
+            ..Config::default()
+        };
+        assert_eq!(
+            outside_selection(&whole, &selected).services,
+            vec![json!({"id": "1"})]
+        );
+    }
+}

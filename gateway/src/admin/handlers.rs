@@ -1,0 +1,227 @@
+//! Endpoint handlers. They are synchronous (the store is sled) and run on
+//! tokio's blocking pool; [`dispatch`] picks one per endpoint.
+//!
+//! This file has the top-level collections and entities
+//! (`/services`, `/services/{id or name}`, ...); nested URLs live in
+//! [`super::nested`], informational endpoints in [`super::info`] and
+//! `/config` in [`super::config`].
+
+use std::collections::HashMap;
+
+use http::Method;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use schemas::EntityKind;
+use serde_json::{Map, Value};
+
+use super::body::Body;
+use super::input::{entity_input, set_reference};
+use super::response::{ApiError, Reply};
+use super::routes::{Endpoint, Relation};
+use super::{config, info, nested, Context};
+use crate::store::{EntityKey, ListQuery, Page, Store};
+
+/// A request reduced to what the handlers need.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// The method (HEAD already mapped to GET).
+    pub method: Method,
+    pub endpoint: Endpoint,
+    /// Query arguments, first value of each.
+    pub query: HashMap<String, String>,
+    pub body: Body,
+}
+
+/// Answer one request.
+pub fn dispatch(context: &Context, request: ApiRequest) -> Result<Reply, ApiError> {
+    let store = context.state.store.as_ref();
+    let ApiRequest {
+        method,
+        endpoint,
+        query,
+        body,
+    } = request;
+    match endpoint {
+        Endpoint::Root => info::root(context),
+        Endpoint::Status => info::status(context),
+        Endpoint::PluginsEnabled => Ok(info::plugins_enabled()),
+        Endpoint::EntitySchema(name) => info::entity_schema(&name),
+        Endpoint::PluginSchema(name) => info::plugin_schema(&name),
+        Endpoint::ValidateEntity(name) => info::validate(&name, &body),
+        Endpoint::Config => config::handle(store, &method, body),
+        Endpoint::Collection(kind) => collection(store, kind, &method, &query, &body),
+        Endpoint::Entity(kind, key) => entity(store, kind, &key, &method, &body),
+        Endpoint::Nested(relation, key) => {
+            nested::collection(store, &relation, &key, &method, &query, &body)
+        }
+        Endpoint::NestedEntity(relation, parent, child) => {
+            nested::entity(store, &relation, &parent, &child, &method, &body)
+        }
+        Endpoint::Foreign(relation, key) => nested::foreign(store, &relation, &key, &method, &body),
+    }
+}
+
+/// `GET|POST /{collection}`.
+fn collection(
+    store: &Store,
+    kind: EntityKind,
+    method: &Method,
+    query: &HashMap<String, String>,
+    body: &Body,
+) -> Result<Reply, ApiError> {
+    match *method {
+        Method::GET => list(store, kind, query),
+        Method::POST => create(store, kind, body, None),
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+fn list(
+    store: &Store,
+    kind: EntityKind,
+    query: &HashMap<String, String>,
+) -> Result<Reply, ApiError> {
+    if kind == EntityKind::Consumer {
+        if let Some(custom_id) = query.get("custom_id") {
+            return consumer_by_custom_id(store, custom_id);
+        }
+    }
+    let list_query = list_query(query)?;
+    let page = store.list(kind, None, &list_query)?;
+    let next = page.offset.as_deref().map(|offset| {
+        let mut link = format!("/{}?offset={}", kind.admin_path(), escape(offset));
+        if let Some(tags) = query.get("tags") {
+            link.push_str(&format!("&tags={}", escape(tags)));
+        }
+        if let Some(size) = query.get("size") {
+            link.push_str(&format!("&size={}", escape(size)));
+        }
+        link
+    });
+    Ok(Reply::ok(page_body(page, next)))
+}
+
+/// Kong's `GET /consumers?custom_id=...`: at most one consumer, no paging.
+fn consumer_by_custom_id(store: &Store, custom_id: &str) -> Result<Reply, ApiError> {
+    if custom_id.is_empty() {
+        return Err(ApiError::BadRequest(
+            "custom_id must be an unempty string".to_owned(),
+        ));
+    }
+    let found = store.find_unique(EntityKind::Consumer, "custom_id", custom_id)?;
+    let page = Page {
+        data: found.into_iter().collect(),
+        offset: None,
+    };
+    Ok(Reply::ok(page_body(page, None)))
+}
+
+/// The `size`, `offset` and `tags` arguments of a listing.
+pub fn list_query(query: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
+    let argument = |name: &str| query.get(name).map(String::as_str);
+    Ok(ListQuery::parse(
+        argument("size"),
+        argument("offset"),
+        argument("tags"),
+    )?)
+}
+
+/// `{"data": [...], "offset": "...", "next": "..."|null}`.
+pub fn page_body(page: Page, next: Option<String>) -> Value {
+    let mut body = Map::new();
+    body.insert("data".to_owned(), Value::Array(page.data));
+    if let Some(offset) = page.offset {
+        body.insert("offset".to_owned(), Value::from(offset));
+    }
+    body.insert("next".to_owned(), next.map_or(Value::Null, Value::from));
+    Value::Object(body)
+}
+
+/// Characters `ngx.escape_uri` leaves alone: letters, digits, `-._~`.
+const URI_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-escape a query value or path segment.
+pub fn escape(text: &str) -> String {
+    utf8_percent_encode(text, URI_UNRESERVED).to_string()
+}
+
+/// `POST`: create an entity, with its parent reference when nested.
+pub fn create(
+    store: &Store,
+    kind: EntityKind,
+    body: &Body,
+    parent: Option<(&Relation, &Value)>,
+) -> Result<Reply, ApiError> {
+    let mut input = entity_input(store, kind, body, None)?;
+    if let Some((relation, parent)) = parent {
+        set_reference(&mut input, relation.field, parent);
+    }
+    Ok(Reply::created(store.insert(kind, input)?))
+}
+
+/// `GET|PUT|PATCH|DELETE /{collection}/{id or endpoint key}`.
+fn entity(
+    store: &Store,
+    kind: EntityKind,
+    raw_key: &str,
+    method: &Method,
+    body: &Body,
+) -> Result<Reply, ApiError> {
+    let key = EntityKey::parse(raw_key);
+    match *method {
+        Method::GET => store
+            .get(kind, &key)?
+            .map(Reply::ok)
+            .ok_or(ApiError::NotFound),
+        Method::PUT => {
+            let input = entity_input(store, kind, body, None)?;
+            Ok(Reply::ok(store.upsert(kind, &key, input)?))
+        }
+        Method::PATCH => patch(store, kind, &key, body, None),
+        Method::DELETE => {
+            store.delete(kind, &key)?;
+            Ok(Reply::no_content())
+        }
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+/// `PATCH`: merge the body into the entity `key` names (404 if missing).
+/// `default_reference` is set when the body does not name one (nested URLs).
+pub fn patch(
+    store: &Store,
+    kind: EntityKind,
+    key: &EntityKey,
+    body: &Body,
+    default_reference: Option<(&str, &Value)>,
+) -> Result<Reply, ApiError> {
+    let existing = store.get(kind, key)?.ok_or(ApiError::NotFound)?;
+    let mut input = entity_input(store, kind, body, Some(&existing))?;
+    if let Some((field, parent)) = default_reference {
+        if input.get(field).is_none() {
+            set_reference(&mut input, field, parent);
+        }
+    }
+    let id_key = entity_key_of(&existing)?;
+    Ok(Reply::ok(store.update(kind, &id_key, input)?))
+}
+
+/// The id key of a stored entity.
+pub fn entity_key_of(entity: &Value) -> Result<EntityKey, ApiError> {
+    entity
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        .map(EntityKey::Id)
+        .ok_or_else(|| ApiError::Internal("stored entity without a valid id".to_owned()))
+}
+
+/// The entity `raw_key` names, or 404.
+pub fn find(store: &Store, kind: EntityKind, raw_key: &str) -> Result<Value, ApiError> {
+    store
+        .get(kind, &EntityKey::parse(raw_key))?
+        .ok_or(ApiError::NotFound)
+}

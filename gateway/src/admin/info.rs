@@ -1,0 +1,166 @@
+//! Informational endpoints: `GET /`, `GET /status`, `GET /plugins/enabled`
+//! and the schema endpoints (`GET /schemas/...`, `POST .../validate`).
+
+use std::sync::atomic::Ordering;
+
+use schemas::entities::plugin_record;
+use schemas::{plugins, EntityKind};
+use serde_json::{json, Map, Value};
+
+use super::body::Body;
+use super::input::record_for;
+use super::response::{ApiError, Reply};
+use super::Context;
+
+/// `GET /`: version, node, plugins and a sanitized configuration.
+pub fn root(context: &Context) -> Result<Reply, ApiError> {
+    let state = &context.state;
+    let available: Map<String, Value> = plugins::all()
+        .iter()
+        .map(|plugin| {
+            let about = json!({"version": plugin.version, "priority": plugin.priority});
+            (plugin.name.to_owned(), about)
+        })
+        .collect();
+    let pid = std::process::id();
+    Ok(Reply::ok(json!({
+        "version": state.version,
+        "tagline": "Welcome to kong",
+        "hostname": hostname(),
+        "node_id": state.node_id.to_string(),
+        "edition": "community",
+        "plugins": {
+            "available_on_server": available,
+            "enabled_in_cluster": state.store.plugin_names_in_use()?,
+        },
+        "configuration": configuration(context),
+        "timers": {"running": 0, "pending": 0},
+        "pids": {"master": pid, "workers": [pid]},
+    })))
+}
+
+/// The parts of the node's configuration that are safe to show.
+fn configuration(context: &Context) -> Value {
+    let loaded: Map<String, Value> = plugins::enabled_names()
+        .into_iter()
+        .map(|name| (name.to_owned(), Value::Bool(true)))
+        .collect();
+    json!({
+        "database": "sled",
+        "role": "traditional",
+        "router_flavor": "traditional_compatible",
+        "admin_listen": [context.state.listen_addr.to_string()],
+        "plugins": ["bundled"],
+        "loaded_plugins": loaded,
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// `GET /status`: database reachability and connection counters.
+pub fn status(context: &Context) -> Result<Reply, ApiError> {
+    let counters = &context.counters;
+    let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    let active = read(&counters.connections_active);
+    Ok(Reply::ok(json!({
+        "database": {"reachable": context.state.store.is_reachable()},
+        "server": {
+            "connections_accepted": read(&counters.connections_accepted),
+            "connections_handled": read(&counters.connections_accepted),
+            "connections_active": active,
+            "connections_reading": 0,
+            "connections_writing": active,
+            "connections_waiting": 0,
+            "total_requests": read(&counters.total_requests),
+        },
+        "memory": {
+            "workers_lua_vms": [],
+            "lua_shared_dicts": {},
+            "resident_set_size": resident_set_size(),
+        },
+    })))
+}
+
+/// The process's resident memory, as Kong prints sizes (`"12.34 MiB"`).
+fn resident_set_size() -> Value {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: Option<u64> = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok());
+    match pages {
+        Some(pages) => Value::from(format!(
+            "{:.2} MiB",
+            (pages * 4096) as f64 / (1024.0 * 1024.0)
+        )),
+        None => Value::Null,
+    }
+}
+
+/// `GET /plugins/enabled`.
+pub fn plugins_enabled() -> Reply {
+    Reply::ok(json!({ "enabled_plugins": plugins::enabled_names() }))
+}
+
+/// The kind a schema URL names (`services`, `keyauth_credentials`, ...).
+fn kind_named(name: &str) -> Result<EntityKind, ApiError> {
+    EntityKind::from_collection(name).ok_or_else(|| ApiError::NoSuchEntity(name.to_owned()))
+}
+
+/// `GET /schemas/{entity}`.
+pub fn entity_schema(name: &str) -> Result<Reply, ApiError> {
+    let kind = kind_named(name)?;
+    if kind == EntityKind::Plugin {
+        return Ok(Reply::ok(generic_plugin_schema()));
+    }
+    Ok(Reply::ok(kind.schema().describe()))
+}
+
+/// The plugin entity's fields, with `config` left abstract (it depends on
+/// the plugin; see `/schemas/plugins/{name}`).
+fn generic_plugin_schema() -> Value {
+    let Some(first) = plugins::all()
+        .first()
+        .and_then(|plugin| plugin_record(plugin.name))
+    else {
+        return json!({"fields": []});
+    };
+    let mut described = first.describe();
+    if let Some(fields) = described.get_mut("fields").and_then(Value::as_array_mut) {
+        for field in fields.iter_mut() {
+            if let Some(config) = field.get_mut("config") {
+                *config = json!({"type": "record", "abstract": true, "required": true});
+            }
+        }
+    }
+    described
+}
+
+/// `GET /schemas/plugins/{name}`.
+pub fn plugin_schema(name: &str) -> Result<Reply, ApiError> {
+    let record = plugin_record(name).ok_or_else(|| ApiError::NoSuchPlugin(name.to_owned()))?;
+    Ok(Reply::ok(record.describe()))
+}
+
+/// `POST /schemas/{entity}/validate`: schema rules only, nothing stored.
+pub fn validate(name: &str, body: &Body) -> Result<Reply, ApiError> {
+    let kind = kind_named(name)?;
+    let mut input = body.value.clone();
+    if body.form {
+        if let Some(record) = record_for(kind, &input, None) {
+            input = super::body::infer_types(input, record);
+        }
+    }
+    kind.validate(&input)
+        .map_err(|violation| ApiError::Store(violation.into()))?;
+    Ok(Reply::ok(
+        json!({"message": "schema validation successful"}),
+    ))
+}

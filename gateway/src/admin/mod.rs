@@ -1,0 +1,357 @@
+//! The Kong 3.x-compatible Admin API over the [`Store`].
+//!
+//! [`serve`] runs a hyper server on a listener. Each request goes through:
+//!
+//! 1. access checks: the `Host` (and `Origin`) header must name this node
+//!    when it listens on loopback (DNS-rebinding and CSRF protection), and
+//!    `Kong-Admin-Token` must match when a token is configured;
+//! 2. dispatch ([`routes`]): 404 for unknown paths, 405 for wrong methods;
+//! 3. body parsing ([`body`]), capped at 1 MiB (64 MiB for `/config`);
+//! 4. the handler, on tokio's blocking pool because the store is sled.
+//!
+//! Answers are JSON with Kong's messages and headers (`Server: kong/<v>`,
+//! `X-Kong-Admin-Latency`). Request bodies, keys and entity names are never
+//! logged: logs carry the method, a path template and the status.
+
+pub mod body;
+mod config;
+pub mod handlers;
+mod info;
+mod input;
+mod nested;
+pub mod response;
+pub mod routes;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderMap, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, SERVER};
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+use crate::store::Store;
+use body::Body;
+use handlers::ApiRequest;
+use response::{ApiError, Reply};
+use routes::Endpoint;
+
+/// Body size limit of ordinary requests.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Body size limit of `POST /config`.
+pub const MAX_CONFIG_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The header carrying the admin token.
+pub const ADMIN_TOKEN_HEADER: &str = "kong-admin-token";
+/// How long in-flight requests may take once shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a client may take to send request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the Admin API needs from the node.
+pub struct AdminState {
+    pub store: Arc<Store>,
+    /// When set, every request must carry it in `Kong-Admin-Token`.
+    pub admin_token: Option<String>,
+    pub node_id: Uuid,
+    /// The Kong version this node reports, e.g. `3.10.0`.
+    pub version: &'static str,
+    /// The address the Admin API listens on (for `Host` checks).
+    pub listen_addr: SocketAddr,
+}
+
+/// Connection and request counters for `GET /status`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub connections_accepted: AtomicU64,
+    pub connections_active: AtomicU64,
+    pub total_requests: AtomicU64,
+}
+
+/// Everything a handler can see.
+pub struct Context {
+    pub state: Arc<AdminState>,
+    pub counters: Arc<Counters>,
+}
+
+/// Serve the Admin API on `listener` until `shutdown` completes, then let
+/// in-flight requests finish (up to 10 s).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let context = Arc::new(Context {
+        state,
+        counters: Arc::new(Counters::default()),
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => spawn_connection(&builder, &graceful, &context, stream),
+                Err(error) => {
+                    tracing::warn!(%error, "admin listener failed to accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("admin API shutdown timed out with requests in flight");
+    }
+}
+
+fn spawn_connection(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    context: &Arc<Context>,
+    stream: tokio::net::TcpStream,
+) {
+    let counters = Arc::clone(&context.counters);
+    counters
+        .connections_accepted
+        .fetch_add(1, Ordering::Relaxed);
+    counters.connections_active.fetch_add(1, Ordering::Relaxed);
+    let context = Arc::clone(context);
+    let service = service_fn(move |request| {
+        let context = Arc::clone(&context);
+        async move { Ok::<_, Infallible>(handle(context, request).await) }
+    });
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .into_owned();
+    let watched = graceful.watch(connection);
+    tokio::spawn(async move {
+        if let Err(error) = watched.await {
+            tracing::debug!(%error, "admin connection ended with an error");
+        }
+        counters.connections_active.fetch_sub(1, Ordering::Relaxed);
+    });
+}
+
+/// Answer one HTTP request (never fails: errors become Kong error bodies).
+pub async fn handle<B>(context: Arc<Context>, request: Request<B>) -> Response<Full<Bytes>>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    context
+        .counters
+        .total_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let method = request.method().clone();
+    let template = routes::parse(request.uri().path()).map(|endpoint| endpoint.template());
+    let (reply, allow) = match answer(&context, request).await {
+        Ok(answered) => answered,
+        Err(error) => {
+            if error.status().is_server_error() {
+                tracing::error!(%error, "admin request failed");
+            }
+            (error.into_reply(), None)
+        }
+    };
+    tracing::debug!(
+        %method,
+        path = template.as_deref().unwrap_or("(unknown)"),
+        status = reply.status.as_u16(),
+        "admin request"
+    );
+    render(&context.state, reply, allow, started)
+}
+
+/// The reply, plus an `Allow` header value for `OPTIONS`.
+async fn answer<B>(
+    context: &Arc<Context>,
+    request: Request<B>,
+) -> Result<(Reply, Option<&'static str>), ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (parts, body) = request.into_parts();
+    check_access(&context.state, &parts.headers)?;
+    let endpoint = routes::parse(parts.uri.path()).ok_or(ApiError::NotFound)?;
+    if parts.method == Method::OPTIONS {
+        return Ok((Reply::no_content(), Some(endpoint.allow_header())));
+    }
+    let method = if parts.method == Method::HEAD {
+        Method::GET
+    } else {
+        parts.method
+    };
+    if !endpoint.allows(&method) {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+        read_body(&parts.headers, body, body_limit(&endpoint)).await?
+    } else {
+        Body::empty()
+    };
+    let request = ApiRequest {
+        method,
+        endpoint,
+        query: query_arguments(parts.uri.query()),
+        body,
+    };
+    let context = Arc::clone(context);
+    let reply = tokio::task::spawn_blocking(move || handlers::dispatch(&context, request))
+        .await
+        .map_err(|error| ApiError::Internal(format!("handler task failed: {error}")))??;
+    Ok((reply, None))
+}
+
+fn body_limit(endpoint: &Endpoint) -> usize {
+    match endpoint {
+        Endpoint::Config => MAX_CONFIG_BODY_BYTES,
+        _ => MAX_BODY_BYTES,
+    }
+}
+
+/// Read and parse a request body of at most `limit` bytes.
+async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Body, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let collected = Limited::new(body, limit).collect().await.map_err(|error| {
+        if error.is::<LengthLimitError>() {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest("could not read the request body".to_owned())
+        }
+    })?;
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    body::parse(content_type, &collected.to_bytes())
+}
+
+/// The first value of each query argument.
+fn query_arguments(query: Option<&str>) -> HashMap<String, String> {
+    let mut arguments = HashMap::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        arguments
+            .entry(name.into_owned())
+            .or_insert_with(|| value.into_owned());
+    }
+    arguments
+}
+
+/// Host/Origin checks (loopback listeners only), then the admin token.
+fn check_access(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.listen_addr.ip().is_loopback() {
+        let header = |name| {
+            headers
+                .get(name)
+                .map(|value| value.to_str().unwrap_or("\u{0}"))
+        };
+        if header(HOST).is_some_and(|host| !is_own_host(state.listen_addr.ip(), host)) {
+            return Err(ApiError::ForbiddenHost);
+        }
+        if header(ORIGIN).is_some_and(|origin| !is_own_origin(state.listen_addr.ip(), origin)) {
+            return Err(ApiError::ForbiddenOrigin);
+        }
+    }
+    if let Some(expected) = &state.admin_token {
+        let given = headers
+            .get(ADMIN_TOKEN_HEADER)
+            .map(|value| value.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(given.ct_eq(expected.as_bytes())) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(())
+}
+
+/// Is `host` (a `Host` header) a name of this loopback listener?
+fn is_own_host(bound: IpAddr, host: &str) -> bool {
+    let name = host_without_port(host.trim()).to_ascii_lowercase();
+    let bound_name = match bound {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]") || name == bound_name
+}
+
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// Is `origin` (`scheme://host[:port]`) this listener? Browsers send it on
+/// cross-site requests; a page elsewhere must not drive the Admin API.
+fn is_own_origin(bound: IpAddr, origin: &str) -> bool {
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| is_own_host(bound, authority))
+}
+
+/// Build the HTTP response with Kong's headers.
+fn render(
+    state: &AdminState,
+    reply: Reply,
+    allow: Option<&'static str>,
+    started: Instant,
+) -> Response<Full<Bytes>> {
+    let latency = started.elapsed().as_millis().to_string();
+    let mut builder = Response::builder()
+        .status(reply.status)
+        .header(SERVER, format!("kong/{}", state.version))
+        .header("x-kong-admin-latency", latency);
+    if let Some(allow) = allow {
+        builder = builder
+            .header(ALLOW, allow)
+            .header("access-control-allow-methods", allow);
+    }
+    let body = match reply.body.map(|value| serde_json::to_vec(&value)) {
+        Some(Ok(bytes)) => {
+            builder = builder.header(CONTENT_TYPE, "application/json; charset=utf-8");
+            Bytes::from(bytes)
+        }
+        Some(Err(_)) | None => Bytes::new(),
+    };
+    builder.body(Full::new(body)).unwrap_or_else(|_| {
+        let mut fallback = Response::new(Full::new(Bytes::new()));
+        *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
+}

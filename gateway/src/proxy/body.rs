@@ -1,0 +1,404 @@
+//! Body types of the proxy. Bodies stream: nothing here buffers except
+//! [`buffer`], which the plugin runner calls only when a plugin asked for the
+//! request body.
+//!
+//! - [`ProxyBody`]: the one boxed body type used for downstream requests,
+//!   upstream requests and both kinds of responses.
+//! - [`buffer`]: reads a body into memory up to a cap; past the cap the bytes
+//!   read so far are put back in front of the rest ([`Prefixed`]) so the
+//!   body still reaches the upstream intact.
+//! - [`Reclaimable`]: the upstream request body; if the upstream connection
+//!   fails before the body was touched, the body can be taken back and sent
+//!   again on a retry. It also reports when it has been sent completely,
+//!   which starts the upstream read timeout.
+//! - [`IdleTimeout`]: fails an upstream response body that stays silent
+//!   longer than the service's read timeout.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::sync::Notify;
+use tokio::time::{Instant, Sleep};
+
+/// Any error a body can fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every request and response the proxy handles.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// An empty body.
+pub fn empty() -> ProxyBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A body holding `bytes`.
+pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Boxes any body whose errors convert into [`BoxError`].
+pub fn boxed<B>(body: B) -> ProxyBody
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// The result of [`buffer`].
+pub enum Buffered {
+    /// The whole body, at most the cap long.
+    Complete(Bytes),
+    /// The body is longer than the cap: this body replays what was read and
+    /// then streams the rest.
+    TooLarge(ProxyBody),
+}
+
+/// Reads `body` into memory if it is at most `cap` bytes long. A declared
+/// length above the cap (`declared_len`, from `Content-Length`) returns
+/// [`Buffered::TooLarge`] without reading anything. Trailers are dropped.
+pub async fn buffer(
+    mut body: ProxyBody,
+    cap: usize,
+    declared_len: Option<u64>,
+) -> Result<Buffered, BoxError> {
+    if declared_len.is_some_and(|len| len > cap as u64) {
+        return Ok(Buffered::TooLarge(body));
+    }
+    let mut collected = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        collected.extend_from_slice(&data);
+        if collected.len() > cap {
+            let prefix = collected.freeze();
+            return Ok(Buffered::TooLarge(Prefixed::new(prefix, body).into_body()));
+        }
+    }
+    Ok(Buffered::Complete(collected.freeze()))
+}
+
+/// A body that yields `prefix` first and then everything of `rest`.
+pub struct Prefixed {
+    prefix: Option<Bytes>,
+    rest: ProxyBody,
+}
+
+impl Prefixed {
+    /// `prefix` followed by `rest`.
+    pub fn new(prefix: Bytes, rest: ProxyBody) -> Self {
+        Prefixed {
+            prefix: Some(prefix).filter(|bytes| !bytes.is_empty()),
+            rest,
+        }
+    }
+
+    /// Boxes this body.
+    pub fn into_body(self) -> ProxyBody {
+        self.boxed_unsync()
+    }
+}
+
+impl Body for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let prefix_len = self.prefix.as_ref().map_or(0, |bytes| bytes.len() as u64);
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + prefix_len);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + prefix_len);
+        }
+        hint
+    }
+}
+
+/// Where a [`Reclaimable`] body waits until its first poll.
+type Slot = Arc<Mutex<Option<ProxyBody>>>;
+
+/// The upstream request body: it can be taken back while untouched (a
+/// connect failure) and it signals [`Reclaimable::sent`] once it has been
+/// sent completely, or dropped.
+pub struct Reclaimable {
+    slot: Slot,
+    active: Option<ProxyBody>,
+    hint: SizeHint,
+    end_of_stream: bool,
+    sent: Arc<Notify>,
+    signalled: bool,
+}
+
+/// The other half of a [`Reclaimable`]: takes the body back.
+pub struct ReclaimHandle {
+    slot: Slot,
+}
+
+impl ReclaimHandle {
+    /// The body if the upstream connection never started reading it.
+    pub fn reclaim(&self) -> Option<ProxyBody> {
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+impl Reclaimable {
+    /// Wraps `body`; returns the body and the handle that can reclaim it.
+    pub fn new(body: ProxyBody) -> (Self, ReclaimHandle) {
+        let hint = body.size_hint();
+        let end_of_stream = body.is_end_stream();
+        let slot: Slot = Arc::new(Mutex::new(Some(body)));
+        let handle = ReclaimHandle {
+            slot: Arc::clone(&slot),
+        };
+        let reclaimable = Reclaimable {
+            slot,
+            active: None,
+            hint,
+            end_of_stream,
+            sent: Arc::new(Notify::new()),
+            signalled: false,
+        };
+        (reclaimable, handle)
+    }
+
+    /// Notified once the whole body has been handed to the upstream
+    /// connection (or the body was dropped).
+    pub fn sent(&self) -> Arc<Notify> {
+        Arc::clone(&self.sent)
+    }
+
+    fn signal_sent(&mut self) {
+        if !self.signalled {
+            self.signalled = true;
+            self.sent.notify_one();
+        }
+    }
+}
+
+impl Body for Reclaimable {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.active.is_none() {
+            let taken = self
+                .slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            self.active = taken;
+        }
+        let Some(active) = self.active.as_mut() else {
+            self.signal_sent();
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(active).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.signal_sent();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.active {
+            Some(active) => active.is_end_stream(),
+            None => self.end_of_stream,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.active {
+            Some(active) => active.size_hint(),
+            None => self.hint,
+        }
+    }
+}
+
+impl Drop for Reclaimable {
+    fn drop(&mut self) {
+        self.signal_sent();
+    }
+}
+
+/// The error of an [`IdleTimeout`] body.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream sent nothing for {0:?}")]
+pub struct IdleTimedOut(Duration);
+
+/// Fails when no frame arrives for `timeout` (the service's read timeout).
+pub struct IdleTimeout {
+    inner: ProxyBody,
+    timeout: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl IdleTimeout {
+    /// Wraps `inner` with an idle timeout.
+    pub fn new(inner: ProxyBody, timeout: Duration) -> Self {
+        IdleTimeout {
+            inner,
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+
+    /// Boxes this body.
+    pub fn into_body(self) -> ProxyBody {
+        self.boxed_unsync()
+    }
+}
+
+impl Body for IdleTimeout {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = Instant::now() + this.timeout;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimedOut(this.timeout))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(body: ProxyBody) -> Bytes {
+        body.collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn buffers_small_bodies() {
+        let Buffered::Complete(bytes) = buffer(full("hello"), 10, None).await.unwrap() else {
+            panic!("expected a complete body");
+        };
+        assert_eq!(bytes, "hello");
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_are_replayed_intact() {
+        let chunks = (0..5).map(|i| Bytes::from(format!("chunk{i}-"))).collect();
+        let Buffered::TooLarge(body) = buffer(Chunks(chunks).boxed_unsync(), 8, None)
+            .await
+            .unwrap()
+        else {
+            panic!("expected too large");
+        };
+        assert_eq!(collect(body).await, "chunk0-chunk1-chunk2-chunk3-chunk4-");
+    }
+
+    #[tokio::test]
+    async fn declared_length_above_cap_is_not_read() {
+        let Buffered::TooLarge(body) = buffer(full("abc"), 2, Some(3)).await.unwrap() else {
+            panic!("expected too large");
+        };
+        assert_eq!(collect(body).await, "abc");
+    }
+
+    #[tokio::test]
+    async fn untouched_bodies_can_be_reclaimed() {
+        let (body, handle) = Reclaimable::new(full("payload"));
+        drop(body);
+        let reclaimed = handle.reclaim().expect("body was never polled");
+        assert_eq!(collect(reclaimed).await, "payload");
+    }
+
+    #[tokio::test]
+    async fn polled_bodies_signal_sent() {
+        let (body, handle) = Reclaimable::new(full("payload"));
+        let sent = body.sent();
+        assert_eq!(collect(body.boxed_unsync()).await, "payload");
+        assert!(handle.reclaim().is_none());
+        tokio::time::timeout(Duration::from_secs(1), sent.notified())
+            .await
+            .expect("sent was signalled");
+    }
+
+    #[tokio::test]
+    async fn idle_bodies_time_out() {
+        let body = IdleTimeout::new(Silent.boxed_unsync(), Duration::from_millis(20)).into_body();
+        let error = body.collect().await.expect_err("times out");
+        assert!(error.to_string().contains("sent nothing"));
+    }
+
+    /// A body yielding one frame per chunk.
+    struct Chunks(std::collections::VecDeque<Bytes>);
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
+        }
+    }
+
+    /// A body that never yields anything.
+    struct Silent;
+
+    impl Body for Silent {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Pending
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The proxy: listeners, the request pipeline and upstream forwarding.
+//!
+//! - [`serve`] accepts connections (plain TCP, or TLS with the acceptor
+//!   given) and serves HTTP/1.1 and HTTP/2 on them until shutdown, then
+//!   drains in-flight requests.
+//! - [`Proxy::handle`] is the per-request pipeline (see `pipeline.rs`).
+//! - [`upstream`] sends requests to services through pooled clients.
+//! - [`respond`] formats the gateway's own responses as Kong does.
+//! - [`headers`] and [`body`] hold the header rules and body types.
+
+pub mod body;
+pub mod headers;
+mod listener;
+mod pipeline;
+pub mod respond;
+pub mod upstream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use listener::serve;
+pub use pipeline::{new_request_id, NO_ROUTE_MESSAGE};
+
+use crate::plugins::runner::DEFAULT_BODY_CAP;
+use crate::snapshot::SnapshotHandle;
+use upstream::{PoolSettings, UpstreamClients};
+
+/// Limits and timeouts of the proxy.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// The largest request body buffered for a plugin that asks for it.
+    pub body_cap: usize,
+    /// How long a client may take to send a request head.
+    pub header_read_timeout: Duration,
+    /// The largest request head (request line and headers), in bytes;
+    /// beyond it HTTP/1.1 clients get 431 (or 414 for a long URI).
+    /// At least 8192.
+    pub max_header_bytes: usize,
+    /// How long a TLS handshake may take.
+    pub tls_handshake_timeout: Duration,
+    /// How long in-flight requests may run after shutdown starts.
+    pub drain_timeout: Duration,
+    /// The upstream connection pool.
+    pub pool: PoolSettings,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            body_cap: DEFAULT_BODY_CAP,
+            header_read_timeout: Duration::from_secs(60),
+            max_header_bytes: 64 * 1024,
+            tls_handshake_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
+            pool: PoolSettings::default(),
+        }
+    }
+}
+
+/// The proxy's shared state: the current snapshot, the upstream pool and
+/// the settings. One per process, shared by all listeners.
+pub struct Proxy {
+    snapshots: Arc<SnapshotHandle>,
+    upstream: UpstreamClients,
+    settings: ProxySettings,
+}
+
+impl Proxy {
+    /// A proxy serving whatever snapshot `snapshots` holds at each request.
+    pub fn new(snapshots: Arc<SnapshotHandle>, settings: ProxySettings) -> Self {
+        Proxy {
+            snapshots,
+            upstream: UpstreamClients::new(settings.pool.clone()),
+            settings,
+        }
+    }
+
+    /// The proxy's settings.
+    pub fn settings(&self) -> &ProxySettings {
+        &self.settings
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,356 @@
+//! `gateway serve`: the store, the proxy (HTTP and optional HTTPS) and the
+//! Admin API in one process.
+//!
+//! Start-up: install the crypto provider, load the TLS certificate (if
+//! any), open the store, compile the first snapshot from `store.export()`,
+//! install the commit hook that recompiles and swaps the snapshot after
+//! every Admin API write, bind every listener and print one line per
+//! listener (`proxy listening on http://ADDR`, `proxy listening on
+//! https://ADDR`, `admin listening on http://ADDR`) on stdout.
+//!
+//! Shutdown (SIGTERM or Ctrl-C): every listener stops accepting, in-flight
+//! requests get up to the drain timeout to finish, the store is flushed and
+//! [`run`] returns `Ok(())`.
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use schemas::file::build::{build, BuildOptions};
+use schemas::file::load::load_inputs;
+use schemas::file::template::ProcessEnv;
+use uuid::Uuid;
+
+use crate::admin::{self, AdminState};
+use crate::plugins::session::storage::SessionStorage;
+use crate::plugins::PluginEnv;
+use crate::proxy::{self, Proxy, ProxySettings};
+use crate::snapshot::{Snapshot, SnapshotError, SnapshotHandle};
+use crate::store::{Store, StoreError};
+use crate::tls::{self, TlsError};
+
+/// The version the gateway reports (Kong's).
+pub const VERSION: &str = "3.10.0";
+
+/// Options of `gateway serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Directory of the gateway's database (created if missing).
+    #[arg(long, env = "GATEWAY_DATA_DIR", default_value = "./gateway-data")]
+    pub data_dir: PathBuf,
+
+    /// Address of the proxy's HTTP listener; port 0 picks a free port.
+    #[arg(long, env = "GATEWAY_PROXY_LISTEN", default_value = "0.0.0.0:8000")]
+    pub proxy_listen: SocketAddr,
+
+    /// Address of the proxy's HTTPS listener, opened only when --tls-cert
+    /// and --tls-key are given.
+    #[arg(long, env = "GATEWAY_PROXY_TLS_LISTEN", default_value = "0.0.0.0:8443")]
+    pub proxy_tls_listen: SocketAddr,
+
+    /// Address of the Admin API listener.
+    #[arg(long, env = "GATEWAY_ADMIN_LISTEN", default_value = "127.0.0.1:8001")]
+    pub admin_listen: SocketAddr,
+
+    /// PEM certificate chain of the HTTPS listener (end-entity first).
+    #[arg(long, env = "GATEWAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of the HTTPS listener.
+    #[arg(long, env = "GATEWAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Token the Admin API requires from clients; without one the Admin API
+    /// is open to whoever can reach it.
+    #[arg(long, env = "GATEWAY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Size of the database's page cache, in MiB.
+    #[arg(long, env = "GATEWAY_CACHE_CAPACITY_MB", default_value_t = 16)]
+    pub cache_capacity_mb: u64,
+
+    /// Declarative configuration files (decK format, docs blocks or
+    /// Markdown, as `gwctl validate` reads them) loaded at start, replacing
+    /// the stored configuration atomically. An invalid file stops the start
+    /// and leaves the store untouched.
+    #[arg(long = "config", value_name = "FILE", num_args = 1..)]
+    pub config: Vec<PathBuf>,
+}
+
+/// Why `gateway serve` could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The store could not be opened or flushed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The stored configuration could not be compiled.
+    #[error("the stored configuration cannot be served: {0}")]
+    Snapshot(#[from] SnapshotError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The requested address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The listening lines could not be written.
+    #[error("cannot write to stdout: {0}")]
+    Stdout(#[source] io::Error),
+    /// A signal handler could not be installed.
+    #[error("cannot install the SIGTERM handler: {0}")]
+    Signal(#[source] io::Error),
+    /// The `--config` files could not be read or are invalid; one line per
+    /// problem, as `gwctl validate` prints them.
+    #[error("the --config files are invalid:\n{}", .0.join("\n"))]
+    ConfigFiles(Vec<String>),
+}
+
+/// Runs the gateway until SIGTERM or Ctrl-C.
+pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
+    tls::install_crypto_provider();
+    let tls_acceptor = tls_acceptor(&args)?;
+    let store = Arc::new(Store::open(
+        &args.data_dir,
+        args.cache_capacity_mb.saturating_mul(1 << 20),
+    )?);
+    if !args.config.is_empty() {
+        load_config_files(&store, &args.config)?;
+    }
+    let node_id = Uuid::new_v4();
+    let env = plugin_env(&store, node_id);
+    let snapshots = Arc::new(SnapshotHandle::new(Snapshot::build(
+        &store.export()?,
+        &env,
+    )?));
+    install_rebuild_hook(&store, &snapshots, env);
+
+    let proxy_listener = bind(args.proxy_listen).await?;
+    let tls_listener = match &tls_acceptor {
+        Some(_) => Some(bind(args.proxy_tls_listen).await?),
+        None => None,
+    };
+    let admin_listener = bind(args.admin_listen).await?;
+    announce(&proxy_listener, tls_listener.as_ref(), &admin_listener)?;
+
+    let stop = StopSignal::new();
+    let terminated = termination_signal()?;
+    let proxy = Arc::new(Proxy::new(snapshots, ProxySettings::default()));
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(proxy::serve(
+        proxy_listener,
+        None,
+        Arc::clone(&proxy),
+        stop.wait(),
+    ));
+    if let (Some(listener), Some(acceptor)) = (tls_listener, tls_acceptor) {
+        tasks.spawn(proxy::serve(
+            listener,
+            Some(acceptor),
+            Arc::clone(&proxy),
+            stop.wait(),
+        ));
+    }
+    let admin_state = Arc::new(AdminState {
+        store: Arc::clone(&store),
+        admin_token: args.admin_token.clone(),
+        node_id,
+        version: VERSION,
+        listen_addr: admin_listener
+            .local_addr()
+            .map_err(|source| ServeError::Bind {
+                addr: args.admin_listen,
+                source,
+            })?,
+    });
+    tasks.spawn(admin::serve(admin_listener, admin_state, stop.wait()));
+    tasks.spawn(sweep_sessions(
+        SessionStorage::new(store.sessions_tree()),
+        stop.wait(),
+    ));
+
+    terminated.await;
+    tracing::info!("shutting down: draining in-flight requests");
+    stop.trigger();
+    while tasks.join_next().await.is_some() {}
+    store.flush()?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The TLS acceptor when a certificate and key are configured.
+fn tls_acceptor(args: &ServeArgs) -> Result<Option<TlsAcceptor>, ServeError> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsAcceptor::from(tls::server_config(cert, key)?))),
+        _ => Ok(None),
+    }
+}
+
+/// Replace the stored configuration with the `--config` files, built
+/// against the stored one so ids (and sessions bound to consumer ids) stay.
+fn load_config_files(store: &Store, files: &[PathBuf]) -> Result<(), ServeError> {
+    let paths: Vec<String> = files.iter().map(|path| path.display().to_string()).collect();
+    let loaded = load_inputs(&paths, &mut io::empty(), &ProcessEnv)
+        .map_err(|error| ServeError::ConfigFiles(error.to_string().lines().map(str::to_owned).collect()))?;
+    let built = build(&loaded.docs, &store.export()?, &BuildOptions::default()).map_err(|diagnostics| {
+        ServeError::ConfigFiles(diagnostics.iter().map(ToString::to_string).collect())
+    })?;
+    for warning in &built.warnings {
+        tracing::warn!("{warning}");
+    }
+    store.replace_all(&built.config)?;
+    tracing::info!(entities = built.config.len(), "loaded the --config files");
+    Ok(())
+}
+
+/// The plugin factories' environment: node id, host name, and the session
+/// storage for the session plugin's `storage: kong`.
+fn plugin_env(store: &Store, node_id: Uuid) -> PluginEnv {
+    let mut shared = http::Extensions::new();
+    shared.insert(SessionStorage::new(store.sessions_tree()));
+    PluginEnv {
+        node_id,
+        hostname: hostname(),
+        shared,
+    }
+}
+
+/// After every committed write: recompile the snapshot from the store and
+/// swap it in. A configuration that cannot be compiled is logged and the
+/// previous snapshot keeps serving.
+fn install_rebuild_hook(store: &Arc<Store>, snapshots: &Arc<SnapshotHandle>, env: PluginEnv) {
+    let store_ref: Weak<Store> = Arc::downgrade(store);
+    let snapshots = Arc::clone(snapshots);
+    store.set_on_commit(Box::new(move || {
+        let Some(store) = store_ref.upgrade() else {
+            return;
+        };
+        let rebuilt = store
+            .export()
+            .map_err(|error| error.to_string())
+            .and_then(|config| Snapshot::build(&config, &env).map_err(|error| error.to_string()));
+        match rebuilt {
+            Ok(snapshot) => snapshots.store(snapshot),
+            Err(error) => {
+                tracing::error!(%error, "configuration change not applied; the previous one keeps serving");
+            }
+        }
+    }));
+}
+
+/// How often expired `storage: kong` session rows are removed.
+const SESSION_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Removes expired session rows every [`SESSION_SWEEP_INTERVAL`] until
+/// `stop` completes. Expired rows are already unreadable; this only frees
+/// the space.
+async fn sweep_sessions(storage: SessionStorage, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut ticks = tokio::time::interval(SESSION_SWEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = ticks.tick() => {}
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs())
+            .unwrap_or(0);
+        match storage.sweep_expired(now) {
+            Ok(0) => {}
+            Ok(removed) => tracing::debug!(removed, "swept expired sessions"),
+            Err(error) => tracing::warn!(%error, "sweeping expired sessions failed"),
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Prints one line per listener with its bound address, and flushes.
+fn announce(
+    proxy: &TcpListener,
+    proxy_tls: Option<&TcpListener>,
+    admin: &TcpListener,
+) -> Result<(), ServeError> {
+    let mut lines = vec![format!("proxy listening on http://{}", local_addr(proxy)?)];
+    if let Some(listener) = proxy_tls {
+        lines.push(format!(
+            "proxy listening on https://{}",
+            local_addr(listener)?
+        ));
+    }
+    lines.push(format!("admin listening on http://{}", local_addr(admin)?));
+    let mut out = io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}").map_err(ServeError::Stdout)?;
+    }
+    out.flush().map_err(ServeError::Stdout)
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServeError> {
+    listener.local_addr().map_err(ServeError::Stdout)
+}
+
+/// Tells every server to stop accepting.
+struct StopSignal {
+    sender: watch::Sender<bool>,
+}
+
+impl StopSignal {
+    fn new() -> Self {
+        StopSignal {
+            sender: watch::channel(false).0,
+        }
+    }
+
+    /// A future completing once [`StopSignal::trigger`] was called.
+    fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut receiver = self.sender.subscribe();
+        async move {
+            let _ = receiver.wait_for(|stopped| *stopped).await;
+        }
+    }
+
+    fn trigger(&self) {
+        self.sender.send_replace(true);
+    }
+}
+
+/// A future completing on Ctrl-C or (on Unix) SIGTERM.
+fn termination_signal() -> Result<impl Future<Output = ()>, ServeError> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ServeError::Signal)?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// This machine's host name, or `localhost`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

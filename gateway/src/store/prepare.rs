@@ -1,0 +1,271 @@
+//! The per-entity half of `POST /config`: validate each posted entity,
+//! compare it with the stored one, and reduce it to the row and index keys
+//! that will be written — then check the configuration as a whole.
+//!
+//! Entities are prepared one at a time (on several threads for big
+//! configurations) and only their encoded rows are kept: a canonical
+//! `serde_json::Value` costs several kilobytes, so holding 100k of them (or
+//! a decoded copy of the stored configuration) would cost gigabytes.
+
+use std::collections::{HashMap, HashSet};
+
+use schemas::config::{id_of, reference_of, Config};
+use schemas::EntityKind;
+use serde_json::Value;
+use sled::IVec;
+use uuid::Uuid;
+
+use super::error::{ConfigEntity, StoreError};
+use super::layout::{self, kind_index, Link};
+use super::read::{decode, load};
+use super::write::{created_at_of, encode, fill_auto_fields, set_timestamps};
+use super::Live;
+
+/// Below this many entities of a kind, preparation runs on one thread.
+const PARALLEL_THRESHOLD: usize = 2048;
+
+/// What happens to a posted entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// A posted entity reduced to what is written and checked.
+pub(crate) struct Prepared {
+    pub(crate) id: String,
+    /// Canonical JSON with timestamps and automatic fields.
+    pub(crate) row: IVec,
+    /// Its unique index keys.
+    pub(crate) unique: Vec<Vec<u8>>,
+    /// Its parent → child link keys.
+    pub(crate) links: Vec<Vec<u8>>,
+    /// The entities it references.
+    references: Vec<(Link, String)>,
+    pub(crate) fate: Fate,
+}
+
+/// Every posted entity, prepared, per kind in posted order.
+pub(crate) struct PreparedConfig {
+    kinds: Vec<Vec<Prepared>>,
+}
+
+impl PreparedConfig {
+    pub(crate) fn of(&self, kind: EntityKind) -> &[Prepared] {
+        &self.kinds[kind_index(kind)]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.kinds.iter().map(Vec::len).sum()
+    }
+}
+
+/// Prepare every entity of `config` against the stored state.
+pub(crate) fn prepare_config(
+    live: &Live,
+    config: &Config,
+    now: i64,
+) -> Result<PreparedConfig, StoreError> {
+    let mut kinds: Vec<Vec<Prepared>> = EntityKind::ALL.iter().map(|_| Vec::new()).collect();
+    for kind in EntityKind::ALL {
+        kinds[kind_index(kind)] = prepare_kind(live, kind, config.entities(kind), now)?;
+    }
+    Ok(PreparedConfig { kinds })
+}
+
+fn prepare_kind(
+    live: &Live,
+    kind: EntityKind,
+    raws: &[Value],
+    now: i64,
+) -> Result<Vec<Prepared>, StoreError> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if raws.len() < PARALLEL_THRESHOLD || threads < 2 {
+        return prepare_chunk(live, kind, raws, now);
+    }
+    let chunk_size = raws.len().div_ceil(threads);
+    let results: Vec<Result<Vec<Prepared>, StoreError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = raws
+            .chunks(chunk_size)
+            .map(|chunk| scope.spawn(move || prepare_chunk(live, kind, chunk, now)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker.join().unwrap_or_else(|_| {
+                    Err(StoreError::CorruptRow {
+                        collection: kind.collection(),
+                        reason: "a preparation thread panicked".to_owned(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut prepared = Vec::with_capacity(raws.len());
+    for result in results {
+        prepared.extend(result?);
+    }
+    Ok(prepared)
+}
+
+fn prepare_chunk(
+    live: &Live,
+    kind: EntityKind,
+    raws: &[Value],
+    now: i64,
+) -> Result<Vec<Prepared>, StoreError> {
+    raws.iter()
+        .map(|raw| {
+            prepare_one(live, kind, raw, now)
+                .map_err(|error| error.in_config(ConfigEntity::of(kind, raw)))
+        })
+        .collect()
+}
+
+/// Validate one posted entity and settle it against its stored version:
+/// unchanged entities keep the stored row; changed ones keep `created_at`
+/// and get a new `updated_at`; new ones keep posted timestamps or get now.
+fn prepare_one(
+    live: &Live,
+    kind: EntityKind,
+    raw: &Value,
+    now: i64,
+) -> Result<Prepared, StoreError> {
+    let mut entity = kind.validate(raw)?;
+    if let Some(object) = entity.as_object_mut() {
+        if object.get("id").is_none_or(Value::is_null) {
+            object.insert("id".to_owned(), Value::from(Uuid::new_v4().to_string()));
+        }
+    }
+    let id = id_of(&entity).unwrap_or_default().to_owned();
+    let previous = load(live, kind, &id)?;
+    fill_auto_fields(kind, &mut entity, previous.as_ref());
+    let fate = match &previous {
+        Some(old) if same_ignoring_timestamps(&entity, old) => Fate::Unchanged,
+        Some(old) => {
+            set_timestamps(&mut entity, created_at_of(old).unwrap_or(now), now);
+            Fate::Updated
+        }
+        None => {
+            let created_at = created_at_of(&entity).unwrap_or(now);
+            let updated_at = entity
+                .get("updated_at")
+                .and_then(Value::as_i64)
+                .unwrap_or(now);
+            set_timestamps(&mut entity, created_at, updated_at);
+            Fate::Created
+        }
+    };
+    let row = match (fate, live.rows.get(kind, &id)) {
+        (Fate::Unchanged, Some(stored)) => stored.clone(),
+        _ => IVec::from(encode(kind, &entity)?),
+    };
+    Ok(Prepared {
+        unique: layout::unique_keys(kind, &entity)
+            .into_iter()
+            .map(|unique| unique.key)
+            .collect(),
+        links: layout::child_link_keys(kind, &entity),
+        references: layout::links_of(kind)
+            .filter_map(|link| Some((*link, reference_of(&entity, link.field)?.to_owned())))
+            .collect(),
+        id,
+        row,
+        fate,
+    })
+}
+
+fn same_ignoring_timestamps(new: &Value, old: &Value) -> bool {
+    let (Some(new), Some(old)) = (new.as_object(), old.as_object()) else {
+        return new == old;
+    };
+    let is_timestamp = |key: &str| key == "created_at" || key == "updated_at";
+    let fields = |object: &serde_json::Map<String, Value>| {
+        object.keys().filter(|key| !is_timestamp(key)).count()
+    };
+    fields(new) == fields(old)
+        && new
+            .iter()
+            .filter(|(key, _)| !is_timestamp(key))
+            .all(|(key, value)| old.get(key) == Some(value))
+}
+
+/// Whole-configuration rules: unique ids, references to entities the
+/// configuration contains, unique keys used once.
+pub(crate) fn check_config(raw: &Config, prepared: &PreparedConfig) -> Result<(), StoreError> {
+    let mut ids: HashMap<EntityKind, HashSet<&str>> = HashMap::new();
+    for kind in EntityKind::ALL {
+        let seen = ids.entry(kind).or_default();
+        for (position, entity) in prepared.of(kind).iter().enumerate() {
+            if !seen.insert(&entity.id) {
+                let error = StoreError::PrimaryKeyViolation {
+                    id: entity.id.clone(),
+                };
+                return Err(error.in_config(named(raw, kind, position, &entity.id)));
+            }
+        }
+    }
+    let mut owners: HashMap<&[u8], &str> = HashMap::new();
+    for kind in EntityKind::ALL {
+        for (position, entity) in prepared.of(kind).iter().enumerate() {
+            let located = || named(raw, kind, position, &entity.id);
+            check_references(&ids, entity).map_err(|error| error.in_config(located()))?;
+            for key in &entity.unique {
+                let previous = owners.insert(key, &entity.id);
+                if previous.is_some_and(|owner| owner != entity.id) {
+                    return Err(unique_violation(kind, entity, key)?.in_config(located()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_references(
+    ids: &HashMap<EntityKind, HashSet<&str>>,
+    entity: &Prepared,
+) -> Result<(), StoreError> {
+    for (link, parent_id) in &entity.references {
+        let known = ids
+            .get(&link.parent)
+            .is_some_and(|set| set.contains(parent_id.as_str()));
+        if !known {
+            return Err(StoreError::ForeignKeyViolation {
+                field: link.field.to_owned(),
+                id: parent_id.clone(),
+                collection: link.parent.collection(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The unique violation for `key`, with Kong's fields (decoded on demand).
+fn unique_violation(
+    kind: EntityKind,
+    entity: &Prepared,
+    key: &[u8],
+) -> Result<StoreError, StoreError> {
+    let decoded = decode(kind, &entity.row)?;
+    let fields = layout::unique_keys(kind, &decoded)
+        .into_iter()
+        .find(|unique| unique.key == key)
+        .map(|unique| unique.fields)
+        .unwrap_or_default();
+    Ok(StoreError::UniqueViolation { fields })
+}
+
+/// Describe the posted entity at `position`, with the id it was given.
+fn named(raw: &Config, kind: EntityKind, position: usize, id: &str) -> ConfigEntity {
+    let mut named = match raw.entities(kind).get(position) {
+        Some(entity) => ConfigEntity::of(kind, entity),
+        None => ConfigEntity {
+            kind,
+            id: None,
+            name: None,
+        },
+    };
+    named.id = Some(id.to_owned());
+    named
+}
