@@ -168,6 +168,10 @@ enum RefValue {
 struct Builder<'a> {
     docs: &'a [SourceDoc],
     current: &'a Config,
+    /// The live state indexed by id, natural names and plugin identity.
+    live: LiveIndex<'a>,
+    /// The files' entities by id and natural names (built once ids exist).
+    in_files: HashMap<(EntityKind, &'static str, String), String>,
     entities: Vec<RawEntity>,
     diagnostics: Vec<Diagnostic>,
     file_select_tags: Option<(usize, Vec<String>)>,
@@ -205,6 +209,8 @@ impl<'a> Builder<'a> {
         Self {
             docs,
             current,
+            live: LiveIndex::new(current),
+            in_files: HashMap::new(),
             entities: Vec::new(),
             diagnostics: Vec::new(),
             file_select_tags: None,
@@ -544,21 +550,14 @@ impl<'a> Builder<'a> {
 
     fn match_current(&self, index: usize) -> Option<String> {
         let entity = &self.entities[index];
-        let current = self.current.entities(entity.kind);
-        let field_matches = |field: &str| {
+        let by = |field: &'static str| {
             let wanted = entity.input.get(field).and_then(Value::as_str)?;
-            current
-                .iter()
-                .find(|live| live.get(field).and_then(Value::as_str) == Some(wanted))
-                .and_then(id_of)
-                .map(str::to_owned)
+            self.live.get(entity.kind, field, wanted)
         };
         match entity.kind {
-            EntityKind::Service | EntityKind::Route => field_matches("name"),
-            EntityKind::Consumer => {
-                field_matches("username").or_else(|| field_matches("custom_id"))
-            }
-            EntityKind::KeyAuthCredential => field_matches("key"),
+            EntityKind::Service | EntityKind::Route => by("name"),
+            EntityKind::Consumer => by("username").or_else(|| by("custom_id")),
+            EntityKind::KeyAuthCredential => by("key"),
             EntityKind::Plugin => None,
         }
     }
@@ -566,6 +565,7 @@ impl<'a> Builder<'a> {
     // ----- step 3: references ------------------------------------------------
 
     fn resolve_references(&mut self) {
+        self.index_files();
         for index in 0..self.entities.len() {
             let references = self.entities[index].references.clone();
             for reference in references {
@@ -593,19 +593,34 @@ impl<'a> Builder<'a> {
             RefValue::Parent(parent) => self.entities[*parent].id.clone(),
             RefValue::Text(text) => self
                 .find_in_files(reference.target, text)
-                .or_else(|| find_in_config(self.current, reference.target, text)),
+                .or_else(|| self.live.find(reference.target, text)),
+        }
+    }
+
+    /// Index the files' entities by id and natural names; the first of
+    /// two alike wins (the second is reported as a duplicate later).
+    fn index_files(&mut self) {
+        for entity in &self.entities {
+            let Some(id) = entity.id.clone() else {
+                continue;
+            };
+            let names = natural_fields(entity.kind).iter().filter_map(|field| {
+                let value = entity.input.get(*field)?.as_str()?;
+                Some((*field, value.to_owned()))
+            });
+            for (field, value) in std::iter::once(("id", id.clone())).chain(names) {
+                self.in_files
+                    .entry((entity.kind, field, value))
+                    .or_insert_with(|| id.clone());
+            }
         }
     }
 
     fn find_in_files(&self, kind: EntityKind, text: &str) -> Option<String> {
-        self.entities
-            .iter()
-            .filter(|entity| entity.kind == kind)
-            .find(|entity| {
-                entity.id.as_deref() == Some(text)
-                    || natural_names(kind, &entity.input).contains(&text)
-            })
-            .and_then(|entity| entity.id.clone())
+        std::iter::once(&"id")
+            .chain(natural_fields(kind))
+            .find_map(|field| self.in_files.get(&(kind, *field, text.to_owned())))
+            .cloned()
     }
 
     fn dangling(&mut self, index: usize, reference: &Reference) {
@@ -624,12 +639,10 @@ impl<'a> Builder<'a> {
 
     fn match_current_plugin(&self, index: usize) -> Option<String> {
         let identity = plugin_identity(&Value::Object(self.entities[index].input.clone()))?;
-        self.current
-            .plugins
-            .iter()
-            .find(|live| plugin_identity(live).as_ref() == Some(&identity))
-            .and_then(id_of)
-            .map(str::to_owned)
+        self.live
+            .plugins_by_identity
+            .get(&identity)
+            .map(|id| (*id).to_owned())
     }
 
     /// key-auth's `anonymous` names a consumer by id or username; warn when
@@ -652,7 +665,7 @@ impl<'a> Builder<'a> {
             let known = self
                 .find_in_files(EntityKind::Consumer, &anonymous)
                 .is_some()
-                || find_in_config(self.current, EntityKind::Consumer, &anonymous).is_some();
+                || self.live.find(EntityKind::Consumer, &anonymous).is_some();
             if !known {
                 self.entity_diagnostic(
                     index,
@@ -696,10 +709,9 @@ impl<'a> Builder<'a> {
             return;
         };
         let live_secret = self
-            .current
-            .plugins
-            .iter()
-            .find(|live| id_of(live) == Some(id))
+            .live
+            .plugins_by_id
+            .get(id)
             .and_then(|live| live.get("config")?.get("secret").cloned())
             .filter(|secret| !secret.is_null());
         let Some(live_secret) = live_secret else {
@@ -835,33 +847,72 @@ fn reference_text(value: &Value) -> Result<Option<String>, String> {
     }
 }
 
-/// The names an entity can be referred to by (besides its id).
-fn natural_names(kind: EntityKind, input: &Map<String, Value>) -> Vec<&str> {
-    let fields: &[&str] = match kind {
+/// The fields an entity can be referred to by (besides its id), in the
+/// order references are matched.
+fn natural_fields(kind: EntityKind) -> &'static [&'static str] {
+    match kind {
         EntityKind::Service | EntityKind::Route => &["name"],
         EntityKind::Consumer => &["username", "custom_id"],
         EntityKind::KeyAuthCredential => &["key"],
         EntityKind::Plugin => &["instance_name"],
-    };
-    fields
-        .iter()
-        .filter_map(|field| input.get(*field).and_then(Value::as_str))
-        .collect()
+    }
 }
 
-/// Find an entity of `kind` in a canonical config by id or natural name.
-pub fn find_in_config(config: &Config, kind: EntityKind, text: &str) -> Option<String> {
-    config
-        .entities(kind)
-        .iter()
-        .find(|entity| {
-            id_of(entity) == Some(text)
-                || entity
-                    .as_object()
-                    .is_some_and(|object| natural_names(kind, object).contains(&text))
-        })
-        .and_then(id_of)
-        .map(str::to_owned)
+/// The live state indexed for matching: every entity by id and by each
+/// natural name, and plugins by identity. Built once per build, so matching
+/// thousands of file entities stays linear.
+struct LiveIndex<'a> {
+    by_field: HashMap<(EntityKind, &'static str, &'a str), &'a str>,
+    plugins_by_identity: HashMap<PluginIdentity, &'a str>,
+    plugins_by_id: HashMap<&'a str, &'a Value>,
+}
+
+impl<'a> LiveIndex<'a> {
+    fn new(config: &'a Config) -> Self {
+        let mut index = LiveIndex {
+            by_field: HashMap::new(),
+            plugins_by_identity: HashMap::new(),
+            plugins_by_id: HashMap::new(),
+        };
+        for kind in EntityKind::ALL {
+            for entity in config.entities(kind) {
+                index.add(kind, entity);
+            }
+        }
+        index
+    }
+
+    fn add(&mut self, kind: EntityKind, entity: &'a Value) {
+        let Some(id) = id_of(entity) else {
+            return;
+        };
+        self.by_field.entry((kind, "id", id)).or_insert(id);
+        for field in natural_fields(kind) {
+            if let Some(value) = entity.get(*field).and_then(Value::as_str) {
+                self.by_field.entry((kind, field, value)).or_insert(id);
+            }
+        }
+        if kind == EntityKind::Plugin {
+            self.plugins_by_id.insert(id, entity);
+            if let Some(identity) = plugin_identity(entity) {
+                self.plugins_by_identity.insert(identity, id);
+            }
+        }
+    }
+
+    /// The id of the live entity whose `field` is `value`.
+    fn get(&self, kind: EntityKind, field: &'static str, value: &str) -> Option<String> {
+        self.by_field
+            .get(&(kind, field, value))
+            .map(|id| (*id).to_owned())
+    }
+
+    /// The id of the live entity with id or natural name `text`.
+    fn find(&self, kind: EntityKind, text: &str) -> Option<String> {
+        std::iter::once(&"id")
+            .chain(natural_fields(kind))
+            .find_map(|field| self.get(kind, field, text))
+    }
 }
 
 /// A plugin's name and the ids of its route, service and consumer scope:
