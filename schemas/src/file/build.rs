@@ -167,7 +167,6 @@ enum RefValue {
 
 struct Builder<'a> {
     docs: &'a [SourceDoc],
-    current: &'a Config,
     /// The live state indexed by id, natural names and plugin identity.
     live: LiveIndex<'a>,
     /// The files' entities by id and natural names (built once ids exist).
@@ -208,7 +207,6 @@ impl<'a> Builder<'a> {
     fn new(docs: &'a [SourceDoc], current: &'a Config) -> Self {
         Self {
             docs,
-            current,
             live: LiveIndex::new(current),
             in_files: HashMap::new(),
             entities: Vec::new(),
