@@ -18,12 +18,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 use schemas::file::build::{build, BuildOptions};
 use schemas::file::load::load_inputs;
 use schemas::file::template::ProcessEnv;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
 use crate::admin::{self, AdminState};
@@ -198,12 +198,17 @@ fn tls_acceptor(args: &ServeArgs) -> Result<Option<TlsAcceptor>, ServeError> {
 /// Replace the stored configuration with the `--config` files, built
 /// against the stored one so ids (and sessions bound to consumer ids) stay.
 fn load_config_files(store: &Store, files: &[PathBuf]) -> Result<(), ServeError> {
-    let paths: Vec<String> = files.iter().map(|path| path.display().to_string()).collect();
-    let loaded = load_inputs(&paths, &mut io::empty(), &ProcessEnv)
-        .map_err(|error| ServeError::ConfigFiles(error.to_string().lines().map(str::to_owned).collect()))?;
-    let built = build(&loaded.docs, &store.export()?, &BuildOptions::default()).map_err(|diagnostics| {
-        ServeError::ConfigFiles(diagnostics.iter().map(ToString::to_string).collect())
+    let paths: Vec<String> = files
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    let loaded = load_inputs(&paths, &mut io::empty(), &ProcessEnv).map_err(|error| {
+        ServeError::ConfigFiles(error.to_string().lines().map(str::to_owned).collect())
     })?;
+    let built =
+        build(&loaded.docs, &store.export()?, &BuildOptions::default()).map_err(|diagnostics| {
+            ServeError::ConfigFiles(diagnostics.iter().map(ToString::to_string).collect())
+        })?;
     for warning in &built.warnings {
         tracing::warn!("{warning}");
     }

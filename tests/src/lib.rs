@@ -14,7 +14,10 @@
 //! - [`http_client`] and [`Gateway::client`] are blocking reqwest clients
 //!   that never follow redirects, ignore proxy variables and keep no cookies
 //!   (reqwest is built without its `cookies` feature): tests copy
-//!   `Set-Cookie` into `Cookie` themselves, see [`cookie_pair`].
+//!   `Set-Cookie` into `Cookie` themselves, see [`cookie_pair`]. They speak
+//!   HTTP/1.1 only; [`alpn_client_trusting`] offers HTTP/2 by ALPN.
+//! - [`Gateway::pid`] and [`peak_rss_bytes`] show how much memory the
+//!   gateway needed (e.g. while streaming a large body).
 //!
 //! The binaries are taken from the target directory the tests were built
 //! in (`target/<profile>/`). When one is missing, or older than the
@@ -619,6 +622,11 @@ impl Echo {
     pub fn stderr(&self) -> String {
         self.server.stderr()
     }
+
+    /// The process id, e.g. to read its memory use in `/proc/<pid>/status`.
+    pub fn pid(&self) -> Option<u32> {
+        self.server.pid()
+    }
 }
 
 /// How to start a [`Gateway`].
@@ -735,6 +743,13 @@ impl Gateway {
         self.server.stderr()
     }
 
+    /// The process id of the running `gateway serve` (it changes on
+    /// restart; `None` after [`Gateway::kill9`]), e.g. to read its memory
+    /// use with [`peak_rss_bytes`].
+    pub fn pid(&self) -> Option<u32> {
+        self.server.pid()
+    }
+
     /// Stop with SIGTERM and start again on the same data directory (the
     /// ports may change). Panics if the gateway does not exit within 15 s
     /// or exits with a non-zero code: a clean shutdown is part of keeping
@@ -832,9 +847,33 @@ fn write_tls_files(dir: &Path) -> TlsFiles {
     files
 }
 
+// ----- processes -----------------------------------------------------------------
+
+/// The peak resident set size (`VmHWM` in `/proc/<pid>/status`) of a
+/// running process, in bytes; `None` where `/proc` is not available.
+pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 // ----- HTTP clients ------------------------------------------------------------
 
+/// HTTP/1.1 only: reqwest is built with `http2` (for [`alpn_client_trusting`]),
+/// and the usual clients must not switch to HTTP/2 by ALPN behind the
+/// tests' backs.
 fn client_builder() -> reqwest::blocking::ClientBuilder {
+    base_client_builder().http1_only()
+}
+
+fn base_client_builder() -> reqwest::blocking::ClientBuilder {
     reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -851,6 +890,18 @@ pub fn http_client() -> reqwest::blocking::Client {
 pub fn client_trusting(ca_pem: &str) -> reqwest::blocking::Client {
     let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("a PEM CA certificate");
     client_builder()
+        .add_root_certificate(ca)
+        .tls_built_in_root_certs(false)
+        .build()
+        .expect("a reqwest client")
+}
+
+/// Like [`client_trusting`], but offering `h2` and `http/1.1` by ALPN, as
+/// browsers and curl do: over TLS it speaks HTTP/2 when the server picks it.
+/// Check `response.version()`.
+pub fn alpn_client_trusting(ca_pem: &str) -> reqwest::blocking::Client {
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("a PEM CA certificate");
+    base_client_builder()
         .add_root_certificate(ca)
         .tls_built_in_root_certs(false)
         .build()

@@ -195,7 +195,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (parts, body) = request.into_parts();
-    check_access(&context.state, &parts.headers)?;
+    check_access(&context.state, &parts.headers, parts.uri.authority())?;
     let endpoint = routes::parse(parts.uri.path()).ok_or(ApiError::NotFound)?;
     if parts.method == Method::OPTIONS {
         return Ok((Reply::no_content(), Some(endpoint.allow_header())));
@@ -271,14 +271,20 @@ fn query_arguments(query: Option<&str>) -> HashMap<String, String> {
 }
 
 /// Host/Origin checks (loopback listeners only), then the admin token.
-fn check_access(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_access(
+    state: &AdminState,
+    headers: &HeaderMap,
+    authority: Option<&http::uri::Authority>,
+) -> Result<(), ApiError> {
     if state.listen_addr.ip().is_loopback() {
         let header = |name| {
             headers
                 .get(name)
                 .map(|value| value.to_str().unwrap_or("\u{0}"))
         };
-        if header(HOST).is_some_and(|host| !is_own_host(state.listen_addr.ip(), host)) {
+        // HTTP/2 carries the host in the `:authority` pseudo-header.
+        let host = header(HOST).or(authority.map(|authority| authority.as_str()));
+        if host.is_some_and(|host| !is_own_host(state.listen_addr.ip(), host)) {
             return Err(ApiError::ForbiddenHost);
         }
         if header(ORIGIN).is_some_and(|origin| !is_own_origin(state.listen_addr.ip(), origin)) {

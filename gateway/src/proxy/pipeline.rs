@@ -96,9 +96,12 @@ impl Proxy {
         started: Instant,
     ) -> Outcome {
         let Some(service) = ctx.matched.service.clone() else {
-            return Outcome::Generated(ctx.error(
+            // A serviceless route that no plugin answered: Kong exits with
+            // this message (no request_id: it is `kong.response.exit`).
+            let body = serde_json::json!({ "message": "no Service found with those values" });
+            return Outcome::Generated(ctx.exit(
                 StatusCode::SERVICE_UNAVAILABLE,
-                None,
+                ExitBody::Json(body),
                 HeaderMap::new(),
             ));
         };

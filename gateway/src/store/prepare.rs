@@ -13,12 +13,11 @@ use schemas::config::{id_of, reference_of, Config};
 use schemas::EntityKind;
 use serde_json::Value;
 use sled::IVec;
-use uuid::Uuid;
 
 use super::error::{ConfigEntity, StoreError};
 use super::layout::{self, kind_index, Link};
 use super::read::{decode, load};
-use super::write::{created_at_of, encode, fill_auto_fields, set_timestamps};
+use super::write::{created_at_of, encode, ensure_id, fill_auto_fields, set_timestamps};
 use super::Live;
 
 /// Below this many entities of a kind, preparation runs on one thread.
@@ -133,11 +132,7 @@ fn prepare_one(
     now: i64,
 ) -> Result<Prepared, StoreError> {
     let mut entity = kind.validate(raw)?;
-    if let Some(object) = entity.as_object_mut() {
-        if object.get("id").is_none_or(Value::is_null) {
-            object.insert("id".to_owned(), Value::from(Uuid::new_v4().to_string()));
-        }
-    }
+    ensure_id(&mut entity);
     let id = id_of(&entity).unwrap_or_default().to_owned();
     let previous = load(live, kind, &id)?;
     fill_auto_fields(kind, &mut entity, previous.as_ref());

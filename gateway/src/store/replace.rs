@@ -9,8 +9,8 @@
 //! 3. Write. A small change (at most 10k entities and half of the
 //!    configuration) is one transaction on the current generation, like a
 //!    single-entity write. Otherwise the whole configuration goes into a new
-//!    generation of trees, written tree by tree in parallel in batches of
-//!    2048 rows, flushed; then `current_generation` flips and the old trees
+//!    generation of trees, written tree by tree in sorted batches of 2048
+//!    rows, flushed; then `current_generation` flips and the old trees
 //!    are dropped. A crash before the flip leaves the old generation
 //!    current; the leftovers are dropped at the next open.
 
@@ -122,7 +122,7 @@ impl Store {
                 }
             }
         }
-        write_in_parallel(&next, pending)?;
+        write_trees(&next, pending)?;
         self.flush()?;
         Ok((next, rows))
     }
@@ -233,25 +233,14 @@ fn incremental_plan(
 /// Key/value pairs bound for one tree.
 type TreeRows = Vec<(IVec, IVec)>;
 
-/// Write each tree's rows on its own thread.
-fn write_in_parallel(generation: &Generation, pending: Vec<TreeRows>) -> Result<(), StoreError> {
-    let trees = generation.all_trees();
-    std::thread::scope(|scope| {
-        let writers: Vec<_> = trees
-            .into_iter()
-            .zip(pending)
-            .map(|(tree, rows)| scope.spawn(move || write_rows(tree, rows)))
-            .collect();
-        writers
-            .into_iter()
-            .try_for_each(|writer| match writer.join() {
-                Ok(result) => result.map_err(StoreError::database("writing a new generation")),
-                Err(_) => Err(StoreError::CorruptRow {
-                    collection: "generation",
-                    reason: "a writer thread panicked".to_owned(),
-                }),
-            })
-    })
+/// Write every tree's rows, on this thread.
+/// Writer threads were tried: on two cores they gained little and let sled
+/// and the allocator hold hundreds of MB more.
+fn write_trees(generation: &Generation, pending: Vec<TreeRows>) -> Result<(), StoreError> {
+    for (tree, rows) in generation.all_trees().into_iter().zip(pending) {
+        write_rows(tree, rows).map_err(StoreError::database("writing a new generation"))?;
+    }
+    Ok(())
 }
 
 /// Write rows in key order, in batches of [`BATCH_ROWS`]. The batches need

@@ -145,13 +145,6 @@ impl Store {
     /// Create an entity (`POST`). A given `id` must be free (code 3).
     pub fn insert(&self, kind: EntityKind, input: Value) -> Result<Value, StoreError> {
         self.write(|live, plan| {
-            let mut input = input;
-            if let Some(object) = input.as_object_mut() {
-                let missing = object.get("id").is_none_or(Value::is_null);
-                if missing {
-                    object.insert("id".to_owned(), Value::from(Uuid::new_v4().to_string()));
-                }
-            }
             let now = now_seconds();
             let entity = canonicalize(kind, &input, None, now, now)?;
             let id = entity_id(kind, &entity)?;
@@ -296,9 +289,24 @@ pub(crate) fn canonicalize(
     updated_at: i64,
 ) -> Result<Value, StoreError> {
     let mut entity = kind.validate(input)?;
+    ensure_id(&mut entity);
     fill_auto_fields(kind, &mut entity, previous);
     set_timestamps(&mut entity, created_at, updated_at);
     Ok(entity)
+}
+
+/// Give a validated entity a new id if it has none, and write a given one
+/// in canonical (lowercase, hyphenated) form, the form lookups use.
+pub(crate) fn ensure_id(entity: &mut Value) {
+    let Some(object) = entity.as_object_mut() else {
+        return;
+    };
+    let given = object
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::parse_str(id).ok());
+    let id = given.unwrap_or_else(Uuid::new_v4);
+    object.insert("id".to_owned(), Value::from(id.to_string()));
 }
 
 /// Fill a missing key-auth `key` or session `secret`: from the previous
