@@ -7,6 +7,41 @@ use serde_json::Value;
 
 use crate::schema::{pattern, Check, Field, Type};
 
+/// Every protocol a service or route may name (Kong's `typedefs.protocol`).
+pub const PROTOCOLS: &[&str] = &[
+    "grpc",
+    "grpcs",
+    "http",
+    "https",
+    "tcp",
+    "tls",
+    "tls_passthrough",
+    "udp",
+];
+
+/// `bytes` random bytes in base64, with the characters in `replaced` swapped
+/// for random letters and digits: how Kong makes credential keys and
+/// session secrets that are safe in headers and URLs.
+pub fn random_token(bytes: usize, replaced: &[char]) -> String {
+    use base64::Engine;
+    use rand::{Rng, RngCore};
+    const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let mut random = vec![0u8; bytes];
+    rng.fill_bytes(&mut random);
+    base64::engine::general_purpose::STANDARD
+        .encode(random)
+        .chars()
+        .map(|c| {
+            if replaced.contains(&c) {
+                ALPHANUMERIC[rng.gen_range(0..ALPHANUMERIC.len())] as char
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 pub fn id() -> Field {
     Field::string("id").check(Check::Uuid).auto()
 }

@@ -1,8 +1,5 @@
 //! The key-auth credential entity (`keyauth_credentials`).
 
-use base64::Engine;
-use rand::Rng;
-
 use super::common;
 use crate::schema::{Field, Record};
 
@@ -17,20 +14,10 @@ pub fn schema() -> Record {
     ])
 }
 
-/// A new random key as Kong makes one: 24 random bytes in base64, with `/`
-/// and `+` swapped for random letters, giving 32 alphanumeric characters.
+/// A new random key as Kong makes one: 24 random bytes in base64 without
+/// `/` and `+`, giving 32 alphanumeric characters.
 pub fn generate_key() -> String {
-    let mut rng = rand::thread_rng();
-    let bytes: [u8; 24] = rng.gen();
-    base64::engine::general_purpose::STANDARD
-        .encode(bytes)
-        .chars()
-        .map(|c| match c {
-            '/' => rng.gen_range(b'A'..=b'Z') as char,
-            '+' => rng.gen_range(b'a'..=b'z') as char,
-            other => other,
-        })
-        .collect()
+    common::random_token(24, &['/', '+'])
 }
 
 #[cfg(test)]

@@ -6,27 +6,19 @@ use super::common;
 use crate::error::{FieldError, FieldPath};
 use crate::schema::{is_present, pattern, Check, Field, Record, Type};
 
-pub const PROTOCOLS: &[&str] = &[
-    "grpc",
-    "grpcs",
-    "http",
-    "https",
-    "tcp",
-    "tls",
-    "tls_passthrough",
-    "udp",
-];
-
 pub fn schema() -> Record {
     Record::new(vec![
         common::id(),
         common::created_at(),
         common::updated_at(),
         common::utf8_name("name"),
-        Field::set("protocols", Field::item(Type::String).one_of(PROTOCOLS))
-            .required()
-            .default(json!(["http", "https"]))
-            .check(Check::LenMin(1)),
+        Field::set(
+            "protocols",
+            Field::item(Type::String).one_of(common::PROTOCOLS),
+        )
+        .required()
+        .default(json!(["http", "https"]))
+        .check(Check::LenMin(1)),
         Field::set("methods", Field::item(Type::String).custom(check_method)),
         Field::array("hosts", Field::item(Type::String).custom(check_route_host)),
         Field::array("paths", Field::item(Type::String).custom(check_route_path)),

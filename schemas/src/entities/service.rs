@@ -6,17 +6,6 @@ use super::common;
 use crate::error::{FieldError, FieldPath};
 use crate::schema::{Check, Field, Record, Type};
 
-pub const PROTOCOLS: &[&str] = &[
-    "grpc",
-    "grpcs",
-    "http",
-    "https",
-    "tcp",
-    "tls",
-    "tls_passthrough",
-    "udp",
-];
-
 const TIMEOUT_MAX: i64 = 2_147_483_646;
 
 pub fn schema() -> Record {
@@ -31,7 +20,7 @@ pub fn schema() -> Record {
         Field::string("protocol")
             .required()
             .default(json!("http"))
-            .one_of(PROTOCOLS),
+            .one_of(common::PROTOCOLS),
         Field::string("host").required().custom(common::check_host),
         Field::integer("port")
             .required()

@@ -168,17 +168,5 @@ pub struct SessionConfig {
 /// A new session secret as Kong makes one: 32 random bytes in base64 with
 /// `/`, `+` and `=` replaced by random alphanumerics (44 characters).
 pub fn generate_secret() -> String {
-    use base64::Engine;
-    use rand::Rng;
-    const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    let bytes: [u8; 32] = rng.gen();
-    base64::engine::general_purpose::STANDARD
-        .encode(bytes)
-        .chars()
-        .map(|c| match c {
-            '/' | '+' | '=' => ALPHANUMERIC[rng.gen_range(0..ALPHANUMERIC.len())] as char,
-            other => other,
-        })
-        .collect()
+    crate::entities::common::random_token(32, &['/', '+', '='])
 }
