@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Writes a decK file for the benchmarks: the tutorial's setup plus routes
 without plugins, with key-auth only, and with a cookie-storage session,
-optionally padded with many consumers (each with a key) and many routes."""
+optionally padded with many consumers (each with a key) and many routes.
+
+Padding services carry key-auth; --padding-plugins adds others to each of
+them (bench/sync.sh: key-auth,session,request-termination)."""
 
 import argparse
 
@@ -14,7 +17,22 @@ def main():
     parser.add_argument("--consumers", type=int, default=0)
     parser.add_argument("--routes", type=int, default=0)
     parser.add_argument("--services", type=int, default=0)
+    parser.add_argument("--padding-plugins", default="key-auth",
+                        help="comma-separated plugins of each padding service: "
+                             "key-auth, session, request-termination")
     args = parser.parse_args()
+    padding_plugins = {
+        "key-auth": ["- name: key-auth"],
+        "session": ["- name: session", "  config:", "    storage: cookie", "    cookie_secure: false"],
+        "request-termination": [
+            "- name: request-termination", "  consumer: anonymous_users", "  config:",
+            "    status_code: 403", "    message: Forbidden",
+        ],
+    }
+    wanted = [name for name in args.padding_plugins.split(",") if name]
+    unknown = [name for name in wanted if name not in padding_plugins]
+    if unknown:
+        parser.error(f"unknown --padding-plugins: {', '.join(unknown)}")
     out = ['_format_version: "3.0"', "services:"]
 
     def service(name, path, plugins):
@@ -47,8 +65,10 @@ def main():
                 out.append(f"      - name: padding-route-{s}-{r}")
                 out.append(f"        paths: [/padding/{s}/{r}]")
                 out.append(f"        hosts: [padding-{s}.example.com]")
-            out.append("    plugins:")
-            out.append("      - name: key-auth")
+            if wanted:
+                out.append("    plugins:")
+                for name in wanted:
+                    out.extend("      " + line for line in padding_plugins[name])
     out.append("consumers:")
     out.append("  - username: alex")
     out.append("    keyauth_credentials:")

@@ -119,6 +119,11 @@ impl AdminClient {
         })
     }
 
+    /// The Admin API's address, as given.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
     /// `GET path?query`, the answer as JSON.
     pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, ClientError> {
         self.send_idempotent(Method::GET, path, query, None)

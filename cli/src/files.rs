@@ -8,12 +8,30 @@ use schemas::file::template::ProcessEnv;
 
 use crate::error::CommandError;
 
+/// What the files hold: their documents, and the values substituted from
+/// `DECK_*` variables, which `diff` and `sync` show as `[masked]` (as decK
+/// does) unless `--no-mask-deck-env-vars-value`.
+#[derive(Debug, Clone, Default)]
+pub struct Files {
+    /// The documents, in input order.
+    pub docs: Vec<SourceDoc>,
+    /// The values of the `DECK_*` variables the files read, each once.
+    pub env_values: Vec<String>,
+}
+
 /// Read the files (`-` or nothing for stdin; directories walked; Markdown
 /// blocks extracted), with `${{ env "DECK_X" }}` taken from the environment.
-pub fn read(paths: &[String]) -> Result<Vec<SourceDoc>, CommandError> {
+pub fn read(paths: &[String]) -> Result<Files, CommandError> {
     let mut stdin = std::io::stdin().lock();
     match load_inputs(paths, &mut stdin, &ProcessEnv) {
-        Ok(loaded) => Ok(loaded.docs),
+        Ok(loaded) => Ok(Files {
+            docs: loaded.docs,
+            env_values: loaded
+                .substitutions
+                .into_iter()
+                .map(|substitution| substitution.value)
+                .collect(),
+        }),
         Err(error) => Err(CommandError::user("the files could not be read")
             .with_details(error.to_string().lines().map(str::to_owned).collect())),
     }

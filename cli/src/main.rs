@@ -15,12 +15,14 @@ mod plan;
 mod reconcile;
 mod secrets;
 mod state;
+mod timing;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    timing::start();
     let cli = commands::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

@@ -17,6 +17,7 @@
 //! Matching uses hash maps keyed by id, so planning is linear in the size
 //! of the configurations.
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 
 use schemas::config::{id_of, Config};
@@ -125,6 +126,21 @@ impl Plan {
         }
         counts
     }
+
+    /// Show the values substituted from `DECK_*` variables (`values`) as
+    /// `[masked]` in every changed field, old and new, as decK masks them
+    /// in its diffs. Only what is shown changes: applying uses the target
+    /// configuration, not these fields.
+    pub fn mask_env_values(&mut self, values: &[String]) {
+        let values = secrets::EnvValues::new(values);
+        if values.is_empty() {
+            return;
+        }
+        for field in self.changes.iter_mut().flat_map(|c| c.fields.iter_mut()) {
+            values.mask(&mut field.old);
+            values.mask(&mut field.new);
+        }
+    }
 }
 
 /// What to plan and how to show it.
@@ -141,9 +157,9 @@ pub struct PlanOptions {
 
 /// The changes that turn `current` into `target`.
 pub fn plan(target: &Config, current: &Config, options: &PlanOptions) -> Plan {
-    let names = Names::new(&[target, current]);
     let differ = Differ {
-        names: &names,
+        configs: [target, current],
+        names: OnceCell::new(),
         show_secrets: options.show_secrets,
         entity_fields: options.entity_fields,
     };
@@ -165,16 +181,40 @@ pub fn plan(target: &Config, current: &Config, options: &PlanOptions) -> Plan {
 /// and a sync does not reset them.
 pub fn keep_generated_values(target: &mut Config, current: &Config) {
     for kind in EntityKind::ALL {
-        let live = index_by_id(current.entities(kind));
+        // Most entities leave no generated field unset (a credential has
+        // its key, the build already kept a session's secret): the live
+        // index is only built for a kind once an entity needs it.
+        let mut live: Option<HashMap<&str, &Value>> = None;
         for entity in target.entities_mut(kind) {
+            let Some(record) = kind.record_for(entity) else {
+                continue;
+            };
+            if !lacks_generated(record, entity) {
+                continue;
+            }
+            let live = live.get_or_insert_with(|| index_by_id(current.entities(kind)));
             let Some(old) = id_of(entity).and_then(|id| live.get(id)).copied() else {
                 continue;
             };
-            if let Some(record) = kind.record_for(entity) {
-                adopt_generated(record, entity, old);
-            }
+            adopt_generated(record, entity, old);
         }
     }
+}
+
+/// Whether `entity` leaves a generated (`auto`) field unset, besides its
+/// id and timestamps, at any depth.
+fn lacks_generated(record: &Record, entity: &Value) -> bool {
+    record.fields.iter().any(|field| {
+        if field.name == "id" || TIMESTAMPS.contains(&field.name) {
+            return false;
+        }
+        let value = entity.get(field.name).unwrap_or(&NULL);
+        match &field.ty {
+            _ if field.auto && value.is_null() => true,
+            Type::Record(nested) if value.is_object() => lacks_generated(nested, value),
+            _ => false,
+        }
+    })
 }
 
 fn adopt_generated(record: &Record, target: &mut Value, live: &Value) {
@@ -206,12 +246,18 @@ pub fn index_by_id(entities: &[Value]) -> HashMap<&str, &Value> {
 
 /// Compares entities and renders their changes.
 struct Differ<'a> {
-    names: &'a Names,
+    configs: [&'a Config; 2],
+    /// Built on the first change: a no-op plan never needs it.
+    names: OnceCell<Names>,
     show_secrets: bool,
     entity_fields: bool,
 }
 
 impl Differ<'_> {
+    fn names(&self) -> &Names {
+        self.names.get_or_init(|| Names::new(&self.configs))
+    }
+
     fn creates_and_updates(
         &self,
         kind: EntityKind,
@@ -270,7 +316,7 @@ impl Differ<'_> {
             action,
             kind,
             id: id_of(entity).unwrap_or_default().to_owned(),
-            name: self.names.display(kind, entity),
+            name: self.names().display(kind, entity),
             fields: fields(self),
         }
     }
@@ -325,7 +371,7 @@ impl Differ<'_> {
         raw.into_iter()
             .map(|(path, old, new)| {
                 let (old, new) = match reference_kind(kind, &path) {
-                    Some(target) => (self.reference(target, &old), self.reference(target, &new)),
+                    Some(target) => self.references(target, &old, &new),
                     None if secrets::is_secret_path(&path, &secret_paths) => {
                         (secrets::mask(&old), secrets::mask(&new))
                     }
@@ -336,10 +382,28 @@ impl Differ<'_> {
             .collect()
     }
 
+    /// A changed reference, both sides shown by name; when the names are
+    /// the same (an entity replaced by another of the same name), with
+    /// their ids too, so the change stays visible.
+    fn references(&self, kind: EntityKind, old: &Value, new: &Value) -> (Value, Value) {
+        let (old_name, new_name) = (self.reference(kind, old), self.reference(kind, new));
+        if old_name != new_name {
+            return (old_name, new_name);
+        }
+        let with_id = |name: Value, reference: &Value| match (
+            name.as_str(),
+            reference.get("id").and_then(Value::as_str),
+        ) {
+            (Some(name), Some(id)) if name != id => Value::String(format!("{name} (id {id})")),
+            _ => name,
+        };
+        (with_id(old_name, old), with_id(new_name, new))
+    }
+
     /// A reference `{"id": X}` shown as the name of X.
     fn reference(&self, kind: EntityKind, value: &Value) -> Value {
         match value.get("id").and_then(Value::as_str) {
-            Some(id) => Value::String(self.names.name_or_id(kind, id)),
+            Some(id) => Value::String(self.names().name_or_id(kind, id)),
             None => value.clone(),
         }
     }

@@ -10,13 +10,14 @@ use schemas::file::build::Built;
 use schemas::file::load::SourceDoc;
 use serde_json::Value;
 
-use crate::client::AdminClient;
+use crate::client::{AdminClient, ClientError};
 use crate::commands::GatewayArgs;
 use crate::error::CommandError;
 use crate::files;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::secrets;
 use crate::state::{self, LiveState};
+use crate::timing;
 
 /// Everything a diff or a sync works from.
 pub struct Prepared {
@@ -42,12 +43,29 @@ pub fn fetch_state(
     client: &AdminClient,
     select_tags: &[String],
 ) -> Result<LiveState, CommandError> {
-    let live =
-        state::fetch(client, select_tags).map_err(|error| CommandError::user(error.to_string()))?;
+    let live = state::fetch(client, select_tags).map_err(|error| unreadable(client, &error))?;
     for warning in &live.warnings {
         eprintln!("warning: {warning}");
     }
     Ok(live)
+}
+
+/// The first request to the gateway failed: say what to check when the
+/// gateway is not there or wants a token, then the request's own error.
+fn unreadable(client: &AdminClient, error: &state::StateError) -> CommandError {
+    let client_error = error.client_error();
+    let lead = match client_error {
+        Some(ClientError::Transport { .. }) => format!(
+            "cannot reach the gateway's Admin API at {} (set with --addr or GWCTL_ADDR): ",
+            client.base()
+        ),
+        Some(answer) if matches!(answer.status(), Some(401 | 403)) => {
+            "the Admin API refused gwctl: give its token with --header 'Kong-Admin-Token: TOKEN': "
+                .to_owned()
+        }
+        _ => String::new(),
+    };
+    CommandError::user(format!("{lead}{error}"))
 }
 
 /// What to do beyond reading.
@@ -56,6 +74,9 @@ pub struct PrepareOptions {
     pub plan: PlanOptions,
     /// Refuse files holding `dump --sanitize` markers (sync).
     pub refuse_sanitized: bool,
+    /// Show the values substituted from `DECK_*` variables as they are
+    /// (`--no-mask-deck-env-vars-value`); otherwise as `[masked]`.
+    pub show_env_values: bool,
 }
 
 /// Read, fetch, build and plan; see the module doc.
@@ -64,16 +85,24 @@ pub fn prepare(
     gateway: &GatewayArgs,
     options: PrepareOptions,
 ) -> Result<Prepared, CommandError> {
-    let docs = files::read(paths)?;
+    let files = files::read(paths)?;
+    timing::mark("read the files");
     if options.refuse_sanitized {
-        refuse_sanitized(&docs)?;
+        refuse_sanitized(&files.docs)?;
     }
     let client = connect(gateway)?;
-    let select_tags = select_tags(&docs, &gateway.select_tags);
+    let select_tags = select_tags(&files.docs, &gateway.select_tags);
     let live = fetch_state(&client, &select_tags)?;
-    let mut built = files::build_config(&docs, &live.config, &gateway.select_tags)?;
+    timing::mark("fetched the gateway's state");
+    let mut built = files::build_config(&files.docs, &live.config, &gateway.select_tags)?;
+    timing::mark("built the files");
     plan::keep_generated_values(&mut built.config, &live.config);
-    let plan = plan::plan(&built.config, &live.config, &options.plan);
+    timing::mark("kept generated values");
+    let mut plan = plan::plan(&built.config, &live.config, &options.plan);
+    if !options.show_env_values {
+        plan.mask_env_values(&files.env_values);
+    }
+    timing::mark("planned");
     let mut warnings = live.warnings.clone();
     warnings.extend(built.warnings.iter().map(ToString::to_string));
     Ok(Prepared {
@@ -83,6 +112,12 @@ pub fn prepare(
         plan,
         warnings,
     })
+}
+
+/// Leave `prepared` to the process's exit, which follows: freeing tens of
+/// thousands of JSON values one by one takes longer than the exit does.
+pub fn release(prepared: Prepared) {
+    std::mem::forget(prepared);
 }
 
 /// The select tags in force: the flags, else the files' `_info.select_tags`

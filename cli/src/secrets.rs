@@ -51,6 +51,53 @@ pub fn mask(value: &Value) -> Value {
     }
 }
 
+/// The values of the `DECK_*` variables substituted into the files, to be
+/// shown as [`MASK`] wherever they appear in a diff (decK's
+/// `--no-mask-deck-env-vars-value` turns that off).
+#[derive(Debug, Clone, Default)]
+pub struct EnvValues {
+    /// Non-empty values, longest first: a value that contains another is
+    /// masked whole.
+    values: Vec<String>,
+}
+
+impl EnvValues {
+    pub fn new(values: &[String]) -> Self {
+        let mut values: Vec<String> = values.iter().filter(|v| !v.is_empty()).cloned().collect();
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        values.dedup();
+        Self { values }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Mask the values in `value`: inside strings wherever they occur (a
+    /// host in a longer URL too), numbers and booleans when they are one
+    /// of the values (`port: ${{ env "DECK_PORT" }}` reads as a number).
+    pub fn mask(&self, value: &mut Value) {
+        match value {
+            Value::String(text) => {
+                for secret in &self.values {
+                    if text.contains(secret.as_str()) {
+                        *text = text.replace(secret.as_str(), MASK);
+                    }
+                }
+            }
+            Value::Number(_) | Value::Bool(_) => {
+                let text = value.to_string();
+                if self.values.contains(&text) {
+                    *value = Value::String(MASK.to_owned());
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| self.mask(item)),
+            Value::Object(members) => members.values_mut().for_each(|member| self.mask(member)),
+            Value::Null => {}
+        }
+    }
+}
+
 /// Replaces secrets with `[sanitized:<hash>]`; one per dump.
 #[derive(Debug, Default)]
 pub struct Sanitizer {
@@ -159,6 +206,24 @@ mod tests {
             "consumers[0].keyauth_credentials[0].key"
         );
         assert_eq!(find_sanitized(&json!({"key": "plain"})), None);
+    }
+
+    #[test]
+    fn env_values_are_masked_inside_strings_numbers_and_lists() {
+        let values = EnvValues::new(&["upstream.internal".into(), "9000".into(), String::new()]);
+        let mut value = json!({"host": "upstream.internal", "port": 9000, "retries": 5,
+            "url": "http://upstream.internal:9000/x", "hosts": ["a.upstream.internal"]});
+        values.mask(&mut value);
+        assert_eq!(
+            value,
+            json!({"host": MASK, "port": MASK, "retries": 5,
+                "url": "http://[masked]:[masked]/x", "hosts": ["a.[masked]"]})
+        );
+        let longest_first = EnvValues::new(&["abc".into(), "abcdef".into()]);
+        let mut text = json!("xabcdefx abc");
+        longest_first.mask(&mut text);
+        assert_eq!(text, json!("x[masked]x [masked]"));
+        assert!(EnvValues::new(&[String::new()]).is_empty());
     }
 
     #[test]

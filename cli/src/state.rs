@@ -20,7 +20,7 @@ use std::thread;
 use schemas::config::{id_of, Config};
 use schemas::error::PathSeg;
 use schemas::EntityKind;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::client::{AdminClient, ClientError};
 
@@ -169,7 +169,10 @@ fn fetch_kind(
                     reason: "the server repeated a pagination offset".to_owned(),
                 })
             }
-            None => return Ok(state),
+            None => {
+                crate::timing::note(&format!("read {}", kind.collection()));
+                return Ok(state);
+            }
         }
     }
 }
@@ -260,17 +263,20 @@ fn entity_label(kind: EntityKind, entity: &Value) -> String {
 
 /// The value without object members that are `null` (at any depth): Kong
 /// answers with every unset field as `null`, which means "absent".
-pub fn strip_nulls(value: Value) -> Value {
+pub fn strip_nulls(mut value: Value) -> Value {
+    strip_nulls_in_place(&mut value);
+    value
+}
+
+/// [`strip_nulls`] without rebuilding the objects.
+fn strip_nulls_in_place(value: &mut Value) {
     match value {
-        Value::Object(object) => Value::Object(
-            object
-                .into_iter()
-                .filter(|(_, member)| !member.is_null())
-                .map(|(key, member)| (key, strip_nulls(member)))
-                .collect::<Map<String, Value>>(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
-        other => other,
+        Value::Object(object) => {
+            object.retain(|_, member| !member.is_null());
+            object.values_mut().for_each(strip_nulls_in_place);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls_in_place),
+        _ => {}
     }
 }
 

@@ -21,6 +21,7 @@ use std::sync::{Arc, Weak};
 use schemas::file::build::{build, BuildOptions};
 use schemas::file::load::load_inputs;
 use schemas::file::template::ProcessEnv;
+use schemas::EntityKind;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -30,8 +31,9 @@ use crate::admin::{self, AdminState};
 use crate::plugins::session::storage::SessionStorage;
 use crate::plugins::PluginEnv;
 use crate::proxy::{self, Proxy, ProxySettings};
-use crate::snapshot::{Snapshot, SnapshotError, SnapshotHandle};
-use crate::store::{Store, StoreError};
+use crate::snapshot::{self, Entities, Snapshot, SnapshotError, SnapshotHandle};
+use crate::store::query::MAX_PAGE_SIZE;
+use crate::store::{ListQuery, Store, StoreError};
 use crate::tls::{self, TlsError};
 
 /// The version the gateway reports (Kong's).
@@ -128,10 +130,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     }
     let node_id = Uuid::new_v4();
     let env = plugin_env(&store, node_id);
-    let snapshots = Arc::new(SnapshotHandle::new(Snapshot::build(
-        &store.export()?,
-        &env,
-    )?));
+    let snapshots = Arc::new(SnapshotHandle::new(compile(&store, &env)?));
     install_rebuild_hook(&store, &snapshots, env);
 
     let proxy_listener = bind(args.proxy_listen).await?;
@@ -239,17 +238,45 @@ fn install_rebuild_hook(store: &Arc<Store>, snapshots: &Arc<SnapshotHandle>, env
         let Some(store) = store_ref.upgrade() else {
             return;
         };
-        let rebuilt = store
-            .export()
-            .map_err(|error| error.to_string())
-            .and_then(|config| Snapshot::build(&config, &env).map_err(|error| error.to_string()));
-        match rebuilt {
+        match compile(&store, &env) {
             Ok(snapshot) => snapshots.store(snapshot),
             Err(error) => {
                 tracing::error!(%error, "configuration change not applied; the previous one keeps serving");
             }
         }
     }));
+}
+
+/// Compiles the stored configuration. It is read a page at a time, so that
+/// besides the typed entities only one page of JSON values is in memory
+/// (the whole configuration as JSON values is several times the size of the
+/// snapshot); each page is freed in the background. Run at start and in the
+/// commit hook, where no write can come between two pages.
+fn compile(store: &Store, env: &PluginEnv) -> Result<Snapshot, ServeError> {
+    let mut entities = Entities::default();
+    for kind in EntityKind::ALL {
+        entities.reserve(kind, store.count(kind));
+        let mut query = ListQuery {
+            size: MAX_PAGE_SIZE,
+            ..ListQuery::default()
+        };
+        loop {
+            let page = store.list(kind, None, &query)?;
+            for value in &page.data {
+                entities.push(kind, value)?;
+            }
+            let last_id = page.data.last().and_then(schemas::config::id_of);
+            query.after = match (&page.offset, last_id) {
+                (Some(_), Some(id)) => Some(id.to_owned()),
+                _ => None,
+            };
+            snapshot::retire(page);
+            if query.after.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(Snapshot::compile(entities, env)?)
 }
 
 /// How often expired `storage: kong` session rows are removed.

@@ -6,14 +6,25 @@
 //! resolution ([`PluginIndex`]). Nothing in a snapshot changes after it is
 //! built; a configuration change builds a new one and swaps it into the
 //! [`SnapshotHandle`], so a request holds no lock and never reads the store.
+//!
+//! Freeing a big snapshot (or the exported configuration it was built
+//! from) takes tens of milliseconds with 100k consumers, so retired ones are
+//! handed to a background thread ([`retire`]) instead of being freed on the
+//! Admin API write path or by the last proxy request that held them.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use schemas::config::Config;
 use schemas::model::{self, Consumer, Route, Service};
+use schemas::EntityKind;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -78,6 +89,16 @@ pub struct Scope {
     pub consumer: Option<Uuid>,
 }
 
+impl Scope {
+    /// One bit of eight telling which of (route, service, consumer) are set.
+    fn shape(&self) -> u8 {
+        let index = u8::from(self.route.is_some()) << 2
+            | u8::from(self.service.is_some()) << 1
+            | u8::from(self.consumer.is_some());
+        1 << index
+    }
+}
+
 /// The enabled instances of one plugin name, by scope and protocol.
 pub struct PluginTable {
     /// The plugin name.
@@ -87,6 +108,9 @@ pub struct PluginTable {
     /// Per protocol (`http`, `https`): the instances whose `protocols`
     /// include it, by scope.
     by_scope: [HashMap<Scope, Arc<dyn Plugin>>; 2],
+    /// Per protocol: a bit per [`Scope::shape`] that has an instance, so
+    /// resolution skips the ranks nothing is attached at.
+    shapes: [u8; 2],
 }
 
 impl PluginTable {
@@ -95,11 +119,15 @@ impl PluginTable {
             name: name.to_owned(),
             priority,
             by_scope: [HashMap::new(), HashMap::new()],
+            shapes: [0; 2],
         }
     }
 
     /// The instance attached exactly to `scope` for `protocol`.
     pub fn get(&self, protocol: Protocol, scope: &Scope) -> Option<&Arc<dyn Plugin>> {
+        if self.shapes[protocol.index()] & scope.shape() == 0 {
+            return None;
+        }
         self.by_scope[protocol.index()].get(scope)
     }
 
@@ -114,6 +142,7 @@ impl PluginTable {
         for protocol in [Protocol::Http, Protocol::Https] {
             if protocols.iter().any(|p| p == protocol.as_str()) {
                 self.by_scope[protocol.index()].insert(scope, Arc::clone(&instance));
+                self.shapes[protocol.index()] |= scope.shape();
             }
         }
     }
@@ -211,8 +240,8 @@ pub struct Snapshot {
     /// Services by id.
     pub services: HashMap<Uuid, Arc<Service>>,
     consumers: HashMap<Uuid, Arc<Consumer>>,
-    consumers_by_username: HashMap<String, Arc<Consumer>>,
-    key_credentials: HashMap<String, Arc<Credential>>,
+    consumers_by_username: HashSet<ByKey<Consumer>>,
+    key_credentials: HashSet<ByKey<Credential>>,
     /// Plugin instances for precedence resolution.
     pub plugins: PluginIndex,
 }
@@ -224,8 +253,8 @@ impl Snapshot {
             router: Router::default(),
             services: HashMap::new(),
             consumers: HashMap::new(),
-            consumers_by_username: HashMap::new(),
-            key_credentials: HashMap::new(),
+            consumers_by_username: HashSet::new(),
+            key_credentials: HashSet::new(),
             plugins: PluginIndex::default(),
         }
     }
@@ -233,27 +262,42 @@ impl Snapshot {
     /// Compiles `config` (canonical entities) with plugin factories given
     /// `env`.
     pub fn build(config: &Config, env: &PluginEnv) -> Result<Self, SnapshotError> {
-        let services: Vec<Service> = typed("services", &config.services)?;
-        let routes: Vec<Route> = typed("routes", &config.routes)?;
-        let consumers: Vec<Consumer> = typed("consumers", &config.consumers)?;
-        let credentials: Vec<model::KeyAuthCredential> =
-            typed("keyauth_credentials", &config.keyauth_credentials)?;
-        let plugin_rows: Vec<model::Plugin> = typed("plugins", &config.plugins)?;
+        let mut entities = Entities::default();
+        for kind in EntityKind::ALL {
+            let values = config.entities(kind);
+            entities.reserve(kind, values.len());
+            for value in values {
+                entities.push(kind, value)?;
+            }
+        }
+        Self::compile(entities, env)
+    }
 
+    /// Compiles typed entities with plugin factories given `env`.
+    pub fn compile(entities: Entities, env: &PluginEnv) -> Result<Self, SnapshotError> {
+        let Entities {
+            services,
+            routes,
+            consumers,
+            keyauth_credentials: credentials,
+            plugins: plugin_rows,
+        } = entities;
         let services: HashMap<Uuid, Arc<Service>> = services
             .into_iter()
             .map(|service| (service.id, Arc::new(service)))
             .collect();
         let routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
         let router = Router::build(&routes, &services)?;
-        let consumers: HashMap<Uuid, Arc<Consumer>> = consumers
-            .into_iter()
-            .map(|consumer| (consumer.id, Arc::new(consumer)))
-            .collect();
-        let consumers_by_username = consumers
-            .values()
-            .filter_map(|consumer| Some((consumer.username.clone()?, Arc::clone(consumer))))
-            .collect();
+        let mut consumers_by_id = HashMap::with_capacity(consumers.len());
+        let mut consumers_by_username = HashSet::with_capacity(consumers.len());
+        for consumer in consumers {
+            let consumer = Arc::new(consumer);
+            if consumer.username.is_some() {
+                consumers_by_username.replace(ByKey(Arc::clone(&consumer)));
+            }
+            consumers_by_id.insert(consumer.id, consumer);
+        }
+        let consumers = consumers_by_id;
         let key_credentials = index_credentials(credentials, &consumers);
         let plugins = PluginIndex::build(&plugin_rows, env)?;
         Ok(Snapshot {
@@ -278,7 +322,9 @@ impl Snapshot {
 
     /// The consumer with this username.
     pub fn consumer_by_username(&self, username: &str) -> Option<&Arc<Consumer>> {
-        self.consumers_by_username.get(username)
+        self.consumers_by_username
+            .get(username)
+            .map(|entry| &entry.0)
     }
 
     /// Kong's `kong.client.load_consumer(value, by_username)`: by id when
@@ -297,7 +343,7 @@ impl Snapshot {
     /// The key-auth credential whose key is `key`. The key found by the hash
     /// lookup is compared again in constant time.
     pub fn credential_by_key(&self, key: &str) -> Option<&Arc<Credential>> {
-        let credential = self.key_credentials.get(key)?;
+        let credential = &self.key_credentials.get(key)?.0;
         bool::from(credential.key.as_bytes().ct_eq(key.as_bytes())).then_some(credential)
     }
 }
@@ -306,37 +352,109 @@ impl Snapshot {
 fn index_credentials(
     credentials: Vec<model::KeyAuthCredential>,
     consumers: &HashMap<Uuid, Arc<Consumer>>,
-) -> HashMap<String, Arc<Credential>> {
-    credentials
+) -> HashSet<ByKey<Credential>> {
+    let mut by_key = HashSet::with_capacity(credentials.len());
+    let known = credentials
         .into_iter()
-        .filter(|credential| consumers.contains_key(&credential.consumer.id))
-        .map(|credential| {
-            let entry = Credential {
-                id: credential.id,
-                consumer_id: credential.consumer.id,
-                expires_at: credential.expires_at(),
-                key: credential.key,
-            };
-            (entry.key.clone(), Arc::new(entry))
-        })
-        .collect()
+        .filter(|credential| consumers.contains_key(&credential.consumer.id));
+    for credential in known {
+        let entry = Credential {
+            id: credential.id,
+            consumer_id: credential.consumer.id,
+            expires_at: credential.expires_at(),
+            key: credential.key,
+        };
+        by_key.replace(ByKey(Arc::new(entry)));
+    }
+    by_key
 }
 
-/// Deserializes canonical entities of one kind.
-fn typed<T: DeserializeOwned>(
-    kind: &'static str,
-    values: &[serde_json::Value],
-) -> Result<Vec<T>, SnapshotError> {
-    values
-        .iter()
-        .map(|value| {
-            T::deserialize(value).map_err(|source| SnapshotError::Entity {
-                kind,
-                id: schemas::config::id_of(value).unwrap_or("?").to_owned(),
-                source,
-            })
-        })
-        .collect()
+/// An entity with a string lookup key (a credential's key, a consumer's
+/// username).
+trait Keyed {
+    fn lookup_key(&self) -> &str;
+}
+
+impl Keyed for Credential {
+    fn lookup_key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Keyed for Consumer {
+    fn lookup_key(&self) -> &str {
+        self.username.as_deref().unwrap_or_default()
+    }
+}
+
+/// A set element found by its entity's [`Keyed::lookup_key`], so an index by
+/// key does not store a second copy of every key.
+struct ByKey<T>(Arc<T>);
+
+impl<T: Keyed> Borrow<str> for ByKey<T> {
+    fn borrow(&self) -> &str {
+        self.0.lookup_key()
+    }
+}
+
+impl<T: Keyed> PartialEq for ByKey<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.lookup_key() == other.0.lookup_key()
+    }
+}
+
+impl<T: Keyed> Eq for ByKey<T> {}
+
+impl<T: Keyed> Hash for ByKey<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash like the `str` it borrows as.
+        self.0.lookup_key().hash(state);
+    }
+}
+
+/// The typed entities a snapshot is compiled from, collected one canonical
+/// entity at a time ([`Entities::push`]).
+#[derive(Debug, Default)]
+pub struct Entities {
+    services: Vec<Service>,
+    routes: Vec<Route>,
+    consumers: Vec<Consumer>,
+    keyauth_credentials: Vec<model::KeyAuthCredential>,
+    plugins: Vec<model::Plugin>,
+}
+
+impl Entities {
+    /// Makes room for `additional` more entities of `kind`.
+    pub fn reserve(&mut self, kind: EntityKind, additional: usize) {
+        match kind {
+            EntityKind::Service => self.services.reserve(additional),
+            EntityKind::Route => self.routes.reserve(additional),
+            EntityKind::Consumer => self.consumers.reserve(additional),
+            EntityKind::KeyAuthCredential => self.keyauth_credentials.reserve(additional),
+            EntityKind::Plugin => self.plugins.reserve(additional),
+        }
+    }
+
+    /// Adds a canonical entity of `kind`.
+    pub fn push(&mut self, kind: EntityKind, value: &Value) -> Result<(), SnapshotError> {
+        match kind {
+            EntityKind::Service => self.services.push(typed(kind, value)?),
+            EntityKind::Route => self.routes.push(typed(kind, value)?),
+            EntityKind::Consumer => self.consumers.push(typed(kind, value)?),
+            EntityKind::KeyAuthCredential => self.keyauth_credentials.push(typed(kind, value)?),
+            EntityKind::Plugin => self.plugins.push(typed(kind, value)?),
+        }
+        Ok(())
+    }
+}
+
+/// Deserializes a canonical entity of `kind`.
+fn typed<T: DeserializeOwned>(kind: EntityKind, value: &Value) -> Result<T, SnapshotError> {
+    T::deserialize(value).map_err(|source| SnapshotError::Entity {
+        kind: kind.collection(),
+        id: schemas::config::id_of(value).unwrap_or("?").to_owned(),
+        source,
+    })
 }
 
 /// The current snapshot, swapped atomically on configuration changes.
@@ -358,8 +476,67 @@ impl SnapshotHandle {
     }
 
     /// Replaces the snapshot; requests in flight keep the one they loaded.
+    /// The previous snapshot is freed in the background once they are done.
     pub fn store(&self, snapshot: Snapshot) {
-        self.current.store(Arc::new(snapshot));
+        let previous = self.current.swap(Arc::new(snapshot));
+        reap(Garbage::Snapshot(previous));
+    }
+}
+
+/// Frees `value` on the background thread that frees retired snapshots,
+/// e.g. the exported configuration a snapshot was just built from.
+pub fn retire<T: Send + 'static>(value: T) {
+    reap(Garbage::Other(Box::new(value)));
+}
+
+/// Something to free on the reaper thread.
+enum Garbage {
+    /// A retired snapshot: freed once no request holds it any more.
+    Snapshot(Arc<Snapshot>),
+    /// Anything else: freed at once.
+    Other(Box<dyn Send>),
+}
+
+/// How often the reaper checks whether requests still hold a retired
+/// snapshot.
+const REAP_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Hands `garbage` to the reaper thread (started on first use). Without the
+/// thread it is freed here.
+fn reap(garbage: Garbage) {
+    static REAPER: OnceLock<Option<mpsc::Sender<Garbage>>> = OnceLock::new();
+    let reaper = REAPER.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("snapshot-reaper".to_owned())
+            .spawn(move || run_reaper(&receiver))
+            .ok()
+            .map(|_| sender)
+    });
+    if let Some(sender) = reaper {
+        // Should the thread be gone, the garbage comes back and drops here.
+        let _ = sender.send(garbage);
+    }
+}
+
+/// The reaper: frees what it receives; a snapshot still held by requests in
+/// flight waits until it is the last reference, so that it is never the
+/// proxy that frees it.
+fn run_reaper(receiver: &mpsc::Receiver<Garbage>) {
+    let mut held: Vec<Arc<Snapshot>> = Vec::new();
+    loop {
+        let received = if held.is_empty() {
+            receiver.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            receiver.recv_timeout(REAP_INTERVAL)
+        };
+        match received {
+            Ok(Garbage::Snapshot(snapshot)) => held.push(snapshot),
+            Ok(Garbage::Other(value)) => drop(value),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        held.retain(|snapshot| Arc::strong_count(snapshot) > 1);
     }
 }
 

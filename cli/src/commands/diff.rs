@@ -15,7 +15,8 @@ use crate::reconcile::{self, PrepareOptions};
 ///
 /// Each line names the entity as decK does (`creating service svc1`,
 /// `updating plugin key-auth for service svc1`); an update lists only the
-/// changed fields as `path: old -> new`. Secrets are shown as `[masked]`.
+/// changed fields as `path: old -> new`. Secrets, and values taken from
+/// `DECK_*` environment variables, are shown as `[masked]`.
 /// The files are checked first; only GET requests reach the gateway.
 /// Exit codes: 0 (also with differences), 1 on error, 2 with
 /// --non-zero-exit-code when there are differences.
@@ -33,6 +34,10 @@ pub struct DiffArgs {
     /// [masked].
     #[arg(long)]
     pub show_secrets: bool,
+    /// Show values substituted from `DECK_*` environment variables as
+    /// they are; by default they are shown as [masked], as decK does.
+    #[arg(long)]
+    pub no_mask_deck_env_vars_value: bool,
     /// Leave out deletes, as `gwctl sync --no-deletes` would.
     #[arg(long)]
     pub no_deletes: bool,
@@ -53,6 +58,7 @@ fn diff(args: &DiffArgs) -> Result<ExitCode, CommandError> {
             entity_fields: args.gateway.json_output,
         },
         refuse_sanitized: false,
+        show_env_values: args.no_mask_deck_env_vars_value,
     };
     let prepared = reconcile::prepare(&args.files, &args.gateway, options)?;
     let counts = prepared.plan.counts();
@@ -66,6 +72,8 @@ fn diff(args: &DiffArgs) -> Result<ExitCode, CommandError> {
             &Style::for_stdout(args.no_color),
         );
     }
+    crate::timing::mark("printed");
+    reconcile::release(prepared);
     if args.non_zero_exit_code && counts.total() > 0 {
         return Ok(ExitCode::from(2));
     }

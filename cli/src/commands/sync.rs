@@ -43,6 +43,10 @@ pub struct SyncArgs {
     /// changes instead of [masked].
     #[arg(long)]
     pub show_secrets: bool,
+    /// Show values substituted from `DECK_*` environment variables as
+    /// they are; by default they are shown as [masked], as decK does.
+    #[arg(long)]
+    pub no_mask_deck_env_vars_value: bool,
     /// Never colour the output (it is coloured only on a terminal anyway).
     #[arg(long)]
     pub no_color: bool,
@@ -60,11 +64,19 @@ fn sync(args: &SyncArgs) -> Result<ExitCode, CommandError> {
             entity_fields: args.gateway.json_output,
         },
         refuse_sanitized: true,
+        show_env_values: args.no_mask_deck_env_vars_value,
     };
     let prepared = reconcile::prepare(&args.files, &args.gateway, options)?;
+    let result = apply(args, &prepared);
+    reconcile::release(prepared);
+    result
+}
+
+/// Apply the prepared plan: in one batch, else entity by entity.
+fn apply(args: &SyncArgs, prepared: &Prepared) -> Result<ExitCode, CommandError> {
     let style = Style::for_stdout(args.no_color);
     if prepared.plan.is_empty() {
-        print_result(args, &prepared, &style);
+        print_result(args, prepared, &style);
         return Ok(ExitCode::SUCCESS);
     }
     let applier = Applier::new(
@@ -74,14 +86,15 @@ fn sync(args: &SyncArgs) -> Result<ExitCode, CommandError> {
         &prepared.live.config,
         &prepared.built.origins,
     );
-    if let Some(keep) = kept_entities(args, &prepared)? {
+    if let Some(keep) = kept_entities(args, prepared)? {
         match applier.apply_atomic(&keep) {
             Ok(AtomicOutcome::Applied) => {
-                print_result(args, &prepared, &style);
+                crate::timing::mark("applied in one batch");
+                print_result(args, prepared, &style);
                 return Ok(ExitCode::SUCCESS);
             }
             Ok(AtomicOutcome::Unsupported) => {}
-            Err(error) => return reject(args, &prepared, error),
+            Err(error) => return reject(args, prepared, error),
         }
     }
     let progress = Progress::new(
@@ -91,7 +104,7 @@ fn sync(args: &SyncArgs) -> Result<ExitCode, CommandError> {
     );
     let report =
         applier.apply_per_entity(usize::from(args.parallelism), args.no_deletes, &progress);
-    Ok(finish_per_entity(args, &prepared, &report, &style))
+    Ok(finish_per_entity(args, prepared, &report, &style))
 }
 
 /// The live entities a `POST /config` must carry along: those outside the

@@ -23,8 +23,8 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: &ValidateArgs) -> Result<ExitCode, CommandError> {
-    let docs = files::read(&args.files)?;
-    let built = files::build_config(&docs, &Config::default(), &args.select_tags)?;
+    let files = files::read(&args.files)?;
+    let built = files::build_config(&files.docs, &Config::default(), &args.select_tags)?;
     let count = built.config.len();
     let noun = if count == 1 { "entity" } else { "entities" };
     println!("{count} {noun} checked, no errors");

@@ -147,6 +147,46 @@ fn references_are_shown_by_name() {
     );
 }
 
+/// A route moved from a service to another of the same name (a service
+/// replaced, the new one with another id) names both with their ids: an
+/// update never reads `"svc1" -> "svc1"`.
+#[test]
+fn a_reference_to_a_namesake_shows_the_ids() {
+    let mut current = sample();
+    current.services[1]["name"] = json!("svc1");
+    let mut target = current.clone();
+    target.routes[0]["service"] = json!({"id": S2});
+    let planned = plan(&target, &current, &PlanOptions::default());
+    let change = only_update(&planned);
+    assert_eq!(
+        change.fields,
+        vec![FieldChange {
+            path: "service".into(),
+            old: json!(format!("svc1 (id {S1})")),
+            new: json!(format!("svc1 (id {S2})")),
+        }]
+    );
+}
+
+/// Values taken from `DECK_*` variables are masked in the changed fields.
+#[test]
+fn env_values_are_masked_in_changes() {
+    let current = sample();
+    let mut target = sample();
+    target.services[0]["host"] = json!("upstream.internal");
+    let mut planned = plan(&target, &current, &PlanOptions::default());
+    planned.mask_env_values(&["upstream.internal".to_owned()]);
+    let change = only_update(&planned);
+    assert_eq!(
+        change.fields,
+        vec![FieldChange {
+            path: "host".into(),
+            old: json!("example.com"),
+            new: json!(crate::secrets::MASK),
+        }]
+    );
+}
+
 #[test]
 fn secrets_are_masked_unless_asked() {
     let current = sample();
@@ -301,7 +341,9 @@ fn equivalence_treats_empty_as_absent() {
 /// gateway generated is kept.
 #[test]
 fn files_built_against_their_own_result_plan_nothing() {
-    let docs = files::read(&["../fixtures/tutorial".to_owned()]).unwrap();
+    let docs = files::read(&["../fixtures/tutorial".to_owned()])
+        .unwrap()
+        .docs;
     let first = files::build_config(&docs, &Config::default(), &[]).unwrap();
     let mut live = first.config.clone();
     for plugin in &mut live.plugins {

@@ -152,14 +152,17 @@ pub fn set_identity_headers(
     consumer: Option<&Consumer>,
     credential: Option<&AuthCredential>,
 ) {
-    let consumer_id = consumer.map(|consumer| consumer.id.to_string());
-    set_or_clear(headers, CONSUMER_ID, consumer_id.as_deref());
+    let mut buffer = Uuid::encode_buffer();
+    let consumer_id = consumer.map(|consumer| &*consumer.id.hyphenated().encode_lower(&mut buffer));
+    set_or_clear(headers, CONSUMER_ID, consumer_id);
     let custom_id = consumer.and_then(|consumer| consumer.custom_id.as_deref());
     set_or_clear(headers, CONSUMER_CUSTOM_ID, custom_id);
     let username = consumer.and_then(|consumer| consumer.username.as_deref());
     set_or_clear(headers, CONSUMER_USERNAME, username);
-    let credential_id = credential.map(|credential| credential.id.to_string());
-    set_or_clear(headers, CREDENTIAL_IDENTIFIER, credential_id.as_deref());
+    let mut buffer = Uuid::encode_buffer();
+    let credential_id =
+        credential.map(|credential| &*credential.id.hyphenated().encode_lower(&mut buffer));
+    set_or_clear(headers, CREDENTIAL_IDENTIFIER, credential_id);
     let anonymous = credential.is_none().then_some("true");
     set_or_clear(headers, ANONYMOUS_CONSUMER, anonymous);
 }

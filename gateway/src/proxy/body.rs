@@ -259,10 +259,18 @@ impl Drop for Reclaimable {
 pub struct IdleTimedOut(Duration);
 
 /// Fails when no frame arrives for `timeout` (the service's read timeout).
+///
+/// The timer is only armed when the body has to wait: a body whose frames
+/// are ready when polled (a small response arriving with its head) never
+/// touches the timer wheel. The silence is counted from the first wait
+/// after the last frame.
 pub struct IdleTimeout {
     inner: ProxyBody,
     timeout: Duration,
-    deadline: Pin<Box<Sleep>>,
+    /// The running timer, when waiting for a frame.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// A frame arrived since the timer was armed.
+    progressed: bool,
 }
 
 impl IdleTimeout {
@@ -271,7 +279,8 @@ impl IdleTimeout {
         IdleTimeout {
             inner,
             timeout,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            deadline: None,
+            progressed: false,
         }
     }
 
@@ -290,16 +299,23 @@ impl Body for IdleTimeout {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let next = Instant::now() + this.timeout;
-                this.deadline.as_mut().reset(next);
-                Poll::Ready(frame)
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.progressed = true;
+            return Poll::Ready(frame);
+        }
+        let progressed = std::mem::take(&mut this.progressed);
+        let deadline = match this.deadline.take() {
+            Some(mut deadline) => {
+                if progressed {
+                    deadline.as_mut().reset(Instant::now() + this.timeout);
+                }
+                deadline
             }
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimedOut(this.timeout))))),
-                Poll::Pending => Poll::Pending,
-            },
+            None => Box::pin(tokio::time::sleep(this.timeout)),
+        };
+        match this.deadline.insert(deadline).as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimedOut(this.timeout))))),
+            Poll::Pending => Poll::Pending,
         }
     }
 

@@ -8,6 +8,7 @@
 //! - Responses get `Via`, latency headers and `X-Kong-Request-Id`; the
 //!   gateway's own responses also get `Server`.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use http::header::{
     TRANSFER_ENCODING, UPGRADE, VIA,
 };
 use http::Version;
+use once_cell::sync::Lazy;
 use schemas::model::Service;
 
 use super::respond::SERVER_TOKEN;
@@ -110,15 +112,14 @@ pub fn prepare_upstream(
         _ => service_host_header(service),
     };
     set(headers, HOST, &host);
-    let client_ip = forwarding.client_ip.to_string();
-    append_list(headers, X_FORWARDED_FOR, &client_ip);
-    set(headers, X_FORWARDED_PROTO, forwarding.scheme);
-    set(headers, X_FORWARDED_HOST, forwarding.host);
-    set(
-        headers,
-        X_FORWARDED_PORT,
-        &forwarding.listen_port.to_string(),
+    let client_ip = ip_value(forwarding.client_ip);
+    append_list(headers, X_FORWARDED_FOR, client_ip.clone());
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(forwarding.scheme),
     );
+    set(headers, X_FORWARDED_HOST, forwarding.host);
+    headers.insert(X_FORWARDED_PORT, HeaderValue::from(forwarding.listen_port));
     set(headers, X_FORWARDED_PATH, forwarding.path);
     match forwarding.prefix {
         Some(prefix) => set(headers, X_FORWARDED_PREFIX, prefix),
@@ -126,10 +127,43 @@ pub fn prepare_upstream(
             headers.remove(X_FORWARDED_PREFIX);
         }
     }
-    set(headers, X_REAL_IP, &client_ip);
-    let via = format!("{} {SERVER_TOKEN}", version_token(forwarding.version));
-    append_list(headers, VIA, &via);
+    headers.insert(X_REAL_IP, client_ip);
+    append_list(headers, VIA, via_value(forwarding.version));
     set(headers, X_KONG_REQUEST_ID, forwarding.request_id);
+}
+
+/// An IP address as a header value.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    // Longest text form: an IPv4-mapped IPv6 address, 45 characters.
+    let mut text = String::with_capacity(45);
+    let _ = write!(text, "{ip}");
+    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `<version> kong/<version>`, the `Via` entry for a client request of
+/// `version` (`1.1 kong/3.10.0` for HTTP/1.1); built once per version.
+fn via_value(version: Version) -> HeaderValue {
+    static VIA: Lazy<[HeaderValue; 5]> = Lazy::new(|| {
+        [
+            Version::HTTP_09,
+            Version::HTTP_10,
+            Version::HTTP_11,
+            Version::HTTP_2,
+            Version::HTTP_3,
+        ]
+        .map(|version| {
+            let via = format!("{} {SERVER_TOKEN}", version_token(version));
+            HeaderValue::try_from(via).expect("the Via entry is a valid header value")
+        })
+    });
+    let index = match version {
+        Version::HTTP_09 => 0,
+        Version::HTTP_10 => 1,
+        Version::HTTP_2 => 3,
+        Version::HTTP_3 => 4,
+        _ => 2,
+    };
+    VIA[index].clone()
 }
 
 /// The Host sent upstream without `preserve_host`: the service host, with
@@ -165,12 +199,12 @@ pub fn prepare_proxied_response(
     request_id: &str,
 ) {
     remove_hop_by_hop(headers);
-    append_list(headers, VIA, &format!("1.1 {SERVER_TOKEN}"));
+    append_list(headers, VIA, via_value(Version::HTTP_11));
     if !headers.contains_key(SERVER) {
         headers.insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
     }
-    set(headers, X_KONG_UPSTREAM_LATENCY, &millis(upstream_latency));
-    set(headers, X_KONG_PROXY_LATENCY, &millis(proxy_latency));
+    headers.insert(X_KONG_UPSTREAM_LATENCY, millis(upstream_latency));
+    headers.insert(X_KONG_PROXY_LATENCY, millis(proxy_latency));
     set(headers, X_KONG_REQUEST_ID, request_id);
 }
 
@@ -178,7 +212,7 @@ pub fn prepare_proxied_response(
 /// `X-Kong-Response-Latency` and the request id.
 pub fn prepare_generated_response(headers: &mut HeaderMap, latency: Duration, request_id: &str) {
     headers.insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
-    set(headers, X_KONG_RESPONSE_LATENCY, &millis(latency));
+    headers.insert(X_KONG_RESPONSE_LATENCY, millis(latency));
     set(headers, X_KONG_REQUEST_ID, request_id);
 }
 
@@ -193,8 +227,9 @@ fn version_token(version: Version) -> &'static str {
     }
 }
 
-fn millis(duration: Duration) -> String {
-    duration.as_millis().to_string()
+/// Whole milliseconds, as a header value.
+fn millis(duration: Duration) -> HeaderValue {
+    HeaderValue::from(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Replaces every `name` header by `value` (dropped if not a valid value).
@@ -211,17 +246,21 @@ fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
 
 /// Appends `value` to a comma-separated list header (joining repeated
 /// headers into one).
-fn append_list(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+fn append_list(headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
     let existing: Vec<&str> = headers
         .get_all(&name)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .collect();
-    let joined = if existing.is_empty() {
-        value.to_owned()
-    } else {
-        format!("{}, {value}", existing.join(", "))
-    };
+    if existing.is_empty() {
+        headers.insert(name, value);
+        return;
+    }
+    let joined = format!(
+        "{}, {}",
+        existing.join(", "),
+        value.to_str().unwrap_or_default()
+    );
     set(headers, name, &joined);
 }
 

@@ -111,7 +111,7 @@ impl Proxy {
             Some(query) => format!("{path}?{query}"),
             None => path,
         };
-        let mut upstream_headers = ctx.request.headers.clone();
+        let request_body = ctx.take_body();
         let host = ctx.host();
         let forwarding = Forwarding {
             client_ip: ctx.downstream.client_addr.ip(),
@@ -124,13 +124,19 @@ impl Proxy {
             version: ctx.request.version,
             request_id: &ctx.request_id,
         };
-        headers::prepare_upstream(
-            &mut upstream_headers,
-            &forwarding,
-            &service,
-            route.preserve_host,
-        );
-        let request_body = ctx.take_body();
+        // The client's headers stay in the context for the response phase;
+        // each attempt gets its own copy (hyper consumes the request).
+        let client_headers = &ctx.request.headers;
+        let upstream_headers = || {
+            let mut upstream_headers = client_headers.clone();
+            headers::prepare_upstream(
+                &mut upstream_headers,
+                &forwarding,
+                &service,
+                route.preserve_host,
+            );
+            upstream_headers
+        };
         let sent_at = Instant::now();
         let result = self
             .upstream
@@ -288,8 +294,15 @@ fn generated_body(bytes: bytes::Bytes) -> ProxyBody {
     }
 }
 
-/// A fresh request id: 32 lowercase hex characters, like nginx's
-/// `$request_id`.
+/// A fresh request id: 16 random bytes as 32 lowercase hex characters, like
+/// nginx's `$request_id`.
 pub fn new_request_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes: [u8; 16] = rand::random();
+    let mut id = String::with_capacity(32);
+    for byte in bytes {
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    id
 }

@@ -122,14 +122,15 @@ impl UpstreamClients {
             .build(tls::upstream_connector(&options))
     }
 
-    /// Sends `method path_and_query` with `headers` and `body` to `service`
-    /// and returns its response, whose body streams under the read timeout.
+    /// Sends `method path_and_query` with the headers `headers` makes (once
+    /// per attempt) and `body` to `service` and returns its response, whose
+    /// body streams under the read timeout.
     pub async fn send(
         &self,
         service: &Service,
         method: &Method,
         path_and_query: &str,
-        headers: &HeaderMap,
+        headers: &(dyn Fn() -> HeaderMap + Sync),
         body: ProxyBody,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
         let uri = upstream_uri(service, path_and_query)?;
@@ -139,7 +140,7 @@ impl UpstreamClients {
         let mut attempt = 0;
         loop {
             let (upstream_body, reclaim) = Reclaimable::new(body);
-            let request = build_request(method, &uri, headers, upstream_body);
+            let request = build_request(method, &uri, headers(), upstream_body);
             match send_once(&client, request, read_timeout).await {
                 Ok(response) => return Ok(with_idle_timeout(response, read_timeout)),
                 Err(SendError::Client(error)) if error.is_connect() => {
@@ -189,14 +190,14 @@ async fn send_once(
 fn build_request(
     method: &Method,
     uri: &Uri,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     body: Reclaimable,
 ) -> Request<Reclaimable> {
     let mut request = Request::new(body);
     *request.method_mut() = method.clone();
     *request.uri_mut() = uri.clone();
     *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers.clone();
+    *request.headers_mut() = headers;
     request
 }
 
@@ -266,7 +267,7 @@ mod tests {
                 &service("http", "127.0.0.1", port),
                 &Method::POST,
                 "/",
-                &HeaderMap::new(),
+                &HeaderMap::new,
                 body::full("payload"),
             )
             .await
