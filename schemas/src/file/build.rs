@@ -735,11 +735,11 @@ impl<'a> Builder<'a> {
         let name_of = |id: &str| labels.get(id).cloned().unwrap_or_else(|| id.to_owned());
         let mut seen: HashMap<(EntityKind, String), usize> = HashMap::new();
         for index in 0..self.entities.len() {
-            let Some(canonical) = self.entities[index].canonical.clone() else {
+            let kind = self.entities[index].kind;
+            let Some(canonical) = self.entities[index].canonical.as_ref() else {
                 continue;
             };
-            let kind = self.entities[index].kind;
-            for (what, key) in identity_keys(kind, &canonical, &name_of) {
+            for (what, key) in identity_keys(kind, canonical, &name_of) {
                 match seen.get(&(kind, key.clone())) {
                     Some(first) => {
                         let first_origin = self.origin(*first);
@@ -778,23 +778,25 @@ impl<'a> Builder<'a> {
                 .sort_by(|a, b| (&a.file, a.pos, a.severity).cmp(&(&b.file, b.pos, b.severity)));
             return Err(diagnostics);
         }
+        let origins: Vec<Origin> = (0..self.entities.len())
+            .map(|index| self.origin(index))
+            .collect();
         let mut built = Built {
-            select_tags: self.select_tags.clone(),
-            warnings: self.diagnostics.clone(),
+            select_tags: self.select_tags,
+            warnings: self.diagnostics,
             ..Built::default()
         };
-        for index in 0..self.entities.len() {
-            let origin = self.origin(index);
-            let entity = &self.entities[index];
-            if let Some(canonical) = &entity.canonical {
-                if let Some(id) = id_of(canonical) {
-                    built.origins.insert(id.to_owned(), origin);
-                }
-                built
-                    .config
-                    .entities_mut(entity.kind)
-                    .push(canonical.clone());
+        built.origins.reserve(origins.len());
+        // Move the canonical entities out: a large configuration is not
+        // copied once more.
+        for (entity, origin) in self.entities.into_iter().zip(origins) {
+            let Some(canonical) = entity.canonical else {
+                continue;
+            };
+            if let Some(id) = id_of(&canonical) {
+                built.origins.insert(id.to_owned(), origin);
             }
+            built.config.entities_mut(entity.kind).push(canonical);
         }
         Ok(built)
     }
