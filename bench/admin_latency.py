@@ -75,6 +75,13 @@ def wait_until(check, timeout=120.0, pause=0.001):
     return False
 
 
+def cpu_seconds(pid):
+    """User + system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib(pid):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -148,6 +155,7 @@ def main():
         print(f"POST /config with {entities} entities: {seconds:.2f} s")
 
         consumer_ms, key_ms, visible_ms = [], [], []
+        cpu_before = cpu_seconds(process.pid)
         for index in range(args.rounds):
             status, data, seconds = request(ADMIN, "POST", "/consumers", {"username": f"new-{index}"})
             assert status == 201, (status, data)
@@ -161,18 +169,22 @@ def main():
             wait_until(lambda: request(PROXY, "GET", "/key", headers={"apikey": key})[0] == 200, pause=0)
             visible_ms.append((time.perf_counter() - sent) * 1000)
 
+        cpu_per_write = (cpu_seconds(process.pid) - cpu_before) * 1000 / (2 * args.rounds)
+
         def summary(values):
             return f"median {statistics.median(values):7.1f} ms, max {max(values):7.1f} ms"
 
         print(f"POST /consumers ({args.rounds}x):                 {summary(consumer_ms)}")
         print(f"POST /consumers/{{id}}/key-auth ({args.rounds}x):   {summary(key_ms)}")
         print(f"credential POST sent -> first proxied 200: {summary(visible_ms)}")
+        print(f"gateway CPU time per write (steadier than wall time on a busy machine): {cpu_per_write:.0f} ms")
         print(f"peak RSS after loading and writes: {peak_rss_mib(process.pid):.0f} MiB")
         stop(process)
 
         process, admin_up, proxy_up = start(args.bin, data_dir)
         print(f"restart with {entities + 2 * args.rounds} stored entities: "
-              f"Admin API up after {admin_up:.2f} s, first proxied 200 after {proxy_up:.2f} s")
+              f"Admin API up after {admin_up:.2f} s, first proxied 200 after {proxy_up:.2f} s "
+              f"(gateway CPU time {cpu_seconds(process.pid):.2f} s)")
         print(f"peak RSS after the restart: {peak_rss_mib(process.pid):.0f} MiB")
         stop(process)
     server.shutdown()

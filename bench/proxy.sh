@@ -4,18 +4,24 @@
 #
 #   bench/proxy.sh            # defaults: 10 s per row, 2 threads, 64 connections
 #   DURATION=30s CONNECTIONS=128 bench/proxy.sh
+#   BIN=/some/dir bench/proxy.sh   # that dir's gateway and gwctl, no build
 #
 # Rows: upstream direct, nginx proxy, gateway (no plugins, key-auth, session
 # cookie with storage cookie and kong, anonymous 403). Then the same gateway
 # rows with 10,000 consumers and 1,000 routes loaded. Prints requests/s, p50,
-# p99 and the ratio of each row to the nginx proxy row, then the gateway's
-# peak RSS.
+# p99 and the ratio of each row to the nginx proxy row, the CPU time the
+# server under test spent per request (steadier than requests/s when other
+# work shares the cores) and its ratio to the nginx proxy's, then the
+# gateway's peak RSS. The upstream and the proxy are two nginx instances
+# with NGINX_WORKERS workers each (default 1), so each one's CPU time is
+# its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
+NGINX_WORKERS=${NGINX_WORKERS:-1}
 UPSTREAM_PORT=18080
 NGINX_PROXY_PORT=18081
 GW_PROXY=127.0.0.1:18000
@@ -29,50 +35,64 @@ for tool in wrk nginx curl python3; do
   fi
 done
 
-echo "== building release binaries"
-cargo build --release --bins --quiet
-BIN=target/release
+if [ -z "${BIN:-}" ]; then
+  echo "== building release binaries"
+  cargo build --release --bins --quiet
+  BIN=target/release
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  for name in upstream proxy; do
+    [ -f "$work/$name.pid" ] && kill "$(cat "$work/$name.pid")" 2>/dev/null || true
+  done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-echo "== starting nginx (upstream :$UPSTREAM_PORT, proxy :$NGINX_PROXY_PORT)"
-mkdir -p "$work/nginx"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log warn;
+nginx_conf() { # name, server block
+  mkdir -p "$work/$1"
+  cat >"$work/$1.conf" <<CONF
+worker_processes $NGINX_WORKERS;
+pid $work/$1.pid;
+error_log $work/$1/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx;
-  uwsgi_temp_path $work/nginx;
-  scgi_temp_path $work/nginx;
+  client_body_temp_path $work/$1;
+  proxy_temp_path $work/$1;
+  fastcgi_temp_path $work/$1;
+  uwsgi_temp_path $work/$1;
+  scgi_temp_path $work/$1;
   keepalive_requests 1000000;
-  server {
+  $2
+}
+CONF
+  nginx -c "$work/$1.conf"
+}
+
+echo "== starting nginx (upstream :$UPSTREAM_PORT, proxy :$NGINX_PROXY_PORT)"
+nginx_conf upstream "server {
     listen 127.0.0.1:$UPSTREAM_PORT;
-    location / { default_type application/json; return 200 '{"ok":true}'; }
-  }
-  upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
+    location / { default_type application/json; return 200 '{\"ok\":true}'; }
+  }"
+nginx_conf proxy "upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$NGINX_PROXY_PORT;
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
     }
-  }
+  }"
+sleep 0.2
+nginx_pids() { # name: the master and its workers
+  local master
+  master=$(cat "$work/$1.pid")
+  echo "$master $(awk -v master="$master" '$4 == master {printf "%s ", $1}' /proc/[0-9]*/stat 2>/dev/null)"
 }
-CONF
-nginx -c "$work/nginx.conf"
 
 echo "== starting the gateway"
 "$BIN/gateway" serve --data-dir "$work/data" --proxy-listen "$GW_PROXY" --admin-listen "$GW_ADMIN" \
@@ -90,35 +110,51 @@ cookie_for() { # path: log in with the key and print the session cookie
     sed -nE 's/^[Ss]et-[Cc]ookie: (session=[^;]*).*/\1/p' | tr -d '\r'
 }
 
+cpu_ticks() { # pids...: user + system clock ticks used so far
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+
 results=()
-run() { # label, url, extra wrk args...
-  local label=$1 url=$2; shift 2
-  local out
+run() { # label, "pids of the server under test", url, extra wrk args...
+  local label=$1 server_pids=$2 url=$3; shift 3
+  local out before after
+  # shellcheck disable=SC2086 # a list of pids
+  before=$(cpu_ticks $server_pids)
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url")
-  local rps p50 p99 non2xx
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $server_pids)
+  local rps p50 p99 non2xx requests cpu
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  results+=("$label|$rps|$p50|$p99|${non2xx:-0}")
-  printf '  %-38s %10s req/s  p50 %8s  p99 %8s\n' "$label" "$rps" "$p50" "$p99"
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    'BEGIN { if (n > 0) printf "%.1f", ticks / hz * 1e6 / n; else print "-" }')
+  results+=("$label|$rps|$p50|$p99|${non2xx:-0}|$cpu")
+  printf '  %-38s %10s req/s  p50 %8s  p99 %8s  %6s us CPU/req\n' "$label" "$rps" "$p50" "$p99" "$cpu"
 }
 
 gateway_rows() { # suffix
   local cookie_kong cookie_cookie
   cookie_kong=$(cookie_for /anything)
   cookie_cookie=$(cookie_for /cookie)
-  run "gateway, no plugins$1" "http://$GW_PROXY/plain"
-  run "gateway, key-auth$1" "http://$GW_PROXY/key" -H 'apikey: hello_world'
-  run "gateway, session cookie (cookie)$1" "http://$GW_PROXY/cookie" -H "Cookie: $cookie_cookie"
-  run "gateway, session cookie (kong)$1" "http://$GW_PROXY/anything" -H "Cookie: $cookie_kong"
-  run "gateway, anonymous 403$1" "http://$GW_PROXY/anything"
+  run "gateway, no plugins$1" "$GW_PID" "http://$GW_PROXY/plain"
+  run "gateway, key-auth$1" "$GW_PID" "http://$GW_PROXY/key" -H 'apikey: hello_world'
+  run "gateway, session cookie (cookie)$1" "$GW_PID" "http://$GW_PROXY/cookie" -H "Cookie: $cookie_cookie"
+  run "gateway, session cookie (kong)$1" "$GW_PID" "http://$GW_PROXY/anything" -H "Cookie: $cookie_kong"
+  run "gateway, anonymous 403$1" "$GW_PID" "http://$GW_PROXY/anything"
 }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== small configuration"
 "$BIN/gwctl" sync "$work/small.yaml" >/dev/null
-run "upstream direct (nginx)" "http://127.0.0.1:$UPSTREAM_PORT/anything"
-run "nginx proxy (baseline)" "http://127.0.0.1:$NGINX_PROXY_PORT/anything"
+run "upstream direct (nginx)" "$(nginx_pids upstream)" "http://127.0.0.1:$UPSTREAM_PORT/anything"
+run "nginx proxy (baseline)" "$(nginx_pids proxy)" "http://127.0.0.1:$NGINX_PROXY_PORT/anything"
 gateway_rows ""
 
 echo "== 10,000 consumers and 1,000 routes"
@@ -128,14 +164,17 @@ gateway_rows " [large]"
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
 
 baseline=$(printf '%s\n' "${results[@]}" | awk -F'|' '$1=="nginx proxy (baseline)" {print $2}')
+baseline_cpu=$(printf '%s\n' "${results[@]}" | awk -F'|' '$1=="nginx proxy (baseline)" {print $6}')
 echo
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
-printf '| %-40s | %12s | %9s | %9s | %8s | %9s |\n' row "req/s" p50 p99 "vs nginx" "non-2xx"
-printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..42})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..10})" "$(printf -- '-%.0s' {1..11})"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t$THREADS -c$CONNECTIONS -d$DURATION; nginx workers: $NGINX_WORKERS each"
+echo "load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| %-40s | %10s | %8s | %8s | %8s | %9s | %11s | %10s |\n' row "req/s" p50 p99 "vs nginx" "non-2xx" "CPU us/req" "CPU vs ngx"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..42})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..10})" "$(printf -- '-%.0s' {1..10})" "$(printf -- '-%.0s' {1..10})" "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..12})"
 for row in "${results[@]}"; do
-  IFS='|' read -r label rps p50 p99 non2xx <<<"$row"
+  IFS='|' read -r label rps p50 p99 non2xx cpu <<<"$row"
   ratio=$(awk -v a="$rps" -v b="$baseline" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
-  printf '| %-40s | %12s | %9s | %9s | %8s | %9s |\n' "$label" "$rps" "$p50" "$p99" "$ratio" "$non2xx"
+  cpu_ratio=$(awk -v a="$cpu" -v b="$baseline_cpu" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "-" }')
+  printf '| %-40s | %10s | %8s | %8s | %8s | %9s | %11s | %10s |\n' "$label" "$rps" "$p50" "$p99" "$ratio" "$non2xx" "$cpu" "$cpu_ratio"
 done
 echo
 echo "gateway peak RSS: $((rss_kb / 1024)) MiB"

@@ -31,8 +31,7 @@ use crate::admin::{self, AdminState};
 use crate::plugins::session::storage::SessionStorage;
 use crate::plugins::PluginEnv;
 use crate::proxy::{self, Proxy, ProxySettings};
-use crate::snapshot::{self, Entities, Snapshot, SnapshotError, SnapshotHandle};
-use crate::store::query::MAX_PAGE_SIZE;
+use crate::snapshot::{Entities, Snapshot, SnapshotError, SnapshotHandle};
 use crate::store::{ListQuery, Store, StoreError};
 use crate::tls::{self, TlsError};
 
@@ -247,17 +246,26 @@ fn install_rebuild_hook(store: &Arc<Store>, snapshots: &Arc<SnapshotHandle>, env
     }));
 }
 
+/// Entities per page when compiling. glibc's malloc handles requests of
+/// 1 KiB or more as large ones and consolidates its fast bins on each, which
+/// with 100k entities costs more than decoding them; a page's vector of 31
+/// JSON values (992 bytes) stays below that, so each page simply reuses the
+/// memory the previous one freed. (Measured with 100k entities: start-up
+/// 0.56-0.71 s with pages of 31, 0.78 s with 100, 0.7-1.2 s with 1000.)
+const COMPILE_PAGE_SIZE: usize = 31;
+
 /// Compiles the stored configuration. It is read a page at a time, so that
-/// besides the typed entities only one page of JSON values is in memory
-/// (the whole configuration as JSON values is several times the size of the
-/// snapshot); each page is freed in the background. Run at start and in the
-/// commit hook, where no write can come between two pages.
+/// besides the typed entities only one page of JSON values is in memory:
+/// the whole configuration as JSON values is several times the size of the
+/// snapshot (peak RSS with 100k entities: 92 MiB instead of 230 MiB). Run
+/// at start and in the commit hook, where no write can come between two
+/// pages.
 fn compile(store: &Store, env: &PluginEnv) -> Result<Snapshot, ServeError> {
     let mut entities = Entities::default();
     for kind in EntityKind::ALL {
         entities.reserve(kind, store.count(kind));
         let mut query = ListQuery {
-            size: MAX_PAGE_SIZE,
+            size: COMPILE_PAGE_SIZE,
             ..ListQuery::default()
         };
         loop {
@@ -270,7 +278,6 @@ fn compile(store: &Store, env: &PluginEnv) -> Result<Snapshot, ServeError> {
                 (Some(_), Some(id)) => Some(id.to_owned()),
                 _ => None,
             };
-            snapshot::retire(page);
             if query.after.is_none() {
                 break;
             }

@@ -7,10 +7,9 @@
 //! built; a configuration change builds a new one and swaps it into the
 //! [`SnapshotHandle`], so a request holds no lock and never reads the store.
 //!
-//! Freeing a big snapshot (or the exported configuration it was built
-//! from) takes tens of milliseconds with 100k consumers, so retired ones are
-//! handed to a background thread ([`retire`]) instead of being freed on the
-//! Admin API write path or by the last proxy request that held them.
+//! Freeing a big snapshot takes tens of milliseconds with 100k consumers, so
+//! a replaced one is handed to a background thread instead of being freed on
+//! the Admin API write path or by the last proxy request that held it.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -478,33 +477,18 @@ impl SnapshotHandle {
     /// Replaces the snapshot; requests in flight keep the one they loaded.
     /// The previous snapshot is freed in the background once they are done.
     pub fn store(&self, snapshot: Snapshot) {
-        let previous = self.current.swap(Arc::new(snapshot));
-        reap(Garbage::Snapshot(previous));
+        reap(self.current.swap(Arc::new(snapshot)));
     }
-}
-
-/// Frees `value` on the background thread that frees retired snapshots,
-/// e.g. the exported configuration a snapshot was just built from.
-pub fn retire<T: Send + 'static>(value: T) {
-    reap(Garbage::Other(Box::new(value)));
-}
-
-/// Something to free on the reaper thread.
-enum Garbage {
-    /// A retired snapshot: freed once no request holds it any more.
-    Snapshot(Arc<Snapshot>),
-    /// Anything else: freed at once.
-    Other(Box<dyn Send>),
 }
 
 /// How often the reaper checks whether requests still hold a retired
 /// snapshot.
 const REAP_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Hands `garbage` to the reaper thread (started on first use). Without the
-/// thread it is freed here.
-fn reap(garbage: Garbage) {
-    static REAPER: OnceLock<Option<mpsc::Sender<Garbage>>> = OnceLock::new();
+/// Hands a retired snapshot to the reaper thread (started on first use).
+/// Without the thread it is freed here.
+fn reap(snapshot: Arc<Snapshot>) {
+    static REAPER: OnceLock<Option<mpsc::Sender<Arc<Snapshot>>>> = OnceLock::new();
     let reaper = REAPER.get_or_init(|| {
         let (sender, receiver) = mpsc::channel();
         std::thread::Builder::new()
@@ -514,15 +498,14 @@ fn reap(garbage: Garbage) {
             .map(|_| sender)
     });
     if let Some(sender) = reaper {
-        // Should the thread be gone, the garbage comes back and drops here.
-        let _ = sender.send(garbage);
+        // Should the thread be gone, the snapshot comes back and drops here.
+        let _ = sender.send(snapshot);
     }
 }
 
-/// The reaper: frees what it receives; a snapshot still held by requests in
-/// flight waits until it is the last reference, so that it is never the
-/// proxy that frees it.
-fn run_reaper(receiver: &mpsc::Receiver<Garbage>) {
+/// The reaper: frees the retired snapshots it receives, each once it holds
+/// the last reference, so that it is never a proxy request that frees one.
+fn run_reaper(receiver: &mpsc::Receiver<Arc<Snapshot>>) {
     let mut held: Vec<Arc<Snapshot>> = Vec::new();
     loop {
         let received = if held.is_empty() {
@@ -531,8 +514,7 @@ fn run_reaper(receiver: &mpsc::Receiver<Garbage>) {
             receiver.recv_timeout(REAP_INTERVAL)
         };
         match received {
-            Ok(Garbage::Snapshot(snapshot)) => held.push(snapshot),
-            Ok(Garbage::Other(value)) => drop(value),
+            Ok(snapshot) => held.push(snapshot),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
