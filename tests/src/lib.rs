@@ -921,6 +921,87 @@ pub fn cookie_pair(headers: &reqwest::header::HeaderMap, name: &str) -> Option<S
         .map(str::to_owned)
 }
 
+/// An HTTP answer, kept whole so assertion messages can show it.
+pub struct Answer {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    /// The body as JSON; panics (showing the answer) if it is not JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|error| panic!("the body is not JSON ({error})\n{self}"))
+    }
+
+    /// A response header as text (`<not UTF-8>` when it is not).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|value| value.to_str().unwrap_or("<not UTF-8>"))
+    }
+
+    /// Panic, showing the answer, unless the status is `status`.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "unexpected status\n{self}");
+        self
+    }
+
+    /// Expect `status` and return the JSON body.
+    #[track_caller]
+    pub fn expect_json(&self, status: u16) -> serde_json::Value {
+        self.expect(status);
+        self.json()
+    }
+
+    /// The [`Answer`] to a request already sent.
+    pub fn of(
+        method: reqwest::Method,
+        url: String,
+        response: reqwest::blocking::Response,
+    ) -> Answer {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .text()
+            .unwrap_or_else(|error| format!("<unreadable body: {error}>"));
+        Answer {
+            method,
+            url,
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+impl fmt::Display for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} {} -> {}", self.method, self.url, self.status)?;
+        for (name, value) in &self.headers {
+            writeln!(f, "{name}: {}", value.to_str().unwrap_or("<not UTF-8>"))?;
+        }
+        write!(f, "\n{}", self.body)
+    }
+}
+
+/// Send a request and keep its answer; panics when there is none.
+#[track_caller]
+pub fn send(request: reqwest::blocking::RequestBuilder) -> Answer {
+    let (client, request) = request.build_split();
+    let request = request.expect("a valid request");
+    let (method, url) = (request.method().clone(), request.url().to_string());
+    let response = client
+        .execute(request)
+        .unwrap_or_else(|error| panic!("{method} {url}: no answer: {error}"));
+    Answer::of(method, url, response)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,91 +19,12 @@
 //!
 //! Every test starts its own gateway (and echo upstream when it proxies).
 
-use std::fmt;
-
-use e2e::{Echo, Gateway, GatewayOptions};
+use e2e::{send, Answer, Echo, Gateway, GatewayOptions};
 use reqwest::blocking::{Client, RequestBuilder};
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 // ----- helpers -----------------------------------------------------------------
-
-/// An HTTP answer, kept whole so assertion messages can show it.
-struct Answer {
-    method: Method,
-    url: String,
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    /// The body as JSON; panics (showing the answer) if it is not JSON.
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|error| panic!("the body is not JSON ({error})\n{self}"))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .map(|value| value.to_str().unwrap_or("<not UTF-8>"))
-    }
-
-    /// Panic, showing the answer, unless the status is `status`.
-    #[track_caller]
-    fn expect(&self, status: u16) -> &Self {
-        assert_eq!(self.status, status, "unexpected status\n{self}");
-        self
-    }
-
-    /// Expect `status` and return the JSON body.
-    #[track_caller]
-    fn expect_json(&self, status: u16) -> Value {
-        self.expect(status);
-        self.json()
-    }
-}
-
-impl fmt::Display for Answer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} {} -> {}", self.method, self.url, self.status)?;
-        for (name, value) in &self.headers {
-            writeln!(f, "{name}: {}", value.to_str().unwrap_or("<not UTF-8>"))?;
-        }
-        write!(f, "\n{}", self.body)
-    }
-}
-
-/// Send a request and keep its answer.
-#[track_caller]
-fn send(request: RequestBuilder) -> Answer {
-    let (client, request) = request.build_split();
-    let request = request.expect("a valid request");
-    let (method, url) = (request.method().clone(), request.url().to_string());
-    let response = client
-        .execute(request)
-        .unwrap_or_else(|error| panic!("{method} {url}: no answer: {error}"));
-    answer_of(method, url, response)
-}
-
-/// The [`Answer`] to a request already sent.
-fn answer_of(method: Method, url: String, response: reqwest::blocking::Response) -> Answer {
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .text()
-        .unwrap_or_else(|error| format!("<unreadable body: {error}>"));
-    Answer {
-        method,
-        url,
-        status,
-        headers,
-        body,
-    }
-}
 
 /// An Admin API client for one gateway (re-create it after a restart: the
 /// port changes).
@@ -1527,7 +1448,7 @@ fn bad_input_never_gives_a_server_error() {
         .send();
     match huge {
         Ok(response) => {
-            let answer = answer_of(Method::POST, "/services (2 MiB)".to_owned(), response);
+            let answer = Answer::of(Method::POST, "/services (2 MiB)".to_owned(), response);
             failures.extend(refusal_problem(&answer, None, true));
         }
         Err(error) => eprintln!("2 MiB body: connection closed early ({error}); fine"),

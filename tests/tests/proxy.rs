@@ -20,49 +20,25 @@
 //!
 //! Every test starts its own gateway and echo upstream.
 
-use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use e2e::{Echo, Gateway, GatewayOptions};
+use e2e::{send, Answer, Echo, Gateway, GatewayOptions};
 use reqwest::blocking::{Client, RequestBuilder};
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 // ----- helpers -----------------------------------------------------------------
 
-/// An HTTP answer, kept whole so assertion messages can show it.
-struct Answer {
-    method: Method,
-    url: String,
-    status: u16,
-    headers: HeaderMap,
-    body: String,
+/// What proxy tests check on an [`Answer`] beyond the harness's basics.
+trait ProxyAnswer {
+    fn echoed(&self) -> Value;
+    fn upstream_header(&self, title_case_name: &str) -> Option<String>;
+    fn assert_kong_error(&self, status: u16, message: &str);
 }
 
-impl Answer {
-    /// The body as JSON; panics (showing the answer) if it is not JSON.
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|error| panic!("the body is not JSON ({error})\n{self}"))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .map(|value| value.to_str().unwrap_or("<not UTF-8>"))
-    }
-
-    /// Expect `status` and return the JSON body.
-    #[track_caller]
-    fn expect_json(&self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected status\n{self}");
-        self.json()
-    }
-
+impl ProxyAnswer for Answer {
     /// The echo's view of the request: 200 and its JSON document.
     #[track_caller]
     fn echoed(&self) -> Value {
@@ -103,39 +79,6 @@ impl Answer {
                 .is_some_and(|latency| latency.parse::<u64>().is_ok()),
             "X-Kong-Response-Latency expected\n{self}"
         );
-    }
-}
-
-impl fmt::Display for Answer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} {} -> {}", self.method, self.url, self.status)?;
-        for (name, value) in &self.headers {
-            writeln!(f, "{name}: {}", value.to_str().unwrap_or("<not UTF-8>"))?;
-        }
-        write!(f, "\n{}", self.body)
-    }
-}
-
-/// Send a request and keep its answer.
-#[track_caller]
-fn send(request: RequestBuilder) -> Answer {
-    let (client, request) = request.build_split();
-    let request = request.expect("a valid request");
-    let (method, url) = (request.method().clone(), request.url().to_string());
-    let response = client
-        .execute(request)
-        .unwrap_or_else(|error| panic!("{method} {url}: no answer: {error}"));
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .text()
-        .unwrap_or_else(|error| format!("<unreadable body: {error}>"));
-    Answer {
-        method,
-        url,
-        status,
-        headers,
-        body,
     }
 }
 
