@@ -2,9 +2,9 @@
 //! Admin API in one process.
 //!
 //! Start-up: install the crypto provider, load the TLS certificate (if
-//! any), open the store, compile the first snapshot from `store.export()`,
-//! install the commit hook that recompiles and swaps the snapshot after
-//! every Admin API write, bind every listener and print one line per
+//! any), open the store, compile the first snapshot from it, install the
+//! commit hook that applies every Admin API write to the snapshot (see
+//! [`crate::snapshot::updater`]), bind every listener and print one line per
 //! listener (`proxy listening on http://ADDR`, `proxy listening on
 //! https://ADDR`, `admin listening on http://ADDR`) on stdout.
 //!
@@ -16,12 +16,11 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use schemas::file::build::{build, BuildOptions};
 use schemas::file::load::load_inputs;
 use schemas::file::template::ProcessEnv;
-use schemas::EntityKind;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -31,8 +30,8 @@ use crate::admin::{self, AdminState};
 use crate::plugins::session::storage::SessionStorage;
 use crate::plugins::PluginEnv;
 use crate::proxy::{self, Proxy, ProxySettings};
-use crate::snapshot::{Entities, Snapshot, SnapshotError, SnapshotHandle};
-use crate::store::{ListQuery, Store, StoreError};
+use crate::snapshot::{updater, SnapshotError, SnapshotHandle};
+use crate::store::{Store, StoreError};
 use crate::tls::{self, TlsError};
 
 /// The version the gateway reports (Kong's).
@@ -74,6 +73,17 @@ pub struct ServeArgs {
     /// Size of the database's page cache, in MiB.
     #[arg(long, env = "GATEWAY_CACHE_CAPACITY_MB", default_value_t = 16)]
     pub cache_capacity_mb: u64,
+
+    /// How long a client may take to send a request head, in seconds;
+    /// slower clients are disconnected (nginx's `client_header_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_HEADER_READ_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub header_read_timeout: u64,
 
     /// Declarative configuration files (decK format, docs blocks or
     /// Markdown, as `gwctl validate` reads them) loaded at start, replacing
@@ -129,8 +139,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     }
     let node_id = Uuid::new_v4();
     let env = plugin_env(&store, node_id);
-    let snapshots = Arc::new(SnapshotHandle::new(compile(&store, &env)?));
-    install_rebuild_hook(&store, &snapshots, env);
+    let snapshots = Arc::new(SnapshotHandle::new(updater::compile_stored(&store, &env)?));
+    updater::keep_updated(&store, &snapshots, env);
 
     let proxy_listener = bind(args.proxy_listen).await?;
     let tls_listener = match &tls_acceptor {
@@ -142,7 +152,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
 
     let stop = StopSignal::new();
     let terminated = termination_signal()?;
-    let proxy = Arc::new(Proxy::new(snapshots, ProxySettings::default()));
+    let proxy = Arc::new(Proxy::new(snapshots, proxy_settings(&args)));
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(proxy::serve(
         proxy_listener,
@@ -185,6 +195,14 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// The proxy's settings: the defaults with the flags' values.
+fn proxy_settings(args: &ServeArgs) -> ProxySettings {
+    ProxySettings {
+        header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout),
+        ..ProxySettings::default()
+    }
+}
+
 /// The TLS acceptor when a certificate and key are configured.
 fn tls_acceptor(args: &ServeArgs) -> Result<Option<TlsAcceptor>, ServeError> {
     match (&args.tls_cert, &args.tls_key) {
@@ -225,65 +243,6 @@ fn plugin_env(store: &Store, node_id: Uuid) -> PluginEnv {
         hostname: hostname(),
         shared,
     }
-}
-
-/// After every committed write: recompile the snapshot from the store and
-/// swap it in. A configuration that cannot be compiled is logged and the
-/// previous snapshot keeps serving.
-fn install_rebuild_hook(store: &Arc<Store>, snapshots: &Arc<SnapshotHandle>, env: PluginEnv) {
-    let store_ref: Weak<Store> = Arc::downgrade(store);
-    let snapshots = Arc::clone(snapshots);
-    store.set_on_commit(Box::new(move || {
-        let Some(store) = store_ref.upgrade() else {
-            return;
-        };
-        match compile(&store, &env) {
-            Ok(snapshot) => snapshots.store(snapshot),
-            Err(error) => {
-                tracing::error!(%error, "configuration change not applied; the previous one keeps serving");
-            }
-        }
-    }));
-}
-
-/// Entities per page when compiling. glibc's malloc handles requests of
-/// 1 KiB or more as large ones and consolidates its fast bins on each, which
-/// with 100k entities costs more than decoding them; a page's vector of 31
-/// JSON values (992 bytes) stays below that, so each page simply reuses the
-/// memory the previous one freed. (Measured with 100k entities: start-up
-/// 0.56-0.71 s with pages of 31, 0.78 s with 100, 0.7-1.2 s with 1000.)
-const COMPILE_PAGE_SIZE: usize = 31;
-
-/// Compiles the stored configuration. It is read a page at a time, so that
-/// besides the typed entities only one page of JSON values is in memory:
-/// the whole configuration as JSON values is several times the size of the
-/// snapshot (peak RSS with 100k entities: 92 MiB instead of 230 MiB). Run
-/// at start and in the commit hook, where no write can come between two
-/// pages.
-fn compile(store: &Store, env: &PluginEnv) -> Result<Snapshot, ServeError> {
-    let mut entities = Entities::default();
-    for kind in EntityKind::ALL {
-        entities.reserve(kind, store.count(kind));
-        let mut query = ListQuery {
-            size: COMPILE_PAGE_SIZE,
-            ..ListQuery::default()
-        };
-        loop {
-            let page = store.list(kind, None, &query)?;
-            for value in &page.data {
-                entities.push(kind, value)?;
-            }
-            let last_id = page.data.last().and_then(schemas::config::id_of);
-            query.after = match (&page.offset, last_id) {
-                (Some(_), Some(id)) => Some(id.to_owned()),
-                _ => None,
-            };
-            if query.after.is_none() {
-                break;
-            }
-        }
-    }
-    Ok(Snapshot::compile(entities, env)?)
 }
 
 /// How often expired `storage: kong` session rows are removed.

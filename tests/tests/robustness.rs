@@ -1199,7 +1199,6 @@ fn assert_no_phantom(visible_after_failure: bool, visible_after_restart: bool, u
 }
 
 #[test]
-#[ignore = "known bug: a write that failed with 5xx on a read-only data dir is still visible until a restart (see issue 7 note)"]
 fn an_immutable_data_dir_makes_writes_fail_with_a_5xx_and_the_proxy_keeps_serving() {
     if !is_root() {
         eprintln!("skipped: chattr +i needs root");
@@ -1240,7 +1239,6 @@ fn an_immutable_data_dir_makes_writes_fail_with_a_5xx_and_the_proxy_keeps_servin
 }
 
 #[test]
-#[ignore = "known bug: a write that failed with 5xx on a full disk is still visible until a restart (see issue 7 note)"]
 fn a_full_disk_makes_writes_fail_with_a_5xx_and_the_proxy_keeps_serving() {
     if !is_root() {
         eprintln!("skipped: mounting a small tmpfs needs root");

@@ -105,7 +105,7 @@ impl PluginRunner {
         let route = Some(ctx.matched.route.id);
         let service = ctx.matched.service.as_ref().map(|service| service.id);
         let mut response = None;
-        for table in snapshot.plugins.tables() {
+        for table in snapshot.plugins().tables() {
             let consumer = ctx.consumer().map(|consumer| consumer.id);
             let Some(instance) = resolve(table, protocol, route, service, consumer) else {
                 continue;
@@ -249,7 +249,7 @@ pub(crate) mod tests {
                 .map(|(offset, scope)| termination_at(401 + (rank + offset) as u16, *scope))
                 .collect();
             let snapshot = Arc::new(Snapshot::build(&config, &PluginEnv::default()).unwrap());
-            let table = &snapshot.plugins.tables()[0];
+            let table = &snapshot.plugins().tables()[0];
             let resolved = resolve(
                 table,
                 Protocol::Http,
@@ -277,7 +277,7 @@ pub(crate) mod tests {
             .map(|(rank, scope)| termination_at(401 + rank as u16, *scope))
             .collect();
         let snapshot = Arc::new(Snapshot::build(&config, &PluginEnv::default()).unwrap());
-        let table = &snapshot.plugins.tables()[0];
+        let table = &snapshot.plugins().tables()[0];
         let status = |route, service, consumer| {
             let resolved = resolve(table, Protocol::Http, route, service, consumer).unwrap();
             run_alone(resolved, &snapshot, &config).status().as_u16()

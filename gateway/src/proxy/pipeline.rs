@@ -189,7 +189,7 @@ fn find_route(
         tls: downstream.tls,
         sni: downstream.sni.as_deref(),
     };
-    snapshot.router.find(&info)
+    snapshot.router().find(&info)
 }
 
 /// 426 `Please use HTTPS protocol`, or the route's redirect to https.

@@ -4,12 +4,14 @@
 //!
 //! Every write validates through [`schemas::EntityKind::validate`], is
 //! applied in one sled transaction (or, for a whole configuration, one
-//! generation flip) and is flushed to disk before the call returns. Writes
-//! are serialized by one lock. Reads are served from an in-memory copy of
-//! the entity rows (`mirror`) plus sled's index trees, both behind one
-//! `RwLock` so a reader never sees half of a swap. After each committed
-//! write the [`Store::set_on_commit`] hook runs, still under the write
-//! lock, so the proxy snapshot it rebuilds always reflects the latest write.
+//! generation flip) and is flushed to disk before the call returns; a write
+//! whose flush fails is undone and never reaches the readers. Writes are
+//! serialized by one lock. Reads are served from an in-memory copy of the
+//! entity rows (`mirror`) plus sled's index trees, both behind one `RwLock`
+//! so a reader never sees half of a swap. After each committed write the
+//! [`Store::set_on_commit`] hook runs with the rows it changed
+//! ([`Commit`]), still under the write lock, so the proxy snapshot it
+//! updates always reflects the latest write.
 //!
 //! - [`error`]: [`StoreError`], one variant per Kong error code.
 //! - [`query`]: pagination and tag filters.
@@ -36,6 +38,7 @@ mod tests;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use schemas::EntityKind;
 use uuid::Uuid;
 
 pub use error::{ConfigEntity, StoreError};
@@ -51,8 +54,29 @@ pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
 /// The name of the tree the session plugin keeps server-side sessions in.
 pub const SESSIONS_TREE: &str = "sessions";
 
-/// Called after every committed and flushed write.
-pub type CommitHook = Box<dyn Fn() + Send + Sync>;
+/// Called after every committed and flushed write, with what it changed.
+pub type CommitHook = Box<dyn Fn(&Commit<'_>) + Send + Sync>;
+
+/// What a committed write changed, as the commit hook sees it.
+#[derive(Debug)]
+pub enum Commit<'a> {
+    /// These entity rows, in the order the write applied them (an update
+    /// is its removal followed by its new row).
+    Entities(&'a [ChangedEntity<'a>]),
+    /// The whole configuration was replaced by a new generation.
+    Replaced,
+}
+
+/// One entity row a write put or removed.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangedEntity<'a> {
+    /// Its kind.
+    pub kind: EntityKind,
+    /// Its id (hyphenated UUID).
+    pub id: &'a str,
+    /// Its new canonical JSON row, or `None` when it was removed.
+    pub row: Option<&'a [u8]>,
+}
 
 /// How an Admin API URL names an entity: by id, or by its endpoint key
 /// (service/route `name`, consumer `username`, plugin `instance_name`,
@@ -188,13 +212,13 @@ impl Store {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    fn notify_commit(&self) {
+    fn notify_commit(&self, commit: &Commit<'_>) {
         let hook = self
             .on_commit
             .read()
             .unwrap_or_else(|poison| poison.into_inner());
         if let Some(hook) = hook.as_ref() {
-            hook();
+            hook(commit);
         }
     }
 

@@ -27,7 +27,7 @@ use super::prepare::{check_config, prepare_config, Fate, PreparedConfig};
 use super::read::load;
 use super::summary::{ChangeSummary, KindChanges};
 use super::write::Plan;
-use super::{now_seconds, Live, Store};
+use super::{now_seconds, Commit, Live, Store};
 
 /// Rows per `sled::Batch` when writing a new generation.
 const BATCH_ROWS: usize = 2048;
@@ -89,7 +89,7 @@ impl Store {
         let number = self.generation().number + 1;
         let (next, rows) = self.write_generation(number, prepared)?;
         self.flip_to(next, rows)?;
-        self.notify_commit();
+        self.notify_commit(&Commit::Replaced);
         Ok(WritePath::NewGeneration)
     }
 
@@ -131,10 +131,18 @@ impl Store {
     /// generation's trees. No reader can still be using them: reads hold
     /// the read lock, and the swap takes the write lock.
     fn flip_to(&self, next: Generation, rows: Mirror) -> Result<(), StoreError> {
-        self.meta
+        let previous = self
+            .meta
             .insert(CURRENT_GENERATION_KEY, &next.number.to_be_bytes())
             .map_err(StoreError::database("switching generations"))?;
-        self.flush()?;
+        if let Err(error) = self.flush() {
+            // Not durable: point back at the old generation, so that the
+            // flip does not reach the disk later with a following flush.
+            if let Some(previous) = previous {
+                let _ = self.meta.insert(CURRENT_GENERATION_KEY, previous);
+            }
+            return Err(error);
+        }
         let retired = {
             let mut live = self.write_live();
             std::mem::replace(

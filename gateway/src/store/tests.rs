@@ -2,8 +2,7 @@
 //! whole-configuration swap, durability across reopen, and a bulk smoke.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use schemas::config::Config;
 use schemas::EntityKind;
@@ -424,18 +423,44 @@ fn nested_listing_pages_children() {
 }
 
 #[test]
-fn commit_hook_runs_after_each_write() {
+fn commit_hook_sees_each_write_with_its_changed_rows() {
     let store = store();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    store.set_on_commit(Box::new(move || {
-        counter.fetch_add(1, Ordering::SeqCst);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    store.set_on_commit(Box::new(move |commit| {
+        let line = match commit {
+            Commit::Replaced => "replaced".to_owned(),
+            Commit::Entities(changes) => changes
+                .iter()
+                .map(|change| {
+                    let action = if change.row.is_some() {
+                        "put"
+                    } else {
+                        "remove"
+                    };
+                    format!("{action} {} {}", change.kind.collection(), change.id)
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        record.lock().unwrap().push(line);
     }));
     let svc = service(&store, "svc");
     let _ = store.insert(EntityKind::Service, json!({"name": "svc", "host": "h"}));
+    store
+        .update(EntityKind::Service, &by_id(&svc), json!({"host": "other"}))
+        .unwrap();
     store.delete(EntityKind::Service, &by_id(&svc)).unwrap();
     store.delete(EntityKind::Service, &by_id(&svc)).unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let id = svc["id"].as_str().unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            format!("put services {id}"),
+            format!("remove services {id}, put services {id}"),
+            format!("remove services {id}"),
+        ]
+    );
 }
 
 fn sample_config() -> Config {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::error::StoreError;
 use super::layout::{self, Generation, Slot};
 use super::read::{child_ids, exists, load, resolve, unique_owner};
-use super::{now_seconds, EntityKey, Live, Store};
+use super::{now_seconds, ChangedEntity, Commit, EntityKey, Live, Store};
 
 /// One change to one tree.
 #[derive(Debug)]
@@ -120,6 +120,44 @@ impl Plan {
     /// The operations, in the order they apply.
     pub(crate) fn ops(&self) -> &[Op] {
         &self.ops
+    }
+
+    /// The entity rows this plan puts and removes, in order (for the
+    /// commit hook).
+    pub(crate) fn changed_entities(&self) -> Vec<ChangedEntity<'_>> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put {
+                    slot: Slot::Entity(kind),
+                    key,
+                    value,
+                } => Some((*kind, key, Some(value.as_slice()))),
+                Op::Remove {
+                    slot: Slot::Entity(kind),
+                    key,
+                } => Some((*kind, key, None)),
+                _ => None,
+            })
+            .filter_map(|(kind, key, row)| {
+                let id = std::str::from_utf8(key).ok()?;
+                Some(ChangedEntity { kind, id, row })
+            })
+            .collect()
+    }
+}
+
+impl Op {
+    /// The operation that puts `key` of `slot` back to `previous`.
+    fn restoring(slot: Slot, key: Vec<u8>, previous: Option<sled::IVec>) -> Op {
+        match previous {
+            Some(value) => Op::Put {
+                slot,
+                key,
+                value: value.to_vec(),
+            },
+            None => Op::Remove { slot, key },
+        }
     }
 }
 
@@ -238,34 +276,52 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Commit a plan to the current generation, mirror it, flush, and run
-    /// the commit hook. The caller holds the write lock.
+    /// Commit a plan to the current generation, flush, then mirror it and
+    /// run the commit hook. The caller holds the write lock.
+    ///
+    /// A flush that fails (read-only or full disk) undoes the transaction
+    /// before the error is returned, and the mirror (which every read and
+    /// the proxy snapshot come from) is never touched: a write that got a
+    /// 5xx leaves no trace, neither now nor when sled flushes later.
     pub(crate) fn apply_plan(&self, plan: &Plan) -> Result<(), StoreError> {
-        commit(&self.generation(), plan)?;
+        let generation = self.generation();
+        let undo = commit(&generation, plan)?;
+        if let Err(error) = self.flush() {
+            if let Err(undo_error) = commit(&generation, &undo) {
+                tracing::error!(error = %undo_error, "could not undo a write that failed to reach the disk");
+            }
+            return Err(error);
+        }
         self.write_live().rows.apply(plan.ops());
-        self.flush()?;
-        self.notify_commit();
+        let changed = plan.changed_entities();
+        self.notify_commit(&Commit::Entities(&changed));
         Ok(())
     }
 }
 
-/// Apply a plan in one transaction over all of a generation's trees.
-fn commit(generation: &Generation, plan: &Plan) -> Result<(), StoreError> {
+/// Apply a plan in one transaction over all of a generation's trees, and
+/// return the plan that undoes it.
+fn commit(generation: &Generation, plan: &Plan) -> Result<Plan, StoreError> {
     let trees = generation.all_trees();
     let result = trees
         .as_slice()
-        .transaction(|views| -> ConflictableTransactionResult<(), ()> {
+        .transaction(|views| -> ConflictableTransactionResult<Plan, ()> {
+            let mut undo = Vec::with_capacity(plan.ops.len());
             for op in &plan.ops {
-                match op {
+                let (slot, key, previous) = match op {
                     Op::Put { slot, key, value } => {
-                        views[slot.index()].insert(key.as_slice(), value.as_slice())?;
+                        let previous =
+                            views[slot.index()].insert(key.as_slice(), value.as_slice())?;
+                        (slot, key, previous)
                     }
                     Op::Remove { slot, key } => {
-                        views[slot.index()].remove(key.as_slice())?;
+                        (slot, key, views[slot.index()].remove(key.as_slice())?)
                     }
-                }
+                };
+                undo.push(Op::restoring(*slot, key.clone(), previous));
             }
-            Ok(())
+            undo.reverse();
+            Ok(Plan { ops: undo })
         });
     result.map_err(|error| match error {
         TransactionError::Storage(source) => StoreError::Database {

@@ -1,0 +1,216 @@
+//! Plugin instances indexed for precedence resolution: per plugin name, the
+//! instance attached at each scope ([`PluginTable`]), names in run order
+//! ([`PluginIndex`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use schemas::model;
+use uuid::Uuid;
+
+use super::SnapshotError;
+use crate::plugins::{self, Plugin, PluginEnv};
+
+/// The protocol of a request as plugins' `protocols` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Protocol {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Https => "https",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Protocol::Http => 0,
+            Protocol::Https => 1,
+        }
+    }
+}
+
+/// The scope of a plugin row: which route, service and consumer it is
+/// attached to (`None` = any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Scope {
+    /// The route id.
+    pub route: Option<Uuid>,
+    /// The service id.
+    pub service: Option<Uuid>,
+    /// The consumer id.
+    pub consumer: Option<Uuid>,
+}
+
+impl Scope {
+    /// One bit of eight telling which of (route, service, consumer) are set.
+    fn shape(&self) -> u8 {
+        let index = u8::from(self.route.is_some()) << 2
+            | u8::from(self.service.is_some()) << 1
+            | u8::from(self.consumer.is_some());
+        1 << index
+    }
+}
+
+/// The enabled instances of one plugin name, by scope and protocol.
+pub struct PluginTable {
+    /// The plugin name.
+    pub name: String,
+    /// Its priority (higher runs first).
+    pub priority: u32,
+    /// Per protocol (`http`, `https`): the instances whose `protocols`
+    /// include it, by scope.
+    by_scope: [HashMap<Scope, Arc<dyn Plugin>>; 2],
+    /// Per protocol: a bit per [`Scope::shape`] that has an instance, so
+    /// resolution skips the ranks nothing is attached at.
+    shapes: [u8; 2],
+}
+
+impl PluginTable {
+    fn new(name: &str, priority: u32) -> Self {
+        PluginTable {
+            name: name.to_owned(),
+            priority,
+            by_scope: [HashMap::new(), HashMap::new()],
+            shapes: [0; 2],
+        }
+    }
+
+    /// The instance attached exactly to `scope` for `protocol`.
+    pub fn get(&self, protocol: Protocol, scope: &Scope) -> Option<&Arc<dyn Plugin>> {
+        if self.shapes[protocol.index()] & scope.shape() == 0 {
+            return None;
+        }
+        self.by_scope[protocol.index()].get(scope)
+    }
+
+    /// Whether any instance is attached to a consumer.
+    pub fn has_consumer_scopes(&self) -> bool {
+        self.by_scope
+            .iter()
+            .any(|map| map.keys().any(|scope| scope.consumer.is_some()))
+    }
+
+    fn insert(&mut self, protocols: &[String], scope: Scope, instance: Arc<dyn Plugin>) {
+        for protocol in [Protocol::Http, Protocol::Https] {
+            if protocols.iter().any(|p| p == protocol.as_str()) {
+                self.by_scope[protocol.index()].insert(scope, Arc::clone(&instance));
+                self.shapes[protocol.index()] |= scope.shape();
+            }
+        }
+    }
+}
+
+/// A plugin row with its instance (`None` when the row is disabled or names
+/// a plugin this gateway does not have).
+#[derive(Clone)]
+struct BuiltRow {
+    row: Arc<model::Plugin>,
+    instance: Option<Arc<dyn Plugin>>,
+}
+
+/// Every configured plugin name, in run order: priority descending, then
+/// name descending. It also keeps each row with its instance by id, so a
+/// change rebuilds only the instances of the rows it touches.
+#[derive(Default)]
+pub struct PluginIndex {
+    tables: Vec<PluginTable>,
+    rows: HashMap<Uuid, BuiltRow>,
+}
+
+impl PluginIndex {
+    /// Builds an instance per enabled plugin row. Rows of plugins this
+    /// gateway cannot run are skipped with a warning.
+    pub fn build(rows: Vec<model::Plugin>, env: &PluginEnv) -> Result<Self, SnapshotError> {
+        let mut built = HashMap::with_capacity(rows.len());
+        for row in rows {
+            built.insert(row.id, build_row(row, env)?);
+        }
+        Ok(Self::index(built))
+    }
+
+    /// A copy of this index with `changes` applied in order (`None` removes
+    /// the row of that id). Unchanged rows keep their instances.
+    pub fn with_changes(
+        &self,
+        changes: Vec<(Uuid, Option<model::Plugin>)>,
+        env: &PluginEnv,
+    ) -> Result<Self, SnapshotError> {
+        let mut rows = self.rows.clone();
+        for (id, row) in changes {
+            match row {
+                Some(row) => rows.insert(id, build_row(row, env)?),
+                None => rows.remove(&id),
+            };
+        }
+        Ok(Self::index(rows))
+    }
+
+    /// Sorts the instances of `rows` into one table per plugin name.
+    fn index(rows: HashMap<Uuid, BuiltRow>) -> Self {
+        let mut tables: HashMap<&str, PluginTable> = HashMap::new();
+        for built in rows.values() {
+            let Some(instance) = &built.instance else {
+                continue;
+            };
+            let row = &built.row;
+            let table = tables
+                .entry(row.name.as_str())
+                .or_insert_with(|| PluginTable::new(&row.name, instance.priority()));
+            table.insert(&row.protocols, scope_of(row), Arc::clone(instance));
+        }
+        let mut tables: Vec<PluginTable> = tables.into_values().collect();
+        tables.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then_with(|| b.name.cmp(&a.name))
+        });
+        PluginIndex { tables, rows }
+    }
+
+    /// The plugin names in run order.
+    pub fn tables(&self) -> &[PluginTable] {
+        &self.tables
+    }
+
+    /// Whether no plugin is configured at all.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+}
+
+/// The instance of one plugin row, when it is enabled and known.
+fn build_row(row: model::Plugin, env: &PluginEnv) -> Result<BuiltRow, SnapshotError> {
+    let instance = if !row.enabled {
+        None
+    } else if let Some(factory) = plugins::factory(&row.name) {
+        let instance = factory(&row, env).map_err(|source| SnapshotError::Plugin {
+            id: row.id,
+            name: row.name.clone(),
+            source,
+        })?;
+        Some(instance)
+    } else {
+        tracing::warn!(plugin = %row.name, id = %row.id, "plugin not available in this gateway; skipped");
+        None
+    };
+    Ok(BuiltRow {
+        row: Arc::new(row),
+        instance,
+    })
+}
+
+fn scope_of(row: &model::Plugin) -> Scope {
+    Scope {
+        route: row.route.map(|key| key.id),
+        service: row.service.map(|key| key.id),
+        consumer: row.consumer.map(|key| key.id),
+    }
+}
