@@ -10,7 +10,9 @@
 //! - [`Reclaimable`]: the upstream request body; if the upstream connection
 //!   fails before the body was touched, the body can be taken back and sent
 //!   again on a retry. It also reports when it has been sent completely,
-//!   which starts the upstream read timeout.
+//!   which starts the upstream read timeout, and wraps the client body's
+//!   errors in [`RequestBodyError`] so that a client's fault (a broken
+//!   chunked body) is not taken for the upstream's.
 //! - [`IdleTimeout`]: fails an upstream response body that stays silent
 //!   longer than the service's read timeout.
 
@@ -226,10 +228,17 @@ impl Body for Reclaimable {
             return Poll::Ready(None);
         };
         let polled = Pin::new(active).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-            self.signal_sent();
+        match polled {
+            Poll::Ready(Some(Err(error))) => {
+                self.signal_sent();
+                Poll::Ready(Some(Err(Box::new(RequestBodyError(error)))))
+            }
+            Poll::Ready(None) => {
+                self.signal_sent();
+                Poll::Ready(None)
+            }
+            other => other,
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -252,6 +261,14 @@ impl Drop for Reclaimable {
         self.signal_sent();
     }
 }
+
+/// The client's request body failed while it was sent upstream (a broken
+/// chunked encoding, a client gone mid-body). It travels through hyper's
+/// client error as its source, which is how the upstream send tells it
+/// from a failure of the upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body failed: {0}")]
+pub struct RequestBodyError(#[source] BoxError);
 
 /// The error of an [`IdleTimeout`] body.
 #[derive(Debug, thiserror::Error)]
@@ -384,6 +401,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn client_body_errors_are_marked_as_such() {
+        let (body, _handle) = Reclaimable::new(Failing.boxed_unsync());
+        let error = body.collect().await.expect_err("the body fails");
+        assert!(
+            error.downcast_ref::<RequestBodyError>().is_some(),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
     async fn idle_bodies_time_out() {
         let body = IdleTimeout::new(Silent.boxed_unsync(), Duration::from_millis(20)).into_body();
         let error = body.collect().await.expect_err("times out");
@@ -401,6 +428,20 @@ mod tests {
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
             Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
+        }
+    }
+
+    /// A body that fails at once.
+    struct Failing;
+
+    impl Body for Failing {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(Some(Err("invalid chunk size".into())))
         }
     }
 

@@ -3,8 +3,10 @@
 //! Each accepted connection gets its own task: an optional TLS handshake
 //! (bounded by `tls_handshake_timeout`), then hyper-util's auto builder,
 //! which speaks HTTP/1.1 with keep-alive, or HTTP/2 when the client opens
-//! with the HTTP/2 preface (after ALPN `h2` on TLS). Oversized request heads
-//! are refused by hyper (431/414) and slow ones time out.
+//! with the HTTP/2 preface (after ALPN `h2` on TLS). An oversized first
+//! request line gets 414 from [`RequestLineGuard`], other oversized request
+//! heads get 431 from hyper, and heads slower than `header_read_timeout`
+//! are cut off.
 //!
 //! On shutdown the listener stops accepting, open connections are asked to
 //! finish their current request and close, and [`serve`] waits for them up
@@ -25,6 +27,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use super::request_line::RequestLineGuard;
 use super::{body, Proxy, ProxySettings};
 use crate::plugins::Downstream;
 
@@ -76,9 +79,14 @@ pub async fn serve(
     }
 }
 
+/// The size of hyper's HTTP/1.1 read buffer, which bounds a request head.
+fn head_buffer_size(settings: &ProxySettings) -> usize {
+    settings.max_header_bytes.max(MIN_BUF_SIZE)
+}
+
 /// HTTP/1.1 and HTTP/2 settings from `settings`.
 fn connection_builder(settings: &ProxySettings) -> ConnectionBuilder {
-    let max_header_bytes = settings.max_header_bytes.max(MIN_BUF_SIZE);
+    let max_header_bytes = head_buffer_size(settings);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -112,6 +120,7 @@ fn spawn_connection(
     let proxy = Arc::clone(proxy);
     tokio::spawn(async move {
         let _ = accepted.stream.set_nodelay(true);
+        let head_limit = head_buffer_size(proxy.settings());
         let mut downstream = Downstream {
             client_addr: accepted.peer,
             tls: tls.is_some(),
@@ -119,14 +128,15 @@ fn spawn_connection(
             sni: None,
         };
         let Some(acceptor) = tls else {
-            let io = TokioIo::new(accepted.stream);
+            let io = TokioIo::new(RequestLineGuard::new(accepted.stream, head_limit));
             return serve_io(&builder, watcher, io, proxy, downstream).await;
         };
         let handshake = proxy.settings().tls_handshake_timeout;
         match tokio::time::timeout(handshake, acceptor.accept(accepted.stream)).await {
             Ok(Ok(stream)) => {
                 downstream.sni = stream.get_ref().1.server_name().map(Arc::from);
-                serve_io(&builder, watcher, TokioIo::new(stream), proxy, downstream).await;
+                let io = TokioIo::new(RequestLineGuard::new(stream, head_limit));
+                serve_io(&builder, watcher, io, proxy, downstream).await;
             }
             Ok(Err(error)) => {
                 tracing::debug!(peer = %accepted.peer, %error, "TLS handshake failed")

@@ -1,11 +1,13 @@
 //! One request through the proxy:
 //!
-//! 1. load the current snapshot (no lock held afterwards);
+//! 1. load the current snapshot (no lock held afterwards); an HTTP/1.1
+//!    request without a `Host` header, or any request with two, gets 400
+//!    and the connection is closed (RFC 9112 3.2, as nginx does);
 //! 2. route it: no match → 404 `no Route matched with those values`;
 //!    an https-only route on plain HTTP → 426 or the configured redirect;
 //! 3. run the plugins' access phase; a plugin may answer instead;
 //! 4. otherwise proxy to the service (503 without one, 502 on a broken
-//!    exchange, 504 on timeouts);
+//!    exchange, 504 on timeouts, 400 when the client's own body breaks);
 //! 5. add Kong's response headers and the headers plugins queued, then run
 //!    the plugins' response phase, and hand the response (streaming body)
 //!    to hyper.
@@ -13,12 +15,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderMap, HeaderValue, CONNECTION, LOCATION, UPGRADE};
-use http::{Request, Response, StatusCode};
+use http::header::{HeaderMap, HeaderValue, CONNECTION, HOST, LOCATION, UPGRADE};
+use http::{Request, Response, StatusCode, Version};
 
 use super::body::{self, ProxyBody};
 use super::headers::{self, Forwarding};
 use super::respond::{self, ExitBody, GeneratedResponse};
+use super::upstream::RequestBody;
 use super::Proxy;
 use crate::plugins::context::host_without_port;
 use crate::plugins::{Downstream, Matched, PluginRunner, RequestCtx};
@@ -51,6 +54,10 @@ impl Proxy {
         let request_id = new_request_id();
         let snapshot = self.snapshots.load();
         let (parts, request_body) = request.into_parts();
+        if !has_valid_host(&parts) {
+            let response = bad_host(&parts, &request_id);
+            return finish_generated(response, started, &request_id);
+        }
         let Some(route_match) = find_route(&snapshot, &parts, &downstream) else {
             let response = respond::error(
                 StatusCode::NOT_FOUND,
@@ -111,7 +118,8 @@ impl Proxy {
             Some(query) => format!("{path}?{query}"),
             None => path,
         };
-        let request_body = ctx.take_body();
+        let buffered = ctx.body().cloned();
+        let request_body = RequestBody::new(ctx.take_body(), buffered);
         let host = ctx.host();
         let forwarding = Forwarding {
             client_ip: ctx.downstream.client_addr.ip(),
@@ -155,16 +163,45 @@ impl Proxy {
                 proxy: sent_at.duration_since(started),
             },
             Err(error) => {
-                tracing::warn!(service = %service.id, request_id = %ctx.request_id, %error, "upstream failed");
-                let status = if error.is_timeout() {
-                    StatusCode::GATEWAY_TIMEOUT
+                let status = error.status();
+                if status.is_client_error() {
+                    tracing::debug!(request_id = %ctx.request_id, %error, "the request body failed");
                 } else {
-                    StatusCode::BAD_GATEWAY
-                };
+                    tracing::warn!(service = %service.id, request_id = %ctx.request_id, %error, "upstream failed");
+                }
                 Outcome::Generated(ctx.error(status, None, HeaderMap::new()))
             }
         }
     }
+}
+
+/// Whether the request's `Host` headers are as RFC 9112 3.2 requires:
+/// never more than one, and one in every HTTP/1.1 request (HTTP/1.0 may
+/// omit it; HTTP/2 carries `:authority` instead).
+fn has_valid_host(parts: &http::request::Parts) -> bool {
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => false,
+        (None, None) => parts.version != Version::HTTP_11,
+        (Some(_), None) => true,
+    }
+}
+
+/// 400 `Bad request` for a missing or repeated `Host`, closing an
+/// HTTP/1 connection as nginx does after a malformed request (HTTP/2 has
+/// no `Connection` header).
+fn bad_host(parts: &http::request::Parts, request_id: &str) -> GeneratedResponse {
+    let mut headers = HeaderMap::new();
+    if parts.version != Version::HTTP_2 {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    respond::error(
+        StatusCode::BAD_REQUEST,
+        None,
+        &parts.headers,
+        request_id,
+        headers,
+    )
 }
 
 /// The route for a request, if any.
@@ -305,4 +342,32 @@ pub fn new_request_id() -> String {
         id.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
     id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(version: Version, hosts: &[&'static str]) -> http::request::Parts {
+        let mut request = Request::new(());
+        *request.version_mut() = version;
+        for host in hosts {
+            request
+                .headers_mut()
+                .append(HOST, HeaderValue::from_static(host));
+        }
+        request.into_parts().0
+    }
+
+    #[test]
+    fn host_headers_as_rfc_9112_requires() {
+        assert!(has_valid_host(&parts(Version::HTTP_11, &["a"])));
+        assert!(!has_valid_host(&parts(Version::HTTP_11, &[])));
+        assert!(!has_valid_host(&parts(Version::HTTP_11, &["a", "b"])));
+        assert!(!has_valid_host(&parts(Version::HTTP_11, &["a", "a"])));
+        assert!(has_valid_host(&parts(Version::HTTP_10, &[])));
+        assert!(!has_valid_host(&parts(Version::HTTP_10, &["a", "b"])));
+        assert!(has_valid_host(&parts(Version::HTTP_2, &[])));
+        assert!(!has_valid_host(&parts(Version::HTTP_2, &["a", "b"])));
+    }
 }

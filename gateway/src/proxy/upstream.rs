@@ -3,11 +3,28 @@
 //! One pooled keep-alive client (hyper-util's legacy `Client` over the
 //! [`crate::tls`] connector, HTTP/1.1) exists per distinct connect timeout,
 //! since the connect timeout lives in the connector; most configurations
-//! share one. A connect failure is retried up to `service.retries` times
-//! with the same body (which the connection never touched). The response
-//! head must arrive within `read_timeout` once the request body is sent;
-//! the response body then fails if the upstream stays silent for
-//! `read_timeout`. `write_timeout` is not enforced separately.
+//! share one. The response head must arrive within `read_timeout` once the
+//! request body is sent; the response body then fails if the upstream stays
+//! silent for `read_timeout`. `write_timeout` is not enforced separately.
+//!
+//! Retries, up to `service.retries` in all, as nginx's default
+//! `proxy_next_upstream error` does:
+//! - a connect failure, for any method (nothing was sent);
+//! - a connection closed or reset before the response head arrived (a
+//!   pooled keep-alive connection the upstream closed as the request
+//!   arrived), for idempotent methods only. hyper drops that connection,
+//!   so the next attempt takes another pooled one or a fresh one. hyper
+//!   does not say whether part of a head had arrived; nothing of the
+//!   response has reached the client either way.
+//!
+//! Another attempt needs the body again: the body itself if the failed
+//! attempt never touched it, else the copy a [`RequestBody`] keeps of an
+//! empty body or of one a plugin buffered; a streamed body that was read is
+//! not retried.
+//!
+//! A failure of the client's own request body ([`RequestBodyError`], e.g. a
+//! broken chunked encoding) is reported as [`UpstreamError::RequestBody`],
+//! a 400, and never retried.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -15,12 +32,14 @@ use std::io;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Body as _;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use schemas::model::Service;
 
-use super::body::{self, IdleTimeout, ProxyBody, Reclaimable};
+use super::body::{self, IdleTimeout, ProxyBody, Reclaimable, RequestBodyError};
 use crate::tls::{self, UpstreamConnector, UpstreamOptions};
 
 /// Why the upstream did not answer.
@@ -41,15 +60,57 @@ pub enum UpstreamError {
     /// The upstream broke the exchange or sent an invalid response.
     #[error("invalid upstream response: {0}")]
     Exchange(#[source] hyper_util::client::legacy::Error),
+    /// The client's request body failed while it was being sent (a broken
+    /// chunked encoding, a client gone): the client's fault.
+    #[error("the client's request body failed: {0}")]
+    RequestBody(#[source] hyper_util::client::legacy::Error),
 }
 
 impl UpstreamError {
-    /// Whether the client should get a 504 (else a 502).
+    /// Whether the client should get a 504.
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
             UpstreamError::ConnectTimeout(_) | UpstreamError::ReadTimeout(_)
         )
+    }
+
+    /// The status the client gets: 400 for its own broken body, 504 for
+    /// timeouts, else 502.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            UpstreamError::RequestBody(_) => StatusCode::BAD_REQUEST,
+            _ if self.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// The request body sent upstream, and a copy of it for another attempt
+/// when the body is empty or already in memory.
+pub struct RequestBody {
+    /// The body of the first attempt.
+    body: ProxyBody,
+    /// The whole body, to send again after an attempt that read `body`:
+    /// set for an empty body and for one the gateway holds in memory.
+    replay: Option<Bytes>,
+}
+
+impl RequestBody {
+    /// `body` to send; `buffered` is the same body when the gateway holds
+    /// it in memory (a plugin buffered it), which makes it replayable.
+    pub fn new(body: ProxyBody, buffered: Option<Bytes>) -> Self {
+        let replay = buffered.or_else(|| body.is_end_stream().then(Bytes::new));
+        RequestBody { body, replay }
+    }
+}
+
+/// A body sending `bytes` (again).
+fn replayed(bytes: &Bytes) -> ProxyBody {
+    if bytes.is_empty() {
+        body::empty()
+    } else {
+        body::full(bytes.clone())
     }
 }
 
@@ -124,41 +185,82 @@ impl UpstreamClients {
 
     /// Sends `method path_and_query` with the headers `headers` makes (once
     /// per attempt) and `body` to `service` and returns its response, whose
-    /// body streams under the read timeout.
+    /// body streams under the read timeout. Failed attempts are retried as
+    /// the module doc says.
     pub async fn send(
         &self,
         service: &Service,
         method: &Method,
         path_and_query: &str,
         headers: &(dyn Fn() -> HeaderMap + Sync),
-        body: ProxyBody,
+        body: RequestBody,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
         let uri = upstream_uri(service, path_and_query)?;
         let client = self.client(service.connect_timeout);
         let read_timeout = Duration::from_millis(service.read_timeout);
-        let mut body = body;
+        let RequestBody { mut body, replay } = body;
         let mut attempt = 0;
         loop {
             let (upstream_body, reclaim) = Reclaimable::new(body);
             let request = build_request(method, &uri, headers(), upstream_body);
-            match send_once(&client, request, read_timeout).await {
+            let error = match send_once(&client, request, read_timeout).await {
                 Ok(response) => return Ok(with_idle_timeout(response, read_timeout)),
-                Err(SendError::Client(error)) if error.is_connect() => {
-                    let reclaimed = reclaim.reclaim();
-                    match reclaimed {
-                        Some(again) if attempt < service.retries => {
-                            attempt += 1;
-                            tracing::debug!(service = %service.id, attempt, %error, "retrying upstream connect");
-                            body = again;
-                        }
-                        _ => return Err(connect_error(error)),
-                    }
-                }
-                Err(SendError::Client(error)) => return Err(UpstreamError::Exchange(error)),
                 Err(SendError::Timeout) => return Err(UpstreamError::ReadTimeout(read_timeout)),
-            }
+                Err(SendError::Client(error)) => error,
+            };
+            let (error, retryable) = classify(error, method);
+            let again = if retryable && attempt < service.retries {
+                reclaim.reclaim().or_else(|| replay.as_ref().map(replayed))
+            } else {
+                None
+            };
+            let Some(again) = again else {
+                return Err(error);
+            };
+            attempt += 1;
+            tracing::debug!(service = %service.id, attempt, %error, "retrying the upstream request");
+            body = again;
         }
     }
+}
+
+/// The error of a failed attempt, and whether another attempt may succeed:
+/// after a connect failure (nothing was sent), or, for an idempotent
+/// method, after the connection closed before the response head arrived.
+fn classify(error: hyper_util::client::legacy::Error, method: &Method) -> (UpstreamError, bool) {
+    if causes(&error).any(|cause| cause.is::<RequestBodyError>()) {
+        return (UpstreamError::RequestBody(error), false);
+    }
+    if error.is_connect() {
+        return (connect_error(error), true);
+    }
+    let retryable = method.is_idempotent() && closed_before_response(&error);
+    (UpstreamError::Exchange(error), retryable)
+}
+
+/// Whether the upstream connection ended (closed, reset, or gone before the
+/// request could be written) without a complete response head.
+fn closed_before_response(error: &hyper_util::client::legacy::Error) -> bool {
+    causes(error).any(|cause| {
+        if let Some(hyper_error) = cause.downcast_ref::<hyper::Error>() {
+            return hyper_error.is_incomplete_message() || hyper_error.is_canceled();
+        }
+        cause.downcast_ref::<io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+            )
+        })
+    })
+}
+
+/// The causes of `error`, outermost first (not `error` itself).
+fn causes<'a>(
+    error: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(error.source(), |&cause| cause.source())
 }
 
 enum SendError {
@@ -210,17 +312,16 @@ fn with_idle_timeout(
 
 /// A connect error, classified as a timeout when an I/O timeout caused it.
 fn connect_error(error: hyper_util::client::legacy::Error) -> UpstreamError {
-    let mut source: Option<&(dyn StdError + 'static)> = error.source();
-    while let Some(cause) = source {
-        if cause
+    let timed_out = causes(&error).any(|cause| {
+        cause
             .downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
-        {
-            return UpstreamError::ConnectTimeout(error);
-        }
-        source = cause.source();
+    });
+    if timed_out {
+        UpstreamError::ConnectTimeout(error)
+    } else {
+        UpstreamError::Connect(error)
     }
-    UpstreamError::Connect(error)
 }
 
 /// `scheme://host:port` + `path_and_query` for `service`.
@@ -236,6 +337,12 @@ pub fn upstream_uri(service: &Service, path_and_query: &str) -> Result<Uri, Upst
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
 
     fn service(protocol: &str, host: &str, port: u16) -> Service {
@@ -268,11 +375,165 @@ mod tests {
                 &Method::POST,
                 "/",
                 &HeaderMap::new,
-                body::full("payload"),
+                RequestBody::new(body::full("payload"), None),
             )
             .await
             .expect_err("nothing listens");
         assert!(matches!(error, UpstreamError::Connect(_)), "{error}");
         assert!(!error.is_timeout());
+    }
+
+    /// An upstream on 127.0.0.1 that closes each of its first `unanswered`
+    /// connections once a request head has arrived, unanswered, and answers
+    /// `200 ok` on the later ones. Returns its port and its connection count.
+    async fn closing_upstream(unanswered: usize) -> (u16, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let index = counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    read_head(&mut stream).await;
+                    if index >= unanswered {
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        let _ = stream.write_all(answer).await;
+                    }
+                });
+            }
+        });
+        (port, connections)
+    }
+
+    /// Reads until the end of a request head (or of the stream).
+    async fn read_head(stream: &mut tokio::net::TcpStream) {
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => head.extend_from_slice(&chunk[..read]),
+            }
+        }
+    }
+
+    async fn send(
+        service: &Service,
+        method: Method,
+        body: RequestBody,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        let clients = UpstreamClients::new(PoolSettings::default());
+        clients
+            .send(service, &method, "/", &HeaderMap::new, body)
+            .await
+    }
+
+    fn empty_body() -> RequestBody {
+        RequestBody::new(body::empty(), None)
+    }
+
+    #[tokio::test]
+    async fn a_get_on_a_connection_closed_before_any_answer_is_retried() {
+        let (port, connections) = closing_upstream(1).await;
+        let response = send(
+            &service("http", "127.0.0.1", port),
+            Method::GET,
+            empty_body(),
+        )
+        .await
+        .expect("the retry is answered");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_buffered_body_is_replayed_on_the_retry() {
+        let (port, connections) = closing_upstream(1).await;
+        let payload = Bytes::from_static(b"payload");
+        let body = RequestBody::new(body::full(payload.clone()), Some(payload));
+        let response = send(&service("http", "127.0.0.1", port), Method::PUT, body)
+            .await
+            .expect("the retry is answered");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_the_services_retries() {
+        let (port, connections) = closing_upstream(usize::MAX).await;
+        let mut no_retries = service("http", "127.0.0.1", port);
+        no_retries.retries = 0;
+        let error = send(&no_retries, Method::GET, empty_body())
+            .await
+            .expect_err("never answered");
+        assert!(matches!(error, UpstreamError::Exchange(_)), "{error}");
+        assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+
+        let error = send(
+            &service("http", "127.0.0.1", port),
+            Method::GET,
+            empty_body(),
+        )
+        .await
+        .expect_err("never answered");
+        assert!(matches!(error, UpstreamError::Exchange(_)), "{error}");
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1 + 3,
+            "a first try and 2 retries"
+        );
+    }
+
+    #[tokio::test]
+    async fn non_idempotent_requests_are_not_retried_once_sent() {
+        let (port, connections) = closing_upstream(1).await;
+        let error = send(
+            &service("http", "127.0.0.1", port),
+            Method::POST,
+            empty_body(),
+        )
+        .await
+        .expect_err("the POST is not sent again");
+        assert!(matches!(error, UpstreamError::Exchange(_)), "{error}");
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_broken_client_body_is_the_clients_fault() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            // Holds the connection: only the client's body can fail.
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(stream);
+        });
+        let body = RequestBody::new(BreaksAfterOneChunk(false).boxed_unsync(), None);
+        let error = send(&service("http", "127.0.0.1", port), Method::POST, body)
+            .await
+            .expect_err("the body breaks");
+        assert!(matches!(error, UpstreamError::RequestBody(_)), "{error}");
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+    }
+
+    /// A client body that sends one chunk and then fails, like a chunked
+    /// body with an invalid chunk size.
+    struct BreaksAfterOneChunk(bool);
+
+    impl hyper::body::Body for BreaksAfterOneChunk {
+        type Data = Bytes;
+        type Error = body::BoxError;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, body::BoxError>>> {
+            let sent = std::mem::replace(&mut self.0, true);
+            std::task::Poll::Ready(Some(match sent {
+                false => Ok(hyper::body::Frame::data(Bytes::from_static(b"hello"))),
+                true => Err("invalid chunk size".into()),
+            }))
+        }
     }
 }
