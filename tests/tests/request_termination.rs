@@ -391,6 +391,56 @@ fn consumer_scopes_rank_as_kong_ranks_them() {
     assert_message(&as_consumer("/r2", "carol"), 409, "7 service");
 }
 
+// ----- a row that cannot run ----------------------------------------------------------
+
+/// A `content_type` the schema accepts but no header can carry: the Admin
+/// API stores the row (as Kong does), the proxy fails closed on the route it
+/// guards with 500, other routes keep working, and later changes still
+/// reach the proxy.
+#[test]
+fn a_plugin_that_cannot_run_fails_closed_and_later_changes_still_apply() {
+    let env = Env::start();
+    let (status, body) = env.admin(
+        Method::POST,
+        "/services/echo-service/routes",
+        Some(json!({"name": "guarded", "paths": ["/guarded"]})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = env.admin(
+        Method::POST,
+        "/routes/guarded/plugins",
+        Some(json!({"name": "request-termination",
+                    "config": {"status_code": 200, "body": "x", "content_type": "text/plain\nX-Evil: 1"}})),
+    );
+    if status == 400 {
+        return; // Refused up front: nothing to fail closed.
+    }
+    assert_eq!(status, 201, "{body}");
+    let reply = send(env.get("/guarded"));
+    assert_eq!(reply.status, 500, "{reply}");
+    assert_eq!(
+        reply.json()["message"],
+        "An unexpected error occurred",
+        "{reply}"
+    );
+    assert_eq!(send(env.get("/anything")).status, 200);
+
+    env.admin_post(
+        "/services/echo-service/routes",
+        json!({"name": "later", "paths": ["/later"]}),
+    );
+    env.plugin(
+        json!({"name": "request-termination", "route": {"name": "later"},
+                      "config": {"status_code": 418}}),
+    );
+    assert_eq!(
+        send(env.get("/later")).status,
+        418,
+        "a later change reaches the proxy"
+    );
+    assert_eq!(send(env.get("/guarded")).status, 500);
+}
+
 // ----- schema --------------------------------------------------------------------------
 
 #[test]

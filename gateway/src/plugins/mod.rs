@@ -28,6 +28,7 @@ pub mod request_data;
 pub mod request_termination;
 pub mod runner;
 pub mod session;
+pub mod unavailable;
 
 use std::sync::Arc;
 
@@ -121,14 +122,39 @@ pub enum PluginBuildError {
 pub type PluginFactory =
     fn(&schemas::model::Plugin, &PluginEnv) -> Result<Arc<dyn Plugin>, PluginBuildError>;
 
-/// The factory of a plugin this gateway can run, by name.
-pub fn factory(name: &str) -> Option<PluginFactory> {
-    match name {
-        "key-auth" => Some(key_auth::build),
-        "request-termination" => Some(request_termination::build),
-        "session" => Some(session::build),
-        _ => None,
-    }
+/// A plugin this gateway can run.
+#[derive(Debug, Clone, Copy)]
+pub struct Available {
+    /// Its name, e.g. `key-auth`.
+    pub name: &'static str,
+    /// Its priority (the instances' [`Plugin::priority`]).
+    pub priority: u32,
+    /// Builds an instance from a row.
+    pub build: PluginFactory,
+}
+
+/// The plugins this gateway can run.
+const AVAILABLE: [Available; 3] = [
+    Available {
+        name: "key-auth",
+        priority: key_auth::PRIORITY,
+        build: key_auth::build,
+    },
+    Available {
+        name: "request-termination",
+        priority: request_termination::PRIORITY,
+        build: request_termination::build,
+    },
+    Available {
+        name: "session",
+        priority: session::PRIORITY,
+        build: session::build,
+    },
+];
+
+/// The plugin of this name, if this gateway can run it.
+pub fn available(name: &str) -> Option<Available> {
+    AVAILABLE.into_iter().find(|plugin| plugin.name == name)
 }
 
 /// Upstream header carrying the consumer's id.

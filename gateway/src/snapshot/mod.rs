@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::plugins::{PluginBuildError, PluginEnv};
+use crate::plugins::PluginEnv;
 use crate::router::{Router, RouterError};
 use crate::store::ChangedEntity;
 
@@ -75,17 +75,6 @@ pub enum SnapshotError {
     /// The routes could not be compiled.
     #[error("cannot build the router: {0}")]
     Router(#[from] RouterError),
-    /// A plugin row could not be turned into an instance.
-    #[error("plugin {name} {id}: {source}")]
-    Plugin {
-        /// The plugin row id.
-        id: Uuid,
-        /// The plugin name.
-        name: String,
-        /// What went wrong.
-        #[source]
-        source: PluginBuildError,
-    },
 }
 
 /// One compiled configuration.
@@ -131,7 +120,7 @@ impl Snapshot {
         Ok(Snapshot {
             routing: Arc::new(Routing::build(services, routes)?),
             identities: Arc::new(Identities::build(consumers, keyauth_credentials)),
-            plugins: Arc::new(PluginIndex::build(plugins, env)?),
+            plugins: Arc::new(PluginIndex::build(plugins, env)),
         })
     }
 
@@ -159,7 +148,7 @@ impl Snapshot {
         let plugins = if delta.plugins.is_empty() {
             Arc::clone(&self.plugins)
         } else {
-            Arc::new(self.plugins.with_changes(delta.plugins, env)?)
+            Arc::new(self.plugins.with_changes(delta.plugins, env))
         };
         Ok(Snapshot {
             routing,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use schemas::model;
 use uuid::Uuid;
 
-use super::SnapshotError;
+use crate::plugins::unavailable::Unavailable;
 use crate::plugins::{self, Plugin, PluginEnv};
 
 /// The protocol of a request as plugins' `protocols` name it.
@@ -127,13 +127,14 @@ pub struct PluginIndex {
 
 impl PluginIndex {
     /// Builds an instance per enabled plugin row. Rows of plugins this
-    /// gateway cannot run are skipped with a warning.
-    pub fn build(rows: Vec<model::Plugin>, env: &PluginEnv) -> Result<Self, SnapshotError> {
-        let mut built = HashMap::with_capacity(rows.len());
-        for row in rows {
-            built.insert(row.id, build_row(row, env)?);
-        }
-        Ok(Self::index(built))
+    /// gateway does not have are skipped with a warning; rows whose instance
+    /// cannot be built fail closed (see [`Unavailable`]).
+    pub fn build(rows: Vec<model::Plugin>, env: &PluginEnv) -> Self {
+        let built = rows
+            .into_iter()
+            .map(|row| (row.id, build_row(row, env)))
+            .collect();
+        Self::index(built)
     }
 
     /// A copy of this index with `changes` applied in order (`None` removes
@@ -142,15 +143,15 @@ impl PluginIndex {
         &self,
         changes: Vec<(Uuid, Option<model::Plugin>)>,
         env: &PluginEnv,
-    ) -> Result<Self, SnapshotError> {
+    ) -> Self {
         let mut rows = self.rows.clone();
         for (id, row) in changes {
             match row {
-                Some(row) => rows.insert(id, build_row(row, env)?),
+                Some(row) => rows.insert(id, build_row(row, env)),
                 None => rows.remove(&id),
             };
         }
-        Ok(Self::index(rows))
+        Self::index(rows)
     }
 
     /// Sorts the instances of `rows` into one table per plugin name.
@@ -186,25 +187,26 @@ impl PluginIndex {
     }
 }
 
-/// The instance of one plugin row, when it is enabled and known.
-fn build_row(row: model::Plugin, env: &PluginEnv) -> Result<BuiltRow, SnapshotError> {
+/// The instance of one plugin row, when it is enabled and known. A row
+/// whose instance cannot be built gets the fail-closed [`Unavailable`].
+fn build_row(row: model::Plugin, env: &PluginEnv) -> BuiltRow {
     let instance = if !row.enabled {
         None
-    } else if let Some(factory) = plugins::factory(&row.name) {
-        let instance = factory(&row, env).map_err(|source| SnapshotError::Plugin {
-            id: row.id,
-            name: row.name.clone(),
-            source,
-        })?;
+    } else if let Some(plugin) = plugins::available(&row.name) {
+        let instance = (plugin.build)(&row, env).unwrap_or_else(|error| {
+            tracing::error!(plugin = %row.name, id = %row.id, %error,
+                "plugin cannot run; requests it applies to are answered 500");
+            Arc::new(Unavailable::new(plugin))
+        });
         Some(instance)
     } else {
         tracing::warn!(plugin = %row.name, id = %row.id, "plugin not available in this gateway; skipped");
         None
     };
-    Ok(BuiltRow {
+    BuiltRow {
         row: Arc::new(row),
         instance,
-    })
+    }
 }
 
 fn scope_of(row: &model::Plugin) -> Scope {

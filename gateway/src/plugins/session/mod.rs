@@ -6,4 +6,4 @@ pub mod cookie;
 pub mod plugin;
 pub mod storage;
 
-pub use plugin::build;
+pub use plugin::{build, PRIORITY};
