@@ -5,12 +5,15 @@
 //! - [`entities`]: services, routes, consumers, plugins, key-auth credentials.
 //! - [`plugins`]: config schemas of key-auth, session, request-termination.
 //! - [`model`]: typed views of canonical entities.
+//! - [`matching`]: how route paths, headers and hosts are compiled for
+//!   matching, shared by the route schema and the gateway's router.
 //! - [`file`]: the declarative file (decK format, docs blocks, Markdown).
 
 pub mod config;
 pub mod entities;
 pub mod error;
 pub mod file;
+pub mod matching;
 pub mod model;
 pub mod plugins;
 pub mod schema;

@@ -53,6 +53,9 @@ pub enum Check {
     LenMin(usize),
     Uuid,
     Custom(CustomCheck),
+    /// A rule for every key of a map, each failure reported at its key
+    /// (`headers.X-Bad`). Runs even when some values are invalid.
+    Keys(CustomCheck),
 }
 
 /// One field of a record.
@@ -134,6 +137,10 @@ impl Field {
     }
     pub fn custom(self, check: CustomCheck) -> Self {
         self.check(Check::Custom(check))
+    }
+    /// Check every key of a map field with `check` (see [`Check::Keys`]).
+    pub fn keys(self, check: CustomCheck) -> Self {
+        self.check(Check::Keys(check))
     }
     pub fn auto(mut self) -> Self {
         self.auto = true;
@@ -285,7 +292,9 @@ fn field_value(
     };
     let errors_before = errors.len();
     let canonical = typed_value(&field.ty, value, path, errors);
-    if errors.len() == errors_before {
+    let typed_ok = errors.len() == errors_before;
+    check_keys(&field.checks, &canonical, path, errors);
+    if typed_ok {
         run_checks(&field.checks, &canonical, path, errors);
     }
     canonical
@@ -409,6 +418,25 @@ fn foreign_value(value: &Value, path: &FieldPath, errors: &mut Vec<FieldError>) 
     }
 }
 
+/// Runs the [`Check::Keys`] rules on the keys of a map value, reporting
+/// each bad key at its own path.
+fn check_keys(checks: &[Check], value: &Value, path: &FieldPath, errors: &mut Vec<FieldError>) {
+    let Some(entries) = value.as_object() else {
+        return;
+    };
+    for check in checks {
+        let Check::Keys(check) = check else {
+            continue;
+        };
+        for key in entries.keys() {
+            if let Err(message) = check(&Value::String(key.clone())) {
+                errors.push(FieldError::new(path.key(key), message));
+            }
+        }
+    }
+}
+
+/// Runs the value checks, stopping at the first that fails.
 fn run_checks(checks: &[Check], value: &Value, path: &FieldPath, errors: &mut Vec<FieldError>) {
     for check in checks {
         if let Err(message) = run_check(check, value) {
@@ -450,6 +478,8 @@ fn run_check(check: &Check, value: &Value) -> Result<(), String> {
             _ => Err("expected a valid UUID".to_owned()),
         },
         Check::Custom(check) => check(value),
+        // Keys are checked one by one, by `check_keys`.
+        Check::Keys(_) => Ok(()),
     }
 }
 
@@ -496,7 +526,7 @@ fn describe_field(field: &Field) -> Value {
             Check::Uuid => {
                 out.insert("uuid".into(), Value::Bool(true));
             }
-            Check::Custom(_) => {}
+            Check::Custom(_) | Check::Keys(_) => {}
         }
     }
     match &field.ty {
@@ -604,6 +634,32 @@ mod tests {
             .validate(&json!({"name": "a", "port": 70000}))
             .unwrap_err();
         assert_eq!(errors[0].message, "value should be between 0 and 65535");
+    }
+
+    #[test]
+    fn map_keys_are_checked_one_by_one_even_beside_bad_values() {
+        fn short_key(key: &Value) -> Result<(), String> {
+            match key.as_str() {
+                Some(text) if text.len() <= 2 => Ok(()),
+                _ => Err("too long".to_owned()),
+            }
+        }
+        let record = Record::new(vec![
+            Field::map("labels", Field::item(Type::Integer)).keys(short_key)
+        ]);
+        assert!(record.validate(&json!({"labels": {"ok": 1}})).is_ok());
+        let errors = record
+            .validate(&json!({"labels": {"long": 1, "ok": "x", "longer": 2}}))
+            .unwrap_err();
+        let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            rendered,
+            vec![
+                "labels.long: too long",
+                "labels.longer: too long",
+                "labels.ok: expected an integer",
+            ]
+        );
     }
 
     #[test]

@@ -612,6 +612,19 @@ fn route_host_header() {
 }
 
 #[test]
+fn route_bad_headers() {
+    check_invalid(
+        "route-bad-headers.yaml",
+        &[
+            "{}:7:19: routes[0] (bad-headers).headers.x-version[0]: invalid regex: '(' (error: \
+             unclosed group)",
+            "{}:8:20: routes[0] (bad-headers).headers.x version: bad header name 'x version', \
+             allowed characters are A-Z, a-z, 0-9, '_', and '-'",
+        ],
+    );
+}
+
+#[test]
 fn route_grpc_strip_path() {
     check_invalid(
         "route-grpc-strip-path.yaml",

@@ -4,12 +4,19 @@
 //! once into [`Conditions`] and shared by all of the route's matchers; each
 //! matcher adds at most one path, as Kong's `split_routes_and_services_by_path`
 //! gives every path length (and the regexes) its own priority.
+//!
+//! Field values are compiled with [`schemas::matching`], the functions the
+//! route schema validates with: whatever the schema accepted compiles here.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use regex::{Captures, Regex, RegexBuilder};
+use regex::{Captures, Regex};
+use schemas::matching::{
+    canonical_header_name, compile_header_value, compile_path, split_host_port,
+    CompiledHeaderValue, CompiledPath, HostName, RouteHost,
+};
 use schemas::model::Route;
 use uuid::Uuid;
 
@@ -82,18 +89,17 @@ pub(super) enum PathPattern {
 
 impl PathPattern {
     fn compile(route_id: Uuid, path: &str) -> Result<Self, RouterError> {
-        let Some(pattern) = path.strip_prefix('~') else {
-            return Ok(PathPattern::Prefix(path.to_owned()));
-        };
-        let regex =
-            Regex::new(&format!("^{pattern}")).map_err(|source| RouterError::InvalidPathRegex {
-                route_id,
-                path: path.to_owned(),
-                source,
-            })?;
-        Ok(PathPattern::Regex {
-            regex,
-            literal_prefix: literal_prefix(pattern).to_owned(),
+        let compiled = compile_path(path).map_err(|source| RouterError::InvalidPathRegex {
+            route_id,
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(match compiled {
+            CompiledPath::Prefix(prefix) => PathPattern::Prefix(prefix),
+            CompiledPath::Regex(regex) => PathPattern::Regex {
+                regex,
+                literal_prefix: literal_prefix(path.strip_prefix('~').unwrap_or(path)).to_owned(),
+            },
         })
     }
 
@@ -172,16 +178,6 @@ fn uri_captures(regex: &Regex, groups: &Captures<'_>) -> UriCaptures {
     UriCaptures { named, unnamed }
 }
 
-/// The host part of a route's `hosts` entry.
-#[derive(Debug)]
-pub(super) enum HostName {
-    Exact(String),
-    /// From `*.example.com`: the request host must end with `.example.com`.
-    Suffix(String),
-    /// From `example.*`: the request host must start with `example.`.
-    Prefix(String),
-}
-
 /// One entry of a route's `hosts`, lowercased, with its optional port.
 #[derive(Debug)]
 pub(super) struct HostPattern {
@@ -191,15 +187,7 @@ pub(super) struct HostPattern {
 
 impl HostPattern {
     fn parse(raw: &str) -> Self {
-        let lowered = raw.to_ascii_lowercase();
-        let (host, port) = split_host_port(&lowered);
-        let name = if let Some(suffix) = host.strip_prefix('*') {
-            HostName::Suffix(suffix.to_owned())
-        } else if let Some(prefix) = host.strip_suffix('*') {
-            HostName::Prefix(prefix.to_owned())
-        } else {
-            HostName::Exact(host.to_owned())
-        };
+        let RouteHost { name, port } = RouteHost::parse(raw);
         HostPattern { name, port }
     }
 
@@ -213,35 +201,11 @@ impl HostPattern {
     }
 }
 
-/// Splits `host[:port]`, `[v6]` or `[v6]:port`. A port that is not a plain
-/// decimal `u16` is treated as part of the host, as Kong does.
-pub(super) fn split_host_port(authority: &str) -> (&str, Option<u16>) {
-    let split_at = if authority.starts_with('[') {
-        authority.find("]:").map(|bracket| bracket + 1)
-    } else if authority.matches(':').count() == 1 {
-        authority.find(':')
-    } else {
-        None
-    };
-    let Some(colon) = split_at else {
-        return (authority, None);
-    };
-    match parse_port(&authority[colon + 1..]) {
-        Some(port) => (&authority[..colon], Some(port)),
-        None => (authority, None),
-    }
-}
-
-fn parse_port(digits: &str) -> Option<u16> {
-    let all_digits = !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit());
-    all_digits.then(|| digits.parse().ok()).flatten()
-}
-
 /// One header name with its accepted values (any value may match).
 #[derive(Debug)]
 struct HeaderRule {
-    /// `None` when the configured name is not a valid header name: such a
-    /// rule can never match.
+    /// `None` when the configured name is not a valid header name (the
+    /// schema refuses those; one stored before it did never matches).
     name: Option<HeaderName>,
     values: Vec<HeaderValuePattern>,
 }
@@ -256,14 +220,12 @@ enum HeaderValuePattern {
 
 impl HeaderRule {
     fn compile(route_id: Uuid, name: &str, values: &[String]) -> Result<Self, RouterError> {
-        // Kong looks headers up with `_` and `-` interchangeable.
-        let canonical = name.to_ascii_lowercase().replace('_', "-");
         let values = values
             .iter()
             .map(|value| HeaderValuePattern::compile(route_id, name, value))
             .collect::<Result<_, _>>()?;
         Ok(HeaderRule {
-            name: HeaderName::from_bytes(canonical.as_bytes()).ok(),
+            name: header_name(name),
             values,
         })
     }
@@ -279,20 +241,24 @@ impl HeaderRule {
     }
 }
 
+/// The name a route's header rule looks requests up by (Kong treats `_`
+/// and `-` alike), or `None` if it is no valid header name.
+pub(super) fn header_name(configured: &str) -> Option<HeaderName> {
+    HeaderName::from_bytes(canonical_header_name(configured).as_bytes()).ok()
+}
+
 impl HeaderValuePattern {
     fn compile(route_id: Uuid, header: &str, value: &str) -> Result<Self, RouterError> {
-        let Some(pattern) = value.strip_prefix("~*") else {
-            return Ok(HeaderValuePattern::Exact(value.to_owned()));
-        };
-        RegexBuilder::new(pattern)
-            .case_insensitive(true)
-            .build()
-            .map(HeaderValuePattern::Regex)
-            .map_err(|source| RouterError::InvalidHeaderRegex {
+        let compiled =
+            compile_header_value(value).map_err(|source| RouterError::InvalidHeaderRegex {
                 route_id,
                 header: header.to_owned(),
                 source,
-            })
+            })?;
+        Ok(match compiled {
+            CompiledHeaderValue::Exact(exact) => HeaderValuePattern::Exact(exact),
+            CompiledHeaderValue::Regex(regex) => HeaderValuePattern::Regex(regex),
+        })
     }
 
     fn matches(&self, value: &HeaderValue) -> bool {
@@ -562,26 +528,6 @@ fn encode_regex_priority(regex_priority: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_host_and_port() {
-        let cases = [
-            ("example.com", ("example.com", None)),
-            ("example.com:8000", ("example.com", Some(8000))),
-            ("example.com:", ("example.com:", None)),
-            ("example.com:80b", ("example.com:80b", None)),
-            ("example.com:+80", ("example.com:+80", None)),
-            ("example.com:70000", ("example.com:70000", None)),
-            ("::1", ("::1", None)),
-            ("[::1]", ("[::1]", None)),
-            ("[::1]:8000", ("[::1]", Some(8000))),
-            ("*.example.com:8443", ("*.example.com", Some(8443))),
-            ("", ("", None)),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(split_host_port(input), expected, "{input}");
-        }
-    }
 
     #[test]
     fn host_patterns() {

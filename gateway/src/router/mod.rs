@@ -16,6 +16,11 @@
 //! - methods: exact; headers: names and values case-insensitive, `~*re`
 //!   values are case-insensitive regexes; snis: only checked over TLS.
 //!
+//! Paths, header values and hosts are compiled by [`schemas::matching`], with
+//! which the route schema also validates them, so a route the Admin API
+//! accepted always compiles (the regex errors of [`RouterError`] can only
+//! come from a route stored before the schema checked its regexes).
+//!
 //! Protocols are not a matching condition, as in Kong: an `https`-only route
 //! also matches a plain request, which is then flagged with
 //! [`RouteMatch::needs_https`] so the proxy can answer 426 or redirect.
@@ -28,6 +33,8 @@ mod matcher;
 mod path;
 mod uri;
 
+#[cfg(test)]
+mod schema_agreement;
 #[cfg(test)]
 mod tests;
 

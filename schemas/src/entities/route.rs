@@ -4,6 +4,7 @@ use serde_json::{json, Map, Value};
 
 use super::common;
 use crate::error::{FieldError, FieldPath};
+use crate::matching::{self, MatchFieldError};
 use crate::schema::{is_present, pattern, Check, Field, Record, Type};
 
 pub fn schema() -> Record {
@@ -24,8 +25,11 @@ pub fn schema() -> Record {
         Field::array("paths", Field::item(Type::String).custom(check_route_path)),
         Field::map(
             "headers",
-            Field::item(Type::Array(Box::new(Field::item(Type::String)))),
-        ),
+            Field::item(Type::Array(Box::new(
+                Field::item(Type::String).custom(check_header_value),
+            ))),
+        )
+        .keys(check_header_name),
         Field::integer("https_redirect_status_code")
             .required()
             .default(json!(426))
@@ -55,7 +59,6 @@ pub fn schema() -> Record {
     ])
     .with_check(protocols_not_mixed)
     .with_check(http_needs_a_matcher)
-    .with_check(no_host_header)
     .with_check(snis_need_tls)
     .with_check(grpc_never_strips)
 }
@@ -83,47 +86,26 @@ fn check_redirect_status(value: &Value) -> Result<(), String> {
     }
 }
 
-/// Hosts may carry one `*` as the leftmost or rightmost label, and a port.
+/// Hosts may carry one `*` as the leftmost or rightmost label, and a port
+/// (split as the router splits it, see [`matching::split_port_text`]).
 fn check_route_host(value: &Value) -> Result<(), String> {
     let host_and_port = value.as_str().unwrap_or_default();
-    let host = strip_port(host_and_port)?;
-    let wildcards = host.matches('*').count();
-    if wildcards > 1 {
-        return Err("invalid wildcard: must have at most one wildcard".to_owned());
+    let (host, port) = matching::split_port_text(host_and_port);
+    if let Some(port) = port.filter(|text| matching::parse_port(text).is_none()) {
+        return Err(format!("invalid port number: {port}"));
     }
-    if wildcards == 1 {
-        let plain = if let Some(rest) = host.strip_prefix("*.") {
-            rest
-        } else if let Some(rest) = host.strip_suffix(".*") {
-            rest
-        } else {
-            return Err(
-                "invalid wildcard: must be placed at leftmost or rightmost label".to_owned(),
-            );
-        };
-        return if common::is_host(plain) {
-            Ok(())
-        } else {
-            Err(format!("invalid hostname: {host_and_port}"))
-        };
-    }
-    if common::is_host(host) {
+    let plain = match host.matches('*').count() {
+        0 => host,
+        1 => host
+            .strip_prefix("*.")
+            .or_else(|| host.strip_suffix(".*"))
+            .ok_or("invalid wildcard: must be placed at leftmost or rightmost label")?,
+        _ => return Err("invalid wildcard: must have at most one wildcard".to_owned()),
+    };
+    if common::is_host(plain) {
         Ok(())
     } else {
         Err(format!("invalid hostname: {host_and_port}"))
-    }
-}
-
-fn strip_port(host_and_port: &str) -> Result<&str, String> {
-    if host_and_port.starts_with('[') {
-        return Ok(host_and_port);
-    }
-    match host_and_port.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => match port.parse::<u16>() {
-            Ok(_) => Ok(host),
-            Err(_) => Err(format!("invalid port number: {port}")),
-        },
-        _ => Ok(host_and_port),
     }
 }
 
@@ -134,13 +116,9 @@ fn check_route_path(value: &Value) -> Result<(), String> {
         if !regex.starts_with('/') {
             return Err("should start with: / (fixed path) or ~/ (regex path)".to_owned());
         }
-        return match regex::Regex::new(regex) {
-            Ok(_) => Ok(()),
-            Err(error) => Err(format!(
-                "invalid regex: '{regex}' ({})",
-                first_line(&error.to_string())
-            )),
-        };
+        return matching::compile_path(path)
+            .map(drop)
+            .map_err(|error| MatchFieldError::invalid_regex(regex, &error).to_string());
     }
     if !path.starts_with('/') {
         return Err("should start with: / (fixed path) or ~/ (regex path)".to_owned());
@@ -156,10 +134,6 @@ fn check_route_path(value: &Value) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().last().unwrap_or(text).trim()
 }
 
 /// Dot segments removed and unreserved escapes decoded, as Kong expects a
@@ -263,20 +237,30 @@ fn http_needs_a_matcher(record: &Map<String, Value>) -> Vec<FieldError> {
     )]
 }
 
-fn no_host_header(record: &Map<String, Value>) -> Vec<FieldError> {
-    let Some(headers) = record.get("headers").and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    headers
-        .keys()
-        .filter(|name| name.eq_ignore_ascii_case("host"))
-        .map(|name| {
-            FieldError::new(
-                FieldPath::root().key("headers").key(name),
-                "cannot contain 'host' header, which must be specified in the 'hosts' attribute",
-            )
+/// A `headers` key: a Kong header name, and not `Host` (which belongs in
+/// `hosts`).
+fn check_header_name(value: &Value) -> Result<(), String> {
+    let name = value.as_str().unwrap_or_default();
+    matching::check_header_name(name).map_err(|error| error.to_string())?;
+    if name.eq_ignore_ascii_case("host") {
+        return Err(
+            "cannot contain 'host' header, which must be specified in the 'hosts' attribute"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// A `headers` value: exact, or a `~*` regex that must compile as the
+/// router compiles it.
+fn check_header_value(value: &Value) -> Result<(), String> {
+    let text = value.as_str().unwrap_or_default();
+    matching::compile_header_value(text)
+        .map(drop)
+        .map_err(|error| {
+            let pattern = text.strip_prefix("~*").unwrap_or(text);
+            MatchFieldError::invalid_regex(pattern, &error).to_string()
         })
-        .collect()
 }
 
 fn snis_need_tls(record: &Map<String, Value>) -> Vec<FieldError> {
@@ -397,6 +381,66 @@ mod tests {
         assert_eq!(
             errors_of(json!({"methods": ["get"]})),
             vec!["methods[0]: invalid value: get"]
+        );
+    }
+
+    #[test]
+    fn header_names_must_be_kong_header_names() {
+        assert!(errors_of(json!({"headers": {"X-Version_2": ["v1"]}})).is_empty());
+        assert_eq!(
+            errors_of(json!({"headers": {"": ["v1"], "a\0b": ["v1"], "x y": ["v1"]}})),
+            vec![
+                "headers.: no header name provided",
+                "headers.a\0b: bad header name 'a\\u{0}b', allowed characters are A-Z, a-z, 0-9, '_', and '-'",
+                "headers.x y: bad header name 'x y', allowed characters are A-Z, a-z, 0-9, '_', and '-'",
+            ]
+        );
+    }
+
+    #[test]
+    fn header_regex_values_must_compile() {
+        assert!(errors_of(json!({"headers": {"x": ["~*^v[12]$", "(exact"]}})).is_empty());
+        assert_eq!(
+            errors_of(json!({"headers": {"x-version": ["v1", "~*("]}})),
+            vec!["headers.x-version[1]: invalid regex: '(' (error: unclosed group)"]
+        );
+        // A bad name and a bad value are both reported (the router fuzz
+        // target's first crash, fuzz/artifacts/router/crash-be01aa2d...).
+        assert_eq!(
+            errors_of(json!({"headers": {"": ["~*?"]}})),
+            vec![
+                "headers.: no header name provided",
+                "headers.[0]: invalid regex: '?' (error: repetition operator missing expression)",
+            ]
+        );
+    }
+
+    #[test]
+    fn regexes_are_held_to_the_routers_size_limit_and_flags() {
+        let too_big = errors_of(json!({"paths": ["~/(a{1000}){1000}"]}));
+        assert_eq!(
+            too_big,
+            vec!["paths[0]: invalid regex: '/(a{1000}){1000}' (Compiled regex exceeds size limit of 10485760 bytes.)"]
+        );
+        // Fits case-sensitively, but not with the `~*` case-insensitivity.
+        assert!(errors_of(json!({"paths": ["~/k{60000}"]})).is_empty());
+        assert_eq!(
+            errors_of(json!({"headers": {"x": ["~*k{60000}"]}})),
+            vec!["headers.x[0]: invalid regex: 'k{60000}' (Compiled regex exceeds size limit of 10485760 bytes.)"]
+        );
+    }
+
+    #[test]
+    fn host_ports_are_read_as_the_router_reads_them() {
+        assert!(errors_of(json!({"hosts": ["[::1]:8000", "[::2]", "::3", "a.b:0"]})).is_empty());
+        assert_eq!(
+            errors_of(json!({"hosts": ["a.b:+80", "a.b:", "a.b:70000", "[::1]:x"]})),
+            vec![
+                "hosts[0]: invalid port number: +80",
+                "hosts[1]: invalid port number: ",
+                "hosts[2]: invalid port number: 70000",
+                "hosts[3]: invalid port number: x",
+            ]
         );
     }
 
