@@ -9,8 +9,9 @@
    until it is accepted. Prints the time of each Admin API call, how many of
    the first proxied requests sent after the credential's 201 were accepted
    (all of them means the change was visible by the time the Admin API
-   answered), and the time from sending the credential's POST to the first
-   proxied 200.
+   answered), the time from sending the credential's POST to the first
+   proxied 200, and the time the gateway took to apply each write to the
+   proxy's snapshot (from its debug log).
 3. Stops the gateway and starts it again on the same data directory: prints
    the time until the Admin API answers and until the proxy serves a request
    with one of the stored keys.
@@ -24,6 +25,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -34,8 +36,15 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-PROXY = ("127.0.0.1", 18100)
-ADMIN = ("127.0.0.1", 18101)
+def free_port():
+    """A port nothing listens on now (another benchmark may be running)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+PROXY = ("127.0.0.1", free_port())
+ADMIN = ("127.0.0.1", free_port())
 
 
 class Upstream(BaseHTTPRequestHandler):
@@ -112,11 +121,27 @@ def config(consumers, upstream_port):
     }
 
 
-def spawn(binary, data_dir):
+def spawn(binary, data_dir, log=subprocess.DEVNULL):
+    """Starts `gateway serve`; the snapshot updater's debug lines (the time
+    each change took to reach the proxy) go to `log`."""
+    environment = dict(os.environ, RUST_LOG="info,gateway::snapshot::updater=debug")
     return subprocess.Popen(
         [binary, "serve", "--data-dir", data_dir,
          "--proxy-listen", "%s:%d" % PROXY, "--admin-listen", "%s:%d" % ADMIN],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=log, env=environment)
+
+
+def snapshot_update_ms(log_path):
+    """The `elapsed` of each "configuration change applied" log line, in ms."""
+    units = {"s": 1000.0, "ms": 1.0, "µs": 0.001, "ns": 0.000001}
+    found = []
+    with open(log_path, encoding="utf-8", errors="replace") as log:
+        for line in log:
+            line = re.sub(r"\x1b\[[0-9;]*m", "", line)  # colours of older builds
+            match = re.search(r"elapsed=([0-9.]+)(ns|µs|ms|s)\b", line)
+            if "configuration change applied" in line and match:
+                found.append(float(match.group(1)) * units[match.group(2)])
+    return found
 
 
 def start(binary, data_dir):
@@ -150,7 +175,9 @@ def main():
 
     with tempfile.TemporaryDirectory() as work:
         data_dir = os.path.join(work, "data")
-        process = spawn(args.bin, data_dir)
+        log_path = os.path.join(work, "gateway.log")
+        log = open(log_path, "w", encoding="utf-8")
+        process = spawn(args.bin, data_dir, log)
         if not wait_until(lambda: request(ADMIN, "GET", "/status")[0] == 200):
             raise SystemExit("the gateway did not start")
         body = config(args.consumers, upstream_port)
@@ -182,12 +209,17 @@ def main():
         cpu_per_write = (cpu_seconds(process.pid) - cpu_before) * 1000 / (2 * args.rounds)
 
         def summary(values):
-            return f"median {statistics.median(values):7.1f} ms, max {max(values):7.1f} ms"
+            return f"median {statistics.median(values):7.2f} ms, max {max(values):7.2f} ms"
 
         print(f"POST /consumers ({args.rounds}x):                 {summary(consumer_ms)}")
         print(f"POST /consumers/{{id}}/key-auth ({args.rounds}x):   {summary(key_ms)}")
         print(f"first proxied request after the credential's 201 accepted: {accepted_at_once}/{args.rounds}")
         print(f"credential POST sent -> first proxied 200: {summary(visible_ms)}")
+        # The last 2R changes are the single-entity writes (the first is the
+        # POST /config).
+        updates = snapshot_update_ms(log_path)[-2 * args.rounds:]
+        if updates:
+            print(f"snapshot update per write (gateway log):   {summary(updates)}")
         print(f"gateway CPU time per write (steadier than wall time on a busy machine): {cpu_per_write:.0f} ms")
         print(f"peak RSS after loading and writes: {peak_rss_mib(process.pid):.0f} MiB")
         stop(process)

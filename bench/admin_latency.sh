@@ -10,4 +10,4 @@ cd "$(dirname "$0")/.."
 echo "== building release binaries"
 cargo build --release --bin gateway --quiet
 echo "== $(nproc) cores; load: $(uptime | sed 's/.*load average/load average/')"
-python3 bench/admin_latency.py --bin target/release/gateway --consumers "${CONSUMERS:-100000}" --rounds "${ROUNDS:-20}"
+python3 bench/admin_latency.py --bin "${CARGO_TARGET_DIR:-target}/release/gateway" --consumers "${CONSUMERS:-100000}" --rounds "${ROUNDS:-20}"

@@ -23,6 +23,7 @@
 mod identities;
 mod plugins;
 mod routing;
+mod sharded;
 pub mod updater;
 
 use std::sync::mpsc::{self, RecvTimeoutError};
