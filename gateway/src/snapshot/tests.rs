@@ -308,3 +308,89 @@ fn a_changed_row_that_does_not_decode_is_an_error() {
         "{error}"
     );
 }
+
+/// One step of the incremental-update property: a consumer (by slot) gets
+/// a username and a key, or is deleted with its key.
+#[derive(Debug, Clone)]
+enum Step {
+    Put { slot: usize, name: u8, key: u8 },
+    Delete { slot: usize },
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0..6usize, 0..4u8, 0..4u8).prop_map(|(slot, name, key)| Step::Put { slot, name, key }),
+        (0..6usize).prop_map(|slot| Step::Delete { slot }),
+    ]
+}
+
+proptest::proptest! {
+    /// Applying writes one by one gives the snapshot a full compile of the
+    /// final configuration gives, for every username and key lookup, even
+    /// when names and keys move between consumers.
+    #[test]
+    fn changes_applied_one_by_one_equal_a_full_compile(steps in proptest::collection::vec(step(), 1..40)) {
+        let env = PluginEnv::default();
+        let consumer_ids: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+        let key_ids: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+        // The model: per slot, the (username, key) it has now.
+        let mut live: Vec<Option<(String, String)>> = vec![None; 6];
+        let mut snapshot = Snapshot::empty();
+        for step in steps {
+            let mut changes: Vec<(EntityKind, String, Option<Vec<u8>>)> = Vec::new();
+            match step {
+                Step::Put { slot, name, key } => {
+                    let (name, key) = (format!("user-{name}"), format!("key-{key}"));
+                    // The store's unique constraints: refuse a taken name or key.
+                    let taken = live.iter().enumerate().any(|(other, entry)| {
+                        other != slot && entry.as_ref().is_some_and(|(n, k)| *n == name || *k == key)
+                    });
+                    if taken {
+                        continue;
+                    }
+                    let (consumer_id, key_id) = (consumer_ids[slot].to_string(), key_ids[slot].to_string());
+                    if live[slot].is_some() {
+                        changes.push((EntityKind::Consumer, consumer_id.clone(), None));
+                        changes.push((EntityKind::KeyAuthCredential, key_id.clone(), None));
+                    }
+                    let consumer_row = consumer(consumer_ids[slot], &name);
+                    let key_row = credential(key_ids[slot], consumer_ids[slot], &key, None, 1);
+                    changes.push((EntityKind::Consumer, consumer_id, Some(serde_json::to_vec(&consumer_row).unwrap())));
+                    changes.push((EntityKind::KeyAuthCredential, key_id, Some(serde_json::to_vec(&key_row).unwrap())));
+                    live[slot] = Some((name, key));
+                }
+                Step::Delete { slot } => {
+                    if live[slot].take().is_none() {
+                        continue;
+                    }
+                    changes.push((EntityKind::KeyAuthCredential, key_ids[slot].to_string(), None));
+                    changes.push((EntityKind::Consumer, consumer_ids[slot].to_string(), None));
+                }
+            }
+            let changed: Vec<ChangedEntity<'_>> = changes
+                .iter()
+                .map(|(kind, id, row)| ChangedEntity { kind: *kind, id, row: row.as_deref() })
+                .collect();
+            snapshot = snapshot.with_changes(&changed, &env).unwrap();
+        }
+        let mut config = Config::default();
+        for (slot, entry) in live.iter().enumerate() {
+            if let Some((name, key)) = entry {
+                config.consumers.push(consumer(consumer_ids[slot], name));
+                config.keyauth_credentials.push(credential(key_ids[slot], consumer_ids[slot], key, None, 1));
+            }
+        }
+        let full = Snapshot::build(&config, &env).unwrap();
+        for n in 0..4 {
+            let (name, key) = (format!("user-{n}"), format!("key-{n}"));
+            let by_name = |s: &Snapshot| s.consumer_by_username(&name).map(|c| c.id);
+            let by_key = |s: &Snapshot| s.credential_by_key(&key).map(|c| (c.id, c.consumer_id));
+            proptest::prop_assert_eq!(by_name(&snapshot), by_name(&full), "username {}", name);
+            proptest::prop_assert_eq!(by_key(&snapshot), by_key(&full), "key {}", key);
+        }
+        for id in &consumer_ids {
+            proptest::prop_assert_eq!(snapshot.consumer(id).map(|c| c.id), full.consumer(id).map(|c| c.id));
+        }
+    }
+}
