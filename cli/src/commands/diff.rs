@@ -4,11 +4,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::GatewayArgs;
+use super::{ChangeDisplayArgs, GatewayArgs};
 use crate::error::CommandError;
 use crate::output::{self, Style};
-use crate::plan::PlanOptions;
-use crate::reconcile::{self, PrepareOptions};
+use crate::reconcile;
 
 /// Compare decK files with the gateway's configuration and list what
 /// `gwctl sync` would create, update and delete, in the order it would.
@@ -30,20 +29,11 @@ pub struct DiffArgs {
     /// Exit with code 2 when there are differences (drift checks in CI).
     #[arg(long)]
     pub non_zero_exit_code: bool,
-    /// Show secret values (credential keys, session secrets) instead of
-    /// [masked].
-    #[arg(long)]
-    pub show_secrets: bool,
-    /// Show values substituted from `DECK_*` environment variables as
-    /// they are; by default they are shown as [masked], as decK does.
-    #[arg(long)]
-    pub no_mask_deck_env_vars_value: bool,
     /// Leave out deletes, as `gwctl sync --no-deletes` would.
     #[arg(long)]
     pub no_deletes: bool,
-    /// Never colour the output (it is coloured only on a terminal anyway).
-    #[arg(long)]
-    pub no_color: bool,
+    #[command(flatten)]
+    pub display: ChangeDisplayArgs,
 }
 
 pub fn run(args: &DiffArgs) -> Result<ExitCode, CommandError> {
@@ -51,15 +41,9 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode, CommandError> {
 }
 
 fn diff(args: &DiffArgs) -> Result<ExitCode, CommandError> {
-    let options = PrepareOptions {
-        plan: PlanOptions {
-            show_secrets: args.show_secrets,
-            no_deletes: args.no_deletes,
-            entity_fields: args.gateway.json_output,
-        },
-        refuse_sanitized: false,
-        show_env_values: args.no_mask_deck_env_vars_value,
-    };
+    let options = args
+        .display
+        .prepare_options(&args.gateway, args.no_deletes, false);
     let prepared = reconcile::prepare(&args.files, &args.gateway, options)?;
     let counts = prepared.plan.counts();
     if args.gateway.json_output {
@@ -69,7 +53,7 @@ fn diff(args: &DiffArgs) -> Result<ExitCode, CommandError> {
         output::print_text(
             &prepared.plan.changes,
             &counts,
-            &Style::for_stdout(args.no_color),
+            &Style::for_stdout(args.display.no_color),
         );
     }
     crate::timing::mark("printed");

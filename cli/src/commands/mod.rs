@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::CommandError;
+use crate::plan::PlanOptions;
+use crate::reconcile::PrepareOptions;
 
 /// Keep a gateway's configuration equal to decK files kept in git.
 #[derive(Debug, Parser)]
@@ -60,4 +62,41 @@ pub struct GatewayArgs {
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     pub json_output: bool,
+}
+
+/// How `diff` and `sync` show the changes they find.
+#[derive(Debug, Clone, Args)]
+pub struct ChangeDisplayArgs {
+    /// Show secret values (credential keys, session secrets) in the
+    /// changes instead of [masked].
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Show values substituted from `DECK_*` environment variables as
+    /// they are; by default they are shown as [masked], as decK does.
+    #[arg(long)]
+    pub no_mask_deck_env_vars_value: bool,
+    /// Never colour the output (it is coloured only on a terminal anyway).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+impl ChangeDisplayArgs {
+    /// The options to prepare a plan with: these display choices plus the
+    /// command's own.
+    fn prepare_options(
+        &self,
+        gateway: &GatewayArgs,
+        no_deletes: bool,
+        refuse_sanitized: bool,
+    ) -> PrepareOptions {
+        PrepareOptions {
+            plan: PlanOptions {
+                show_secrets: self.show_secrets,
+                no_deletes,
+                entity_fields: gateway.json_output,
+            },
+            refuse_sanitized,
+            show_env_values: self.no_mask_deck_env_vars_value,
+        }
+    }
 }

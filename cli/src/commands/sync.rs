@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use clap::Args;
 use schemas::config::Config;
 
-use super::GatewayArgs;
+use super::{ChangeDisplayArgs, GatewayArgs};
 use crate::apply::{Applier, ApplyError, AtomicOutcome, Progress, RunReport};
 use crate::error::CommandError;
 use crate::output::{self, Style};
-use crate::plan::{Counts, PlanOptions};
-use crate::reconcile::{self, PrepareOptions, Prepared};
+use crate::plan::Counts;
+use crate::reconcile::{self, Prepared};
 use crate::state;
 
 /// Make the gateway's configuration equal to decK files: create and update
@@ -39,17 +39,8 @@ pub struct SyncArgs {
     /// Admin API calls at once when the gateway has no `POST /config`.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
-    /// Show secret values (credential keys, session secrets) in the
-    /// changes instead of [masked].
-    #[arg(long)]
-    pub show_secrets: bool,
-    /// Show values substituted from `DECK_*` environment variables as
-    /// they are; by default they are shown as [masked], as decK does.
-    #[arg(long)]
-    pub no_mask_deck_env_vars_value: bool,
-    /// Never colour the output (it is coloured only on a terminal anyway).
-    #[arg(long)]
-    pub no_color: bool,
+    #[command(flatten)]
+    pub display: ChangeDisplayArgs,
 }
 
 pub fn run(args: &SyncArgs) -> Result<ExitCode, CommandError> {
@@ -57,15 +48,9 @@ pub fn run(args: &SyncArgs) -> Result<ExitCode, CommandError> {
 }
 
 fn sync(args: &SyncArgs) -> Result<ExitCode, CommandError> {
-    let options = PrepareOptions {
-        plan: PlanOptions {
-            show_secrets: args.show_secrets,
-            no_deletes: args.no_deletes,
-            entity_fields: args.gateway.json_output,
-        },
-        refuse_sanitized: true,
-        show_env_values: args.no_mask_deck_env_vars_value,
-    };
+    let options = args
+        .display
+        .prepare_options(&args.gateway, args.no_deletes, true);
     let prepared = reconcile::prepare(&args.files, &args.gateway, options)?;
     let result = apply(args, &prepared);
     reconcile::release(prepared);
@@ -74,7 +59,7 @@ fn sync(args: &SyncArgs) -> Result<ExitCode, CommandError> {
 
 /// Apply the prepared plan: in one batch, else entity by entity.
 fn apply(args: &SyncArgs, prepared: &Prepared) -> Result<ExitCode, CommandError> {
-    let style = Style::for_stdout(args.no_color);
+    let style = Style::for_stdout(args.display.no_color);
     if prepared.plan.is_empty() {
         print_result(args, prepared, &style);
         return Ok(ExitCode::SUCCESS);
