@@ -16,6 +16,10 @@
 //!   (reqwest is built without its `cookies` feature): tests copy
 //!   `Set-Cookie` into `Cookie` themselves, see [`cookie_pair`]. They speak
 //!   HTTP/1.1 only; [`alpn_client_trusting`] offers HTTP/2 by ALPN.
+//! - [`send`] sends a request and returns its [`Answer`] read to the end:
+//!   status, headers and body, printed whole (with the method and URL) by
+//!   assertion messages, with accessors for headers, cookies, JSON and
+//!   what the [`Echo`] upstream received ([`Answer::upstream_header`]).
 //! - [`Gateway::pid`] and [`peak_rss_bytes`] show how much memory the
 //!   gateway needed (e.g. while streaming a large body).
 //!
@@ -921,7 +925,10 @@ pub fn cookie_pair(headers: &reqwest::header::HeaderMap, name: &str) -> Option<S
         .map(str::to_owned)
 }
 
-/// An HTTP answer, kept whole so assertion messages can show it.
+/// An HTTP answer, kept whole so assertion messages can show it: its
+/// `Display` prints the method, the URL, the status, every header and the
+/// body.
+#[derive(Debug, Clone)]
 pub struct Answer {
     pub method: reqwest::Method,
     pub url: String,
@@ -938,11 +945,70 @@ impl Answer {
             .unwrap_or_else(|error| panic!("the body is not JSON ({error})\n{self}"))
     }
 
-    /// A response header as text (`<not UTF-8>` when it is not).
+    /// The body as JSON when it is JSON, `Null` when it is empty (or only
+    /// white space), and otherwise the text itself as a JSON string: for
+    /// callers that want a value to show or compare whatever came back.
+    pub fn json_or_text(&self) -> serde_json::Value {
+        if self.body.trim().is_empty() {
+            return serde_json::Value::Null;
+        }
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|_| serde_json::Value::String(self.body.clone()))
+    }
+
+    /// The first value of response header `name` as text (`<not UTF-8>`
+    /// when it is not), or `None` when there is no such header.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(name)
             .map(|value| value.to_str().unwrap_or("<not UTF-8>"))
+    }
+
+    /// The whole `Set-Cookie` line (value and attributes) that sets cookie
+    /// `name`, e.g. `session=abc; Path=/; HttpOnly`, or `None` if no
+    /// `Set-Cookie` header sets it. See [`Answer::cookie_pair`] for just
+    /// the `name=value` part.
+    pub fn set_cookie_line(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        self.headers
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|line| line.starts_with(&prefix))
+            .map(str::to_owned)
+    }
+
+    /// The `name=value` pair of the `Set-Cookie` for cookie `name`, to
+    /// send back as `Cookie: name=value` (see [`cookie_pair`]).
+    pub fn cookie_pair(&self, name: &str) -> Option<String> {
+        cookie_pair(&self.headers, name)
+    }
+
+    /// The [`Echo`] upstream's JSON description of the request it received
+    /// (`method`, `url`, `args`, `headers`, `data`, `json`, `form`...).
+    /// Panics, showing the answer, unless this is a 200 whose body is such
+    /// a document (a JSON object with a `headers` object).
+    #[track_caller]
+    pub fn echoed(&self) -> serde_json::Value {
+        let document = self.expect_json(200);
+        assert!(
+            document["headers"].is_object(),
+            "not the echo's description of a request\n{self}"
+        );
+        document
+    }
+
+    /// Request header `name` (any case) as the [`Echo`] upstream received
+    /// it, repeated headers joined with `,`; `None` if it did not get one.
+    /// Panics like [`Answer::echoed`] unless this is the echo's 200.
+    #[track_caller]
+    pub fn upstream_header(&self, name: &str) -> Option<String> {
+        let document = self.echoed();
+        let headers = document["headers"].as_object().expect("checked");
+        headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str().unwrap_or_default().to_owned())
     }
 
     /// Panic, showing the answer, unless the status is `status`.
@@ -959,24 +1025,41 @@ impl Answer {
         self.json()
     }
 
-    /// The [`Answer`] to a request already sent.
+    /// The [`Answer`] to a request already sent. A body that cannot be read
+    /// to the end (e.g. the connection was cut) is kept as
+    /// `<unreadable body: ERROR>`; [`send`] fails the test instead.
     pub fn of(
         method: reqwest::Method,
         url: String,
         response: reqwest::blocking::Response,
     ) -> Answer {
+        Answer::read(method, url, response).0
+    }
+
+    /// Like [`Answer::of`], with the error that kept the body from being
+    /// read, if any.
+    fn read(
+        method: reqwest::Method,
+        url: String,
+        response: reqwest::blocking::Response,
+    ) -> (Answer, Option<String>) {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response
-            .text()
-            .unwrap_or_else(|error| format!("<unreadable body: {error}>"));
-        Answer {
+        let (body, error) = match response.text() {
+            Ok(body) => (body, None),
+            Err(error) => {
+                let error = error_chain(&error);
+                (format!("<unreadable body: {error}>"), Some(error))
+            }
+        };
+        let answer = Answer {
             method,
             url,
             status,
             headers,
             body,
-        }
+        };
+        (answer, error)
     }
 }
 
@@ -990,16 +1073,41 @@ impl fmt::Display for Answer {
     }
 }
 
-/// Send a request and keep its answer; panics when there is none.
+/// Send a request and read its answer to the end; panics when there is no
+/// answer or its body cannot be read.
 #[track_caller]
 pub fn send(request: reqwest::blocking::RequestBuilder) -> Answer {
     let (client, request) = request.build_split();
-    let request = request.expect("a valid request");
+    let request = request.unwrap_or_else(|error| panic!("an invalid request: {error:?}"));
     let (method, url) = (request.method().clone(), request.url().to_string());
     let response = client
         .execute(request)
-        .unwrap_or_else(|error| panic!("{method} {url}: no answer: {error}"));
-    Answer::of(method, url, response)
+        .unwrap_or_else(|error| panic!("{method} {url}: no answer: {}", error_chain(&error)));
+    let (answer, unreadable) = Answer::read(method, url, response);
+    if let Some(error) = unreadable {
+        panic!("cannot read the body to the end ({error})\n{answer}");
+    }
+    answer
+}
+
+/// `error: its source: ...`, since reqwest's errors keep the cause (e.g.
+/// `Connection refused`) in their sources.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A loopback port nothing listens on (bound, then released), for
+/// services whose upstream must refuse connections.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
 }
 
 #[cfg(test)]
@@ -1049,6 +1157,60 @@ mod tests {
         server.wait_for_lines(&["ready"]);
         let status = server.terminate(Duration::from_secs(5)).expect("stopped");
         assert!(status.success(), "{status:?}");
+    }
+
+    #[test]
+    fn answers_read_set_cookie_lines_and_what_the_echo_received() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for value in ["other=1; Path=/", "session=abc; Path=/; HttpOnly"] {
+            headers.append(reqwest::header::SET_COOKIE, value.parse().unwrap());
+        }
+        let answer = Answer {
+            method: reqwest::Method::GET,
+            url: "http://127.0.0.1:1/anything".to_owned(),
+            status: 200,
+            headers,
+            body: r#"{"headers": {"X-Consumer-Username": "alex", "X-Multi": "a,b"}}"#.to_owned(),
+        };
+        assert_eq!(
+            answer.set_cookie_line("session").as_deref(),
+            Some("session=abc; Path=/; HttpOnly")
+        );
+        assert_eq!(answer.set_cookie_line("sess"), None);
+        assert_eq!(
+            answer.cookie_pair("session").as_deref(),
+            Some("session=abc")
+        );
+        assert_eq!(
+            answer.upstream_header("x-consumer-username").as_deref(),
+            Some("alex")
+        );
+        assert_eq!(answer.upstream_header("X-Multi").as_deref(), Some("a,b"));
+        assert_eq!(answer.upstream_header("x-anonymous-consumer"), None);
+        assert_eq!(answer.json_or_text()["headers"]["X-Multi"], "a,b");
+        let text = Answer {
+            body: "not JSON".to_owned(),
+            ..answer.clone()
+        };
+        assert_eq!(text.json_or_text(), serde_json::json!("not JSON"));
+        let empty = Answer {
+            body: " \n".to_owned(),
+            ..answer
+        };
+        assert_eq!(empty.json_or_text(), serde_json::Value::Null);
+    }
+
+    #[test]
+    #[should_panic(expected = "not the echo's description")]
+    fn echoed_refuses_a_200_that_is_not_the_echo() {
+        let answer = Answer {
+            method: reqwest::Method::GET,
+            url: "http://127.0.0.1:1/".to_owned(),
+            status: 200,
+            headers: reqwest::header::HeaderMap::new(),
+            body: r#"{"message": "hi"}"#.to_owned(),
+        };
+        answer.echoed();
     }
 
     #[test]

@@ -13,9 +13,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use e2e::{send, Answer};
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{send, Env, Reply};
+use support::Env;
 
 const KEY: &str = "alice-key";
 
@@ -65,7 +66,7 @@ impl Fixture {
 
     /// 200 and the upstream saw alice authenticated by her credential.
     #[track_caller]
-    fn assert_alice(&self, reply: &Reply) {
+    fn assert_alice(&self, reply: &Answer) {
         assert_eq!(reply.status, 200, "expected alice to be let in\n{reply}");
         assert_eq!(
             reply.upstream_header("x-consumer-username").as_deref(),
@@ -82,7 +83,7 @@ impl Fixture {
 
 /// A 401 with `message` and `WWW-Authenticate: challenge`.
 #[track_caller]
-fn assert_401(reply: &Reply, message: &str, challenge: &str) {
+fn assert_401(reply: &Answer, message: &str, challenge: &str) {
     assert_eq!(reply.status, 401, "expected a 401 {message:?}\n{reply}");
     assert_eq!(reply.json()["message"], message, "{reply}");
     assert_eq!(reply.header("www-authenticate"), Some(challenge), "{reply}");
@@ -143,7 +144,7 @@ fn identity_headers_sent_by_the_client_are_replaced_or_removed() {
             .header("x-credential-identifier", "spoofed-credential")
             .header("x-anonymous-consumer", "true"),
     );
-    reply.assert_status(200);
+    reply.expect(200);
     let upstream = |name| reply.upstream_header(name);
     assert_eq!(
         upstream("x-consumer-id"),
@@ -178,7 +179,7 @@ fn key_in_query_authenticates() {
     let reply = send(fixture.get(&format!("/anything?apikey={KEY}&other=1")));
     fixture.assert_alice(&reply);
     assert_eq!(
-        reply.upstream()["args"],
+        reply.echoed()["args"],
         json!({"apikey": KEY, "other": "1"}),
         "{reply}"
     );
@@ -207,11 +208,7 @@ fn key_in_body_authenticates_from_form_json_and_multipart_bodies() {
             .body(format!("x=1&apikey={KEY}")),
     );
     fixture.assert_alice(&form);
-    assert_eq!(
-        form.upstream()["data"],
-        format!("x=1&apikey={KEY}"),
-        "{form}"
-    );
+    assert_eq!(form.echoed()["data"], format!("x=1&apikey={KEY}"), "{form}");
 
     let json_body = send(
         fixture
@@ -228,7 +225,7 @@ fn key_in_body_authenticates_from_form_json_and_multipart_bodies() {
             .body(body.clone()),
     );
     fixture.assert_alice(&multipart);
-    assert_eq!(multipart.upstream()["data"], body, "{multipart}");
+    assert_eq!(multipart.echoed()["data"], body, "{multipart}");
 }
 
 #[test]
@@ -379,7 +376,7 @@ fn error_body_is_json_by_default_with_message_and_request_id() {
             request = request.header("accept", accept);
         }
         let reply = send(request);
-        reply.assert_status(401);
+        reply.expect(401);
         let request_id = reply
             .header("x-kong-request-id")
             .unwrap_or_else(|| panic!("no X-Kong-Request-Id\n{reply}"));
@@ -403,7 +400,7 @@ fn error_body_follows_accept_text_plain_html_and_xml() {
     let fixture = Fixture::start(json!({}));
     let fetch = |accept: &str| {
         let reply = send(fixture.get("/anything").header("accept", accept));
-        reply.assert_status(401);
+        reply.expect(401);
         let id = reply
             .header("x-kong-request-id")
             .unwrap_or_default()
@@ -489,7 +486,7 @@ fn hide_credentials_removes_the_query_key_and_keeps_other_args_in_order() {
     let fixture = Fixture::start(json!({"hide_credentials": true}));
     let reply = send(fixture.get(&format!("/anything?z=1&apikey={KEY}&a=2&m=x")));
     fixture.assert_alice(&reply);
-    let url = reply.upstream()["url"]
+    let url = reply.echoed()["url"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -510,12 +507,8 @@ fn hide_credentials_removes_the_key_from_form_json_and_multipart_bodies() {
             .body(format!("a=1&apikey={KEY}&b=2")),
     );
     fixture.assert_alice(&form);
-    assert_eq!(form.upstream()["data"], "a=1&b=2", "{form}");
-    assert_eq!(
-        form.upstream()["form"],
-        json!({"a": "1", "b": "2"}),
-        "{form}"
-    );
+    assert_eq!(form.echoed()["data"], "a=1&b=2", "{form}");
+    assert_eq!(form.echoed()["form"], json!({"a": "1", "b": "2"}), "{form}");
 
     let json_body = send(
         fixture
@@ -524,7 +517,7 @@ fn hide_credentials_removes_the_key_from_form_json_and_multipart_bodies() {
     );
     fixture.assert_alice(&json_body);
     assert_eq!(
-        json_body.upstream()["json"],
+        json_body.echoed()["json"],
         json!({"keep": {"nested": true}}),
         "{json_body}"
     );
@@ -539,7 +532,7 @@ fn hide_credentials_removes_the_key_from_form_json_and_multipart_bodies() {
     fixture.assert_alice(&multipart_reply);
     let (_, expected) = multipart(&[("first", "1"), ("last", "2")]);
     assert_eq!(
-        multipart_reply.upstream()["data"],
+        multipart_reply.echoed()["data"],
         expected,
         "the apikey part is removed, the others kept as sent\n{multipart_reply}"
     );
@@ -560,7 +553,7 @@ fn assert_anonymous_fallback(fixture: &Fixture, anonymous: &Value) {
     ];
     for request in requests {
         let reply = send(request);
-        reply.assert_status(200);
+        reply.expect(200);
         let upstream = |name| reply.upstream_header(name);
         assert_eq!(
             upstream("x-anonymous-consumer").as_deref(),
@@ -652,8 +645,8 @@ fn anonymous_consumer_configured_but_missing_is_a_500() {
 fn run_on_preflight_false_lets_options_requests_through_unauthenticated() {
     let fixture = Fixture::start(json!({"run_on_preflight": false}));
     let reply = send(fixture.env.proxy(Method::OPTIONS, "/anything"));
-    reply.assert_status(200);
-    assert_eq!(reply.upstream()["method"], "OPTIONS", "{reply}");
+    reply.expect(200);
+    assert_eq!(reply.echoed()["method"], "OPTIONS", "{reply}");
     assert_eq!(reply.upstream_header("x-consumer-id"), None, "{reply}");
     assert_eq!(
         reply.upstream_header("x-anonymous-consumer"),
@@ -684,7 +677,7 @@ fn credential_with_ttl_is_unauthorized_once_expired() {
         json!({"key": "short-lived", "ttl": 3}),
     );
     let reply = send(fixture.get("/anything").header("apikey", "short-lived"));
-    reply.assert_status(200);
+    reply.expect(200);
     assert_eq!(
         reply.upstream_header("x-credential-identifier"),
         credential["id"].as_str().map(str::to_owned),

@@ -24,37 +24,21 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use e2e::{send, Answer, Echo, Gateway, GatewayOptions};
+use e2e::{closed_port, send, Answer, Echo, Gateway, GatewayOptions};
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 // ----- helpers -----------------------------------------------------------------
 
-/// What proxy tests check on an [`Answer`] beyond the harness's basics.
+/// What proxy tests check on an [`Answer`] beyond the harness's basics
+/// (the echo's view of the request is [`Answer::echoed`] and
+/// [`Answer::upstream_header`]).
 trait ProxyAnswer {
-    fn echoed(&self) -> Value;
-    fn upstream_header(&self, title_case_name: &str) -> Option<String>;
     fn assert_kong_error(&self, status: u16, message: &str);
 }
 
 impl ProxyAnswer for Answer {
-    /// The echo's view of the request: 200 and its JSON document.
-    #[track_caller]
-    fn echoed(&self) -> Value {
-        let doc = self.expect_json(200);
-        assert!(doc["headers"].is_object(), "not the echo's answer\n{self}");
-        doc
-    }
-
-    /// A header as the echo received it (`None` when it was not sent).
-    #[track_caller]
-    fn upstream_header(&self, title_case_name: &str) -> Option<String> {
-        self.echoed()["headers"][title_case_name]
-            .as_str()
-            .map(str::to_owned)
-    }
-
     /// The gateway's own error: `status`, JSON with `message` and the
     /// request id, and Kong's headers.
     #[track_caller]
@@ -164,12 +148,6 @@ fn served_by(answer: &Answer) -> String {
         .next()
         .unwrap_or_default()
         .to_owned()
-}
-
-/// A port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }
 
 // ----- the basic exchange -----------------------------------------------------------

@@ -8,9 +8,10 @@
 
 mod support;
 
+use e2e::{send, Answer};
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{send, Env, Reply};
+use support::Env;
 
 const JSON_UTF8: &str = "application/json; charset=utf-8";
 
@@ -32,7 +33,7 @@ fn route_with_termination(env: &Env, name: &str, config: Value) -> Value {
 
 /// `status` with exactly `body` and `Content-Length` matching it.
 #[track_caller]
-fn assert_terminated(reply: &Reply, status: u16, body: &str) {
+fn assert_terminated(reply: &Answer, status: u16, body: &str) {
     assert_eq!(reply.status, status, "{reply}");
     assert_eq!(reply.body, body, "{reply}");
     assert_eq!(
@@ -44,7 +45,7 @@ fn assert_terminated(reply: &Reply, status: u16, body: &str) {
 
 /// `{"message": message}` as JSON.
 #[track_caller]
-fn assert_message(reply: &Reply, status: u16, message: &str) {
+fn assert_message(reply: &Answer, status: u16, message: &str) {
     assert_terminated(reply, status, &json!({ "message": message }).to_string());
     assert_eq!(reply.header("content-type"), Some(JSON_UTF8), "{reply}");
 }
@@ -217,12 +218,8 @@ fn trigger_in_a_header_or_the_query_terminates_and_its_absence_proxies() {
         json!({"status_code": 503, "trigger": "x-stop"}),
     );
     let proxied = send(env.get("/anything?other=1").header("x-go", "1"));
-    proxied.assert_status(200);
-    assert_eq!(
-        proxied.upstream()["args"],
-        json!({"other": "1"}),
-        "{proxied}"
-    );
+    proxied.expect(200);
+    assert_eq!(proxied.echoed()["args"], json!({"other": "1"}), "{proxied}");
 
     for request in [
         env.get("/anything").header("X-Stop", "1"),
@@ -249,7 +246,7 @@ fn underscore_trigger_matches_a_dashed_header() {
         "stopped",
     );
     assert_message(&send(env.get("/anything?x_stop")), 403, "stopped");
-    send(env.get("/anything?x-stop")).assert_status(200);
+    send(env.get("/anything?x-stop")).expect(200);
 }
 
 // ----- consumer scoping and precedence ---------------------------------------------------
@@ -270,7 +267,7 @@ fn consumer_scoped_termination_stops_only_that_authenticated_consumer() {
     let alice = send(env.get("/anything").header("apikey", "alice-key"));
     assert_message(&alice, 451, "not you, alice");
     let bob = send(env.get("/anything").header("apikey", "bob-key"));
-    bob.assert_status(200);
+    bob.expect(200);
     assert_eq!(
         bob.upstream_header("x-consumer-username").as_deref(),
         Some("bob"),
@@ -304,7 +301,7 @@ fn consumer_scoped_termination_applies_to_the_anonymous_consumer() {
         403,
         "So it goes.",
     );
-    send(env.get("/anything").header("apikey", "alice-key")).assert_status(200);
+    send(env.get("/anything").header("apikey", "alice-key")).expect(200);
 }
 
 #[test]
@@ -491,5 +488,5 @@ fn admin_api_enforces_the_schema_rules_with_kongs_messages() {
         "request-termination",
         json!({"echo": true, "message": "m", "trigger": "x-stop"}),
     );
-    send(env.get("/anything")).assert_status(200);
+    send(env.get("/anything")).expect(200);
 }

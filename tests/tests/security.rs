@@ -28,12 +28,10 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use e2e::{
-    alpn_client_trusting, cookie_pair, gateway_bin, http_client, Gateway, GatewayOptions, Run,
-};
+use e2e::{alpn_client_trusting, gateway_bin, http_client, send, Gateway, GatewayOptions, Run};
 use reqwest::Method;
 use serde_json::json;
-use support::{send, Env, ANONYMOUS_ID};
+use support::{Env, ANONYMOUS_ID};
 
 // ----- loopback by default -------------------------------------------------------
 
@@ -279,11 +277,11 @@ fn keys_cookies_and_secrets_never_appear_in_trace_logs() {
     // Requests over HTTP/1.1: the key in a header and in the query, a
     // wrong key, the session cookie.
     let login = send(env.get("/anything").header("apikey", API_KEY));
-    login.assert_status(200);
-    let pair = cookie_pair(&login.headers, "session").expect("a session cookie");
-    send(env.get(&format!("/anything?apikey={API_KEY}"))).assert_status(200);
-    send(env.get("/anything").header("apikey", WRONG_KEY)).assert_status(403);
-    send(env.get("/anything").header("cookie", pair.as_str())).assert_status(200);
+    login.expect(200);
+    let pair = login.cookie_pair("session").expect("a session cookie");
+    send(env.get(&format!("/anything?apikey={API_KEY}"))).expect(200);
+    send(env.get("/anything").header("apikey", WRONG_KEY)).expect(403);
+    send(env.get("/anything").header("cookie", pair.as_str())).expect(200);
     // HTTP/2 over TLS: header compression must not log values either.
     let tls = env.gateway.tls_files().expect("TLS files");
     let h2 = alpn_client_trusting(&tls.ca_pem);
@@ -301,7 +299,7 @@ fn keys_cookies_and_secrets_never_appear_in_trace_logs() {
         env.proxy(Method::POST, "/anything?session_logout=true")
             .header("cookie", pair.as_str()),
     );
-    logout.assert_status(200);
+    logout.expect(200);
     // The whole configuration through POST /config, which carries them all.
     let config = env.admin_get("/config");
     let (status, _) = env.admin(Method::POST, "/config", Some(config["config"].clone()));

@@ -27,12 +27,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use e2e::GatewayOptions;
+use e2e::{send, Answer, GatewayOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{
-    cookie_value, send, sleep_until, Env, Reply, Tutorial, COOKIE_HEADER_CHARS, FORBIDDEN_BODY,
-};
+use support::{cookie_value, sleep_until, Env, Tutorial, COOKIE_HEADER_CHARS, FORBIDDEN_BODY};
 
 /// A fixed secret, for tests that need two plugins (or gateways) to share
 /// or not share one.
@@ -78,12 +76,12 @@ fn sid_chars(pair: &str) -> &str {
 /// A logout answer: 200, empty body, and an expiring `Set-Cookie` for
 /// `name`.
 #[track_caller]
-fn assert_logged_out(reply: &Reply, name: &str) {
+fn assert_logged_out(reply: &Answer, name: &str) {
     assert_eq!(reply.status, 200, "a logout answers 200\n{reply}");
     assert_eq!(reply.body, "", "a logout has an empty body\n{reply}");
     assert_eq!(reply.header("content-length"), Some("0"), "{reply}");
     let line = reply
-        .set_cookie(name)
+        .set_cookie_line(name)
         .unwrap_or_else(|| panic!("no expiring Set-Cookie for {name}\n{reply}"));
     assert!(
         line.starts_with(&format!("{name}=;")) && line.ends_with(EXPIRED),
@@ -113,7 +111,7 @@ fn session_cookie_alone_restores_the_consumer_and_credential_headers() {
             .header("x-credential-identifier", "spoofed")
             .header("x-anonymous-consumer", "true"),
     );
-    reply.assert_status(200);
+    reply.expect(200);
     let upstream = |name| reply.upstream_header(name);
     assert_eq!(
         upstream("x-consumer-username").as_deref(),
@@ -152,7 +150,7 @@ fn session_replaces_the_login_when_key_auth_has_an_anonymous_fallback() {
             .header("cookie", &pair)
             .header("apikey", "wrong"),
     );
-    reply.assert_status(200);
+    reply.expect(200);
     assert_eq!(
         reply.upstream_header("x-consumer-username").as_deref(),
         Some("alex"),
@@ -168,8 +166,8 @@ fn key_auth_without_anonymous_still_requires_the_key_with_a_valid_session() {
     env.global_plugin("key-auth", json!({}));
     env.global_plugin("session", config(json!({})));
     let login = send(env.get("/anything").header("apikey", "hello_world"));
-    login.assert_status(200);
-    let pair = login.cookie("session").expect("a session cookie");
+    login.expect(200);
+    let pair = login.cookie_pair("session").expect("a session cookie");
     let reply = send(env.get("/anything").header("cookie", &pair));
     assert_eq!(
         reply.status, 401,
@@ -185,7 +183,7 @@ fn key_auth_without_anonymous_still_requires_the_key_with_a_valid_session() {
             .header("cookie", &pair)
             .header("apikey", "hello_world"),
     );
-    both.assert_status(200);
+    both.expect(200);
 }
 
 #[test]
@@ -209,7 +207,7 @@ fn consumer_scoped_termination_applies_to_the_consumer_a_session_restored() {
             .header("apikey", "hello_world"),
     );
     assert_eq!(login.status, 451, "{login}");
-    assert!(login.cookie("session").is_some(), "{login}");
+    assert!(login.cookie_pair("session").is_some(), "{login}");
 }
 
 #[test]
@@ -219,7 +217,7 @@ fn anonymous_consumer_gets_no_session_cookie() {
     env.global_plugin("key-auth", json!({"anonymous": "anonymous"}));
     env.global_plugin("session", config(json!({})));
     let reply = send(env.get("/anything"));
-    reply.assert_status(200);
+    reply.expect(200);
     assert_eq!(
         reply.upstream_header("x-anonymous-consumer").as_deref(),
         Some("true"),
@@ -387,7 +385,7 @@ fn renewal_past_three_quarters_of_the_rolling_timeout_sends_a_new_cookie() {
     let deadline = at + Duration::from_millis(5800);
     let renewed = loop {
         let reply = tutorial.assert_alex(&pair);
-        if let Some(new) = reply.cookie("session") {
+        if let Some(new) = reply.cookie_pair("session") {
             break new;
         }
         assert!(
@@ -416,7 +414,7 @@ fn touch_after_sixty_idle_seconds_skipped_by_design() {
     sleep_until(at, Duration::from_secs(62));
     let reply = tutorial.assert_alex(&pair);
     let touched = reply
-        .cookie("session")
+        .cookie_pair("session")
         .unwrap_or_else(|| panic!("a touch re-sends the cookie\n{reply}"));
     assert_ne!(touched, pair, "the idling offset and MAC changed");
     assert_eq!(
@@ -449,7 +447,7 @@ fn logout_by_query_arg_expires_the_cookie_and_revokes_the_kong_session() {
         );
         assert_logged_out(&reply, "session");
         assert_eq!(
-            reply.set_cookie("session").as_deref(),
+            reply.set_cookie_line("session").as_deref(),
             Some(format!("session=; Path=/; SameSite=Strict; HttpOnly{EXPIRED}").as_str()),
             "{method} ?{query}\n{reply}"
         );
@@ -468,7 +466,7 @@ fn logout_query_arg_needs_a_logout_method_and_a_valid_session() {
             .get("/anything?session_logout")
             .header("cookie", &pair),
     );
-    reply.assert_status(200);
+    reply.expect(200);
     assert_eq!(
         reply.upstream_header("x-consumer-username").as_deref(),
         Some("alex"),
@@ -497,9 +495,9 @@ fn logout_methods_and_query_arg_can_be_configured() {
             .proxy(Method::DELETE, "/anything?bye")
             .header("cookie", &pair),
     );
-    reply.assert_status(200);
+    reply.expect(200);
     assert_eq!(
-        reply.upstream()["method"],
+        reply.echoed()["method"],
         "DELETE",
         "proxied, not a logout\n{reply}"
     );
@@ -509,9 +507,9 @@ fn logout_methods_and_query_arg_can_be_configured() {
             .get("/anything?session_logout")
             .header("cookie", &pair),
     );
-    reply.assert_status(200);
+    reply.expect(200);
     assert_eq!(
-        reply.upstream()["method"],
+        reply.echoed()["method"],
         "GET",
         "proxied, not a logout\n{reply}"
     );
@@ -537,9 +535,9 @@ fn logout_by_body_arg_needs_read_body_for_logout() {
             .header("content-type", form)
             .body("session_logout=1"),
     );
-    reply.assert_status(200);
+    reply.expect(200);
     assert_eq!(
-        reply.upstream()["form"],
+        reply.echoed()["form"],
         json!({"session_logout": "1"}),
         "{reply}"
     );
@@ -714,7 +712,7 @@ fn session_of_a_deleted_consumer_stops_working() {
     tutorial.assert_alex(&pair);
     tutorial.env.admin_delete("/consumers/alex");
     let reply = tutorial.assert_forbidden(&pair);
-    let expired = reply.set_cookie("session").unwrap_or_default();
+    let expired = reply.set_cookie_line("session").unwrap_or_default();
     assert!(
         expired.starts_with("session=;") && expired.ends_with(EXPIRED),
         "the session of a deleted consumer is logged out\n{reply}"
@@ -745,29 +743,29 @@ fn cookie_attributes_follow_the_config() {
     );
 
     let reply = tutorial.login_reply_at("/defaults", "session");
-    let pair = reply.cookie("session").expect("checked");
+    let pair = reply.cookie_pair("session").expect("checked");
     assert_eq!(
-        reply.set_cookie("session"),
+        reply.set_cookie_line("session"),
         Some(format!("{pair}; Path=/; SameSite=Strict; Secure; HttpOnly")),
         "Kong's defaults\n{reply}"
     );
 
     let reply = tutorial.login_reply_at("/custom", "sid");
-    let pair = reply.cookie("sid").expect("checked");
+    let pair = reply.cookie_pair("sid").expect("checked");
     assert_eq!(
-        reply.set_cookie("sid"),
+        reply.set_cookie_line("sid"),
         Some(format!(
             "{pair}; Domain=example.test; Path=/custom; SameSite=Lax; Secure"
         )),
         "{reply}"
     );
-    assert_eq!(reply.set_cookie("session"), None, "{reply}");
+    assert_eq!(reply.set_cookie_line("session"), None, "{reply}");
     tutorial.assert_alex_at("/custom", &pair);
 
     let reply = tutorial.login_reply_at("/none", "session");
-    let pair = reply.cookie("session").expect("checked");
+    let pair = reply.cookie_pair("session").expect("checked");
     assert_eq!(
-        reply.set_cookie("session"),
+        reply.set_cookie_line("session"),
         Some(format!("{pair}; Path=/; SameSite=None; Secure; HttpOnly")),
         "no Domain for localhost; SameSite=None forces Secure\n{reply}"
     );
@@ -779,9 +777,9 @@ fn remember_cookie_restores_the_session_when_the_session_cookie_is_gone() {
         "remember": true, "remember_rolling_timeout": 3600
     })));
     let login = tutorial.login_reply_at("/anything", "remember");
-    let session = login.cookie("session").expect("a session cookie");
-    let remember = login.cookie("remember").expect("checked");
-    let line = login.set_cookie("remember").expect("checked");
+    let session = login.cookie_pair("session").expect("a session cookie");
+    let remember = login.cookie_pair("remember").expect("checked");
+    let line = login.set_cookie_line("remember").expect("checked");
     assert!(
         line.starts_with(&format!(
             "{remember}; Path=/; SameSite=Strict; HttpOnly; Expires="
@@ -790,7 +788,7 @@ fn remember_cookie_restores_the_session_when_the_session_cookie_is_gone() {
     );
     assert!(
         !login
-            .set_cookie("session")
+            .set_cookie_line("session")
             .unwrap_or_default()
             .contains("Max-Age"),
         "the session cookie is a browser-session cookie\n{login}"
@@ -799,10 +797,10 @@ fn remember_cookie_restores_the_session_when_the_session_cookie_is_gone() {
 
     let reply = tutorial.assert_alex(&remember);
     let new_session = reply
-        .cookie("session")
+        .cookie_pair("session")
         .unwrap_or_else(|| panic!("a new session cookie from the remember cookie\n{reply}"));
     let new_remember = reply
-        .cookie("remember")
+        .cookie_pair("remember")
         .unwrap_or_else(|| panic!("the remember cookie is saved again\n{reply}"));
     assert_ne!(new_remember, remember, "{reply}");
     tutorial.assert_alex(&new_session);
@@ -835,7 +833,7 @@ fn request_and_response_headers_expose_the_session() {
     assert_eq!(login.header("session-audience"), Some("default"), "{login}");
     assert_eq!(login.header("session-subject"), Some("alex"), "{login}");
 
-    let pair = login.cookie("session").expect("checked");
+    let pair = login.cookie_pair("session").expect("checked");
     let reply = tutorial.assert_alex(&pair);
     assert_eq!(reply.header("session-id"), Some(id.as_str()), "{reply}");
     assert_eq!(reply.header("session-subject"), Some("alex"), "{reply}");
@@ -868,17 +866,17 @@ fn tls_listener_serves_cookie_secure_sessions() {
     let client = tutorial.env.client();
     let url = tutorial.env.gateway.proxy_tls_url("/anything");
     let login = send(client.get(&url).header("apikey", "hello_world"));
-    login.assert_status(200);
-    let pair = login.cookie("session").expect("a session cookie");
+    login.expect(200);
+    let pair = login.cookie_pair("session").expect("a session cookie");
     assert!(
         login
-            .set_cookie("session")
+            .set_cookie_line("session")
             .unwrap_or_default()
             .contains("; Secure"),
         "{login}"
     );
     let reply = send(client.get(&url).header("cookie", &pair));
-    reply.assert_status(200);
+    reply.expect(200);
     assert_eq!(
         reply.upstream_header("x-forwarded-proto").as_deref(),
         Some("https"),

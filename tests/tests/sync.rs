@@ -23,9 +23,10 @@
 
 mod gwctl_support;
 
+use e2e::closed_port;
 use gwctl_support::{
-    assert_stderr_has, assert_stdout, assert_tutorial_validations, assert_unchanged, closed_port,
-    json_of, summary, with_summary, writes, Dir, Env,
+    assert_stderr_has, assert_stdout, assert_tutorial_validations, assert_unchanged, json_of,
+    summary, with_summary, writes, Dir, Env,
 };
 use serde_json::json;
 

@@ -21,10 +21,10 @@
 
 mod support;
 
-use e2e::GatewayOptions;
+use e2e::{send, Answer, GatewayOptions};
 use reqwest::Method;
 use serde_json::json;
-use support::{send, Env, Reply, COOKIE_HEADER_CHARS, FORBIDDEN_BODY};
+use support::{Env, COOKIE_HEADER_CHARS, FORBIDDEN_BODY};
 
 const PREREQUISITES: &str = "fixtures/tutorial/00-prerequisites.yaml";
 
@@ -104,7 +104,7 @@ fn alex_credential_id(env: &Env) -> String {
 #[track_caller]
 fn validate_anonymous_is_forbidden(env: &Env, scheme: Scheme) {
     let reply = send(get(env, scheme));
-    reply.assert_status(403);
+    reply.expect(403);
     assert_eq!(reply.body, FORBIDDEN_BODY, "{reply}");
     assert_eq!(
         reply.header("content-type"),
@@ -112,7 +112,7 @@ fn validate_anonymous_is_forbidden(env: &Env, scheme: Scheme) {
         "{reply}"
     );
     assert_eq!(
-        reply.set_cookie("session"),
+        reply.set_cookie_line("session"),
         None,
         "the anonymous consumer gets no session\n{reply}"
     );
@@ -121,11 +121,11 @@ fn validate_anonymous_is_forbidden(env: &Env, scheme: Scheme) {
 /// Validation 2: `apikey: hello_world` → 200 and a session cookie; the
 /// upstream sees alex and his credential. Returns the response.
 #[track_caller]
-fn validate_key_login(env: &Env, scheme: Scheme) -> Reply {
+fn validate_key_login(env: &Env, scheme: Scheme) -> Answer {
     let reply = send(get(env, scheme).header("apikey", "hello_world"));
-    reply.assert_status(200);
+    reply.expect(200);
     assert!(
-        reply.set_cookie("session").is_some(),
+        reply.set_cookie_line("session").is_some(),
         "expected Set-Cookie: session=...\n{reply}"
     );
     assert_eq!(
@@ -151,7 +151,7 @@ fn validate_key_login(env: &Env, scheme: Scheme) -> Reply {
 #[track_caller]
 fn validate_cookie_alone(env: &Env, scheme: Scheme, pair: &str) {
     let reply = send(get(env, scheme).header("cookie", pair));
-    reply.assert_status(200);
+    reply.expect(200);
     assert_eq!(
         reply.upstream_header("x-consumer-username").as_deref(),
         Some("alex"),
@@ -168,7 +168,7 @@ fn validate_cookie_alone(env: &Env, scheme: Scheme, pair: &str) {
         "{reply}"
     );
     assert_eq!(
-        reply.set_cookie("session"),
+        reply.set_cookie_line("session"),
         None,
         "a valid session that holds the credential is not saved again\n{reply}"
     );
@@ -176,10 +176,10 @@ fn validate_cookie_alone(env: &Env, scheme: Scheme, pair: &str) {
 
 /// The three validations; the session cookie's `name=value`.
 #[track_caller]
-fn three_validations(env: &Env, scheme: Scheme) -> (Reply, String) {
+fn three_validations(env: &Env, scheme: Scheme) -> (Answer, String) {
     validate_anonymous_is_forbidden(env, scheme);
     let login = validate_key_login(env, scheme);
-    let pair = login.cookie("session").expect("a session cookie");
+    let pair = login.cookie_pair("session").expect("a session cookie");
     validate_cookie_alone(env, scheme, &pair);
     (login, pair)
 }
@@ -193,7 +193,7 @@ fn tutorial_blocks_applied_with_gwctl_pass_the_three_validations() {
     let (login, pair) = three_validations(&env, Scheme::Http);
     let value = support::cookie_value(&pair);
     assert_eq!(
-        login.set_cookie("session"),
+        login.set_cookie_line("session"),
         Some(format!("{pair}; Path=/; SameSite=Strict; HttpOnly")),
         "cookie_secure: false → no Secure; Kong's default attributes otherwise\n{login}"
     );
@@ -222,7 +222,7 @@ fn tutorial_with_cookie_secure_true_works_over_the_tls_listener() {
     sync_session_block(&env, "cookie_secure: false", "cookie_secure: true");
     let (login, pair) = three_validations(&env, Scheme::Https);
     assert_eq!(
-        login.set_cookie("session"),
+        login.set_cookie_line("session"),
         Some(format!("{pair}; Path=/; SameSite=Strict; Secure; HttpOnly")),
         "cookie_secure: true → the cookie carries Secure\n{login}"
     );

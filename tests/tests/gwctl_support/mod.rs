@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use e2e::{cookie_pair, http_client, repo_root, Echo, Gateway, GatewayOptions, Output, Run};
+use e2e::{http_client, repo_root, send, Answer, Echo, Gateway, GatewayOptions, Output, Run};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -102,7 +102,8 @@ impl Env {
 
     // ----- Admin API -----
 
-    /// An Admin API call made by the test: the status and the JSON body.
+    /// An Admin API call made by the test: the status and the body as
+    /// JSON (see [`Answer::json_or_text`]).
     pub fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
         let mut request = http_client().request(method, self.gateway.admin_url(path));
         for (name, value) in &self.admin_headers {
@@ -111,13 +112,8 @@ impl Env {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .unwrap_or_else(|error| panic!("Admin API {path}: {error}"));
-        let status = response.status().as_u16();
-        let text = response.text().unwrap_or_default();
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
+        let answer = send(request);
+        (answer.status, answer.json_or_text())
     }
 
     /// `GET path` that must answer 200.
@@ -171,20 +167,13 @@ impl Env {
 
     // ----- proxy -----
 
-    /// `GET http://PROXY{path}` with these headers; status, headers, body.
-    pub fn proxy_get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+    /// `GET http://PROXY{path}` with these headers, read to the end.
+    pub fn proxy_get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
         let mut request = http_client().get(self.gateway.proxy_url(path));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request
-            .send()
-            .unwrap_or_else(|error| panic!("GET {path} through the proxy: {error}"));
-        Reply {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.text().unwrap_or_default(),
-        }
+        send(request)
     }
 }
 
@@ -224,24 +213,6 @@ pub fn assert_unchanged(env: &Env, before: &Snapshot, context: &Output) {
     );
 }
 
-/// A proxied response read to the end.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: String,
-}
-
-impl std::fmt::Display for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "--- response: {} ---", self.status)?;
-        for (name, value) in &self.headers {
-            writeln!(f, "{name}: {}", String::from_utf8_lossy(value.as_bytes()))?;
-        }
-        write!(f, "\n{}", self.body)
-    }
-}
-
 /// The tutorial's three validations through the proxy:
 /// 1. no key → 403 `{"message":"Forbidden"}`;
 /// 2. `apikey: hello_world` → 200 and `Set-Cookie: session=...`;
@@ -253,21 +224,16 @@ pub fn assert_tutorial_validations(env: &Env) {
     assert_eq!(anonymous.body, r#"{"message":"Forbidden"}"#, "{anonymous}");
     let login = env.proxy_get("/anything", &[("apikey", "hello_world")]);
     assert_eq!(login.status, 200, "the key must be accepted\n{login}");
-    let cookie = cookie_pair(&login.headers, "session")
+    let cookie = login
+        .cookie_pair("session")
         .unwrap_or_else(|| panic!("no session cookie after a key login\n{login}"));
     let again = env.proxy_get("/anything", &[("cookie", &cookie)]);
     assert_eq!(again.status, 200, "the session cookie must work\n{again}");
-    let echoed: Value = serde_json::from_str(&again.body)
-        .unwrap_or_else(|error| panic!("not the echo's JSON ({error})\n{again}"));
-    let username = echoed["headers"]
-        .as_object()
-        .and_then(|headers| {
-            headers
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case("x-consumer-username"))
-        })
-        .and_then(|(_, value)| value.as_str());
-    assert_eq!(username, Some("alex"), "{again}");
+    assert_eq!(
+        again.upstream_header("x-consumer-username").as_deref(),
+        Some("alex"),
+        "{again}"
+    );
 }
 
 // ----- output --------------------------------------------------------------------------
@@ -518,10 +484,4 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<RawRequest> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
     Some((method, target, headers, body))
-}
-
-/// A loopback port nothing listens on (bound, then released).
-pub fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }

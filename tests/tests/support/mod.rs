@@ -4,9 +4,9 @@
 //!   `echo-service` pointing at the echo and a route `echo-route` on `/`,
 //!   plus small Admin API helpers (`admin_post`, `admin_patch`, ...) that
 //!   assert the expected status and print the whole answer when it differs.
-//! - [`Reply`]: a response read to the end (status, headers, body), printed
-//!   whole by assertion messages; [`Reply::upstream_header`] reads what the
-//!   echo upstream received.
+//!   Proxied requests are sent with the harness's [`e2e::send`], which
+//!   returns an [`e2e::Answer`] (see [`e2e::Answer::upstream_header`] for
+//!   what the echo upstream received).
 //! - [`Tutorial`]: the tutorial's entities (key-auth with the anonymous
 //!   fallback, consumers `alex` / `anonymous_users`, session, a 403 for the
 //!   anonymous consumer) created through the Admin API, with the session
@@ -15,12 +15,10 @@
 //! Each test binary uses a subset of these helpers.
 #![allow(dead_code)]
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
-use e2e::{cookie_pair, Echo, Gateway, GatewayOptions};
+use e2e::{send, Answer, Echo, Gateway, GatewayOptions};
 use reqwest::blocking::{Client, RequestBuilder};
-use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -33,112 +31,7 @@ pub const FORBIDDEN_BODY: &str = r#"{"message":"Forbidden"}"#;
 /// The length of a base64url-encoded session cookie header (82 bytes).
 pub const COOKIE_HEADER_CHARS: usize = 110;
 
-// ----- responses ---------------------------------------------------------------
-
-/// A response read to the end.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: String,
-}
-
-impl Reply {
-    /// The first value of header `name`, if it is text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|value| value.to_str().ok())
-    }
-
-    /// Every value of header `name`.
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect()
-    }
-
-    /// The body as JSON; panics (showing the response) if it is not.
-    #[track_caller]
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|error| panic!("the body is not JSON ({error})\n{self}"))
-    }
-
-    /// The echo upstream's description of the request it received; panics
-    /// unless this is a 200 from the echo.
-    #[track_caller]
-    pub fn upstream(&self) -> Value {
-        assert_eq!(self.status, 200, "expected a proxied 200\n{self}");
-        let document = self.json();
-        assert!(
-            document["headers"].is_object(),
-            "not an echo document\n{self}"
-        );
-        document
-    }
-
-    /// The value of request header `name` as the echo upstream received it
-    /// (repeated headers joined with `,`), or `None` if it was not sent.
-    #[track_caller]
-    pub fn upstream_header(&self, name: &str) -> Option<String> {
-        let document = self.upstream();
-        let headers = document["headers"].as_object().expect("echo headers");
-        headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str().unwrap_or_default().to_owned())
-    }
-
-    /// The whole `Set-Cookie` line for cookie `name`, if any.
-    pub fn set_cookie(&self, name: &str) -> Option<String> {
-        let prefix = format!("{name}=");
-        self.header_all(SET_COOKIE.as_str())
-            .into_iter()
-            .find(|line| line.starts_with(&prefix))
-            .map(str::to_owned)
-    }
-
-    /// `name=value` of the `Set-Cookie` for `name`, to send back.
-    pub fn cookie(&self, name: &str) -> Option<String> {
-        cookie_pair(&self.headers, name)
-    }
-
-    /// Panic (showing the response) unless the status is `status`.
-    #[track_caller]
-    pub fn assert_status(&self, status: u16) -> &Self {
-        assert_eq!(self.status, status, "unexpected status\n{self}");
-        self
-    }
-}
-
-impl fmt::Display for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "--- response: {} ---", self.status)?;
-        for (name, value) in &self.headers {
-            writeln!(f, "{name}: {}", String::from_utf8_lossy(value.as_bytes()))?;
-        }
-        write!(f, "\n{}", self.body)
-    }
-}
-
-/// Send `request` and read the whole response.
-#[track_caller]
-pub fn send(request: RequestBuilder) -> Reply {
-    let response = request
-        .send()
-        .unwrap_or_else(|error| panic!("the request failed: {error:?}"));
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .text()
-        .unwrap_or_else(|error| panic!("cannot read the body of a {status}: {error:?}"));
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
+// ----- cookies and time ---------------------------------------------------------
 
 /// The value part of a `name=value` cookie pair.
 pub fn cookie_value(pair: &str) -> &str {
@@ -216,13 +109,8 @@ impl Env {
         if let Some(body) = &body {
             request = request.json(body);
         }
-        let reply = send(request);
-        let value = if reply.body.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&reply.body).unwrap_or(Value::String(reply.body.clone()))
-        };
-        (reply.status, value)
+        let answer = send(request);
+        (answer.status, answer.json_or_text())
     }
 
     /// `POST path` that must answer 201; the created entity.
@@ -392,43 +280,43 @@ impl Tutorial {
     #[track_caller]
     pub fn login_at(&self, path: &str) -> String {
         self.login_reply_at(path, "session")
-            .cookie("session")
+            .cookie_pair("session")
             .expect("checked")
     }
 
     /// The login response on `path` (a 200 with cookie `cookie_name`,
     /// checked).
     #[track_caller]
-    pub fn login_reply_at(&self, path: &str, cookie_name: &str) -> Reply {
+    pub fn login_reply_at(&self, path: &str, cookie_name: &str) -> Answer {
         let reply = send(self.env.get(path).header("apikey", "hello_world"));
-        reply.assert_status(200);
+        reply.expect(200);
         assert!(
-            reply.cookie(cookie_name).is_some(),
+            reply.cookie_pair(cookie_name).is_some(),
             "no {cookie_name} cookie after a key login\n{reply}"
         );
         reply
     }
 
     /// `GET path` with only `Cookie: <pair>`.
-    pub fn with_cookie_at(&self, path: &str, pair: &str) -> Reply {
+    pub fn with_cookie_at(&self, path: &str, pair: &str) -> Answer {
         send(self.env.get(path).header("cookie", pair))
     }
 
     /// `GET /anything` with only `Cookie: <pair>`.
-    pub fn with_cookie(&self, pair: &str) -> Reply {
+    pub fn with_cookie(&self, pair: &str) -> Answer {
         self.with_cookie_at("/anything", pair)
     }
 
     /// The cookie authenticates as alex on `/anything`.
     #[track_caller]
-    pub fn assert_alex(&self, pair: &str) -> Reply {
+    pub fn assert_alex(&self, pair: &str) -> Answer {
         self.assert_alex_at("/anything", pair)
     }
 
     /// The cookie authenticates as alex on `path`: 200, the upstream sees
     /// alex.
     #[track_caller]
-    pub fn assert_alex_at(&self, path: &str, pair: &str) -> Reply {
+    pub fn assert_alex_at(&self, path: &str, pair: &str) -> Answer {
         let reply = self.with_cookie_at(path, pair);
         assert_eq!(reply.status, 200, "the session cookie must work\n{reply}");
         assert_eq!(
@@ -441,14 +329,14 @@ impl Tutorial {
 
     /// The cookie does not authenticate on `/anything`.
     #[track_caller]
-    pub fn assert_forbidden(&self, pair: &str) -> Reply {
+    pub fn assert_forbidden(&self, pair: &str) -> Answer {
         self.assert_forbidden_at("/anything", pair)
     }
 
     /// The cookie does not authenticate on `path`: the tutorial's 403,
     /// never a 500.
     #[track_caller]
-    pub fn assert_forbidden_at(&self, path: &str, pair: &str) -> Reply {
+    pub fn assert_forbidden_at(&self, path: &str, pair: &str) -> Answer {
         let reply = self.with_cookie_at(path, pair);
         assert_eq!(
             reply.status, 403,
