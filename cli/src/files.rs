@@ -2,7 +2,7 @@
 //! shared by every subcommand that takes files.
 
 use schemas::config::Config;
-use schemas::file::build::{build, BuildOptions, Built, Diagnostic};
+use schemas::file::build::{self, BuildOptions, Built, Diagnostic, Flattened};
 use schemas::file::load::{load_inputs, SourceDoc};
 use schemas::file::template::ProcessEnv;
 
@@ -39,15 +39,28 @@ pub fn read(paths: &[String]) -> Result<Files, CommandError> {
 
 /// Build the files against `current` (the live state, or empty offline).
 /// Warnings go to stderr; errors become one command error listing them all.
+/// The documents are consumed: their values become the entities, so a
+/// large file is not held twice.
 pub fn build_config(
-    docs: &[SourceDoc],
+    docs: Vec<SourceDoc>,
     current: &Config,
     select_tags: &[String],
 ) -> Result<Built, CommandError> {
+    build_flattened(flatten(docs, select_tags), current)
+}
+
+/// The first part of [`build_config`], which needs no live state: done
+/// while the live state is read.
+pub fn flatten(docs: Vec<SourceDoc>, select_tags: &[String]) -> Flattened {
     let options = BuildOptions {
         select_tags: select_tags.to_vec(),
     };
-    match build(docs, current, &options) {
+    build::flatten(docs, &options)
+}
+
+/// The rest of [`build_config`], against `current`.
+pub fn build_flattened(flattened: Flattened, current: &Config) -> Result<Built, CommandError> {
+    match flattened.build(current) {
         Ok(built) => {
             print_warnings(&built.warnings);
             Ok(built)

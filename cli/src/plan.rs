@@ -17,10 +17,11 @@
 //! Matching uses hash maps keyed by id, so planning is linear in the size
 //! of the configurations.
 
-use std::cell::OnceCell;
-use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use schemas::config::{id_of, Config};
+use schemas::file::hash::{self, FastMap, FastSet};
+use schemas::file::parallel;
 use schemas::schema::{Record, Type};
 use schemas::EntityKind;
 use serde_json::{Map, Value};
@@ -155,22 +156,31 @@ pub struct PlanOptions {
     pub entity_fields: bool,
 }
 
-/// The changes that turn `current` into `target`.
+/// The changes that turn `current` into `target`. The kinds are compared
+/// at once, one per core: they are independent.
 pub fn plan(target: &Config, current: &Config, options: &PlanOptions) -> Plan {
     let differ = Differ {
         configs: [target, current],
-        names: OnceCell::new(),
+        names: OnceLock::new(),
         show_secrets: options.show_secrets,
         entity_fields: options.entity_fields,
     };
+    let mut kinds = EntityKind::ALL;
+    let mut per_kind = parallel::map_each_mut(&mut kinds, |kind| {
+        let deletes = if options.no_deletes {
+            Vec::new()
+        } else {
+            differ.deletes(*kind, target, current)
+        };
+        (differ.creates_and_updates(*kind, target, current), deletes)
+    });
     let mut changes = Vec::new();
-    for kind in EntityKind::ALL {
-        changes.extend(differ.creates_and_updates(kind, target, current));
+    for (creates_and_updates, _) in &mut per_kind {
+        changes.append(creates_and_updates);
     }
-    if !options.no_deletes {
-        for kind in EntityKind::ALL.into_iter().rev() {
-            changes.extend(differ.deletes(kind, target, current));
-        }
+    // Deletes child first: the kinds in reverse.
+    for (_, deletes) in per_kind.iter_mut().rev() {
+        changes.append(deletes);
     }
     Plan { changes }
 }
@@ -180,16 +190,30 @@ pub fn plan(target: &Config, current: &Config, options: &PlanOptions) -> Plan {
 /// entity when the target leaves them unset, so they never show as changes
 /// and a sync does not reset them.
 pub fn keep_generated_values(target: &mut Config, current: &Config) {
+    // Whether each record (a static schema) has a generated field to check
+    // at all; most have none.
+    let mut generating: Vec<(&'static Record, bool)> = Vec::new();
     for kind in EntityKind::ALL {
         // Most entities leave no generated field unset (a credential has
         // its key, the build already kept a session's secret): the live
         // index is only built for a kind once an entity needs it.
-        let mut live: Option<HashMap<&str, &Value>> = None;
+        let mut live: Option<FastMap<&str, &Value>> = None;
         for entity in target.entities_mut(kind) {
             let Some(record) = kind.record_for(entity) else {
                 continue;
             };
-            if !lacks_generated(record, entity) {
+            let known = generating
+                .iter()
+                .find(|(seen, _)| std::ptr::eq(*seen, record));
+            let generates = match known {
+                Some((_, generates)) => *generates,
+                None => {
+                    let generates = has_generated(record);
+                    generating.push((record, generates));
+                    generates
+                }
+            };
+            if !generates || !lacks_generated(record, entity) {
                 continue;
             }
             let live = live.get_or_insert_with(|| index_by_id(current.entities(kind)));
@@ -199,6 +223,21 @@ pub fn keep_generated_values(target: &mut Config, current: &Config) {
             adopt_generated(record, entity, old);
         }
     }
+}
+
+/// Whether `record` has a generated (`auto`) field besides the id and
+/// timestamps, at any depth.
+fn has_generated(record: &Record) -> bool {
+    record.fields.iter().any(|field| {
+        if field.name == "id" || TIMESTAMPS.contains(&field.name) {
+            return false;
+        }
+        match &field.ty {
+            _ if field.auto => true,
+            Type::Record(nested) => has_generated(nested),
+            _ => false,
+        }
+    })
 }
 
 /// Whether `entity` leaves a generated (`auto`) field unset, besides its
@@ -237,18 +276,21 @@ fn adopt_generated(record: &Record, target: &mut Value, live: &Value) {
 }
 
 /// Entities by id.
-pub fn index_by_id(entities: &[Value]) -> HashMap<&str, &Value> {
-    entities
-        .iter()
-        .filter_map(|entity| Some((id_of(entity)?, entity)))
-        .collect()
+pub fn index_by_id(entities: &[Value]) -> FastMap<&str, &Value> {
+    let mut index = hash::map_with_capacity(entities.len());
+    index.extend(
+        entities
+            .iter()
+            .filter_map(|entity| Some((id_of(entity)?, entity))),
+    );
+    index
 }
 
 /// Compares entities and renders their changes.
 struct Differ<'a> {
     configs: [&'a Config; 2],
     /// Built on the first change: a no-op plan never needs it.
-    names: OnceCell<Names>,
+    names: OnceLock<Names>,
     show_secrets: bool,
     entity_fields: bool,
 }
@@ -290,7 +332,7 @@ impl Differ<'_> {
     }
 
     fn deletes(&self, kind: EntityKind, target: &Config, current: &Config) -> Vec<Change> {
-        let wanted: HashSet<&str> = target.entities(kind).iter().filter_map(id_of).collect();
+        let wanted: FastSet<&str> = target.entities(kind).iter().filter_map(id_of).collect();
         let mut deletes: Vec<Change> = current
             .entities(kind)
             .iter()
@@ -323,6 +365,9 @@ impl Differ<'_> {
 
     /// The changed fields of an entity, secrets masked.
     fn field_changes(&self, kind: EntityKind, old: &Value, new: &Value) -> Vec<FieldChange> {
+        if identical(old, new) {
+            return Vec::new();
+        }
         let mut raw = Vec::new();
         diff_entity(old, new, &mut raw);
         if raw.is_empty() {
@@ -447,6 +492,45 @@ fn diff_entity(old: &Value, new: &Value, out: &mut Vec<(String, Value, Value)>) 
         } else {
             diff_values(key, old_value, new_value, out);
         }
+    }
+}
+
+/// Whether two entities hold the same fields with the same values in the
+/// same order, timestamps aside. Two canonical forms of an unchanged
+/// entity do (both follow the schema's order), and walking them side by
+/// side decides it without looking a key up; anything else goes through
+/// [`diff_entity`], which the answer `true` agrees with: equal values
+/// never differ.
+fn identical(old: &Value, new: &Value) -> bool {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return false;
+    };
+    let compared = |(key, _): &(&String, &Value)| !TIMESTAMPS.contains(&key.as_str());
+    let mut old = old.iter().filter(compared);
+    let mut new = new.iter().filter(compared);
+    loop {
+        match (old.next(), new.next()) {
+            (None, None) => return true,
+            (Some((old_key, old_value)), Some((new_key, new_value)))
+                if old_key == new_key && same_in_order(old_value, new_value) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Equal, with object members in the same order.
+fn same_in_order(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((xk, xv), (yk, yv))| xk == yk && same_in_order(xv, yv))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_in_order(a, b))
+        }
+        _ => a == b,
     }
 }
 

@@ -2,8 +2,15 @@
 //! state within the select tags, build the files against it, and plan.
 //!
 //! Only GET requests are made here, so nothing reaches the gateway's
-//! configuration when the files turn out to be invalid.
+//! configuration when the files turn out to be invalid. The gateway's
+//! state is read on other threads while the files are read (`diff`) or
+//! flattened (`sync`, once it has accepted them): neither needs the other.
+//! A problem is still reported in the order of the steps: unreadable files
+//! first, then an unreadable state, then invalid files.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use schemas::file::build::Built;
@@ -43,11 +50,72 @@ pub fn fetch_state(
     client: &AdminClient,
     select_tags: &[String],
 ) -> Result<LiveState, CommandError> {
-    let live = state::fetch(client, select_tags).map_err(|error| unreadable(client, &error))?;
+    report_state(client, state::fetch(client, select_tags))
+}
+
+/// The live state read, its warnings printed to stderr; or why it could
+/// not be read.
+fn report_state(
+    client: &AdminClient,
+    fetched: Result<LiveState, state::StateError>,
+) -> Result<LiveState, CommandError> {
+    let live = fetched.map_err(|error| unreadable(client, &error))?;
     for warning in &live.warnings {
         eprintln!("warning: {warning}");
     }
     Ok(live)
+}
+
+/// The live state being read on other threads while the files are read
+/// or flattened. Dropped unused (the files are unreadable, say), it stops
+/// before its next page; the process does not wait for it.
+struct PendingState {
+    /// The select tags it asked for: when started before the files were
+    /// read, those of the flags.
+    select_tags: Vec<String>,
+    reader: JoinHandle<Result<LiveState, state::StateError>>,
+    _cancel: CancelOnDrop,
+}
+
+/// Sets its flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PendingState {
+    fn start(client: &AdminClient, select_tags: &[String]) -> Self {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let (client, tags, flag) = (client.clone(), select_tags.to_vec(), cancelled.clone());
+        let reader = thread::spawn(move || state::fetch_unless(&client, &tags, &flag));
+        PendingState {
+            select_tags: select_tags.to_vec(),
+            reader,
+            _cancel: CancelOnDrop(cancelled),
+        }
+    }
+
+    /// The state within `select_tags`, warnings printed: this read's when
+    /// it asked for those tags, else (the files name select tags the flags
+    /// did not) a new read.
+    fn finish(
+        self,
+        client: &AdminClient,
+        select_tags: &[String],
+    ) -> Result<LiveState, CommandError> {
+        if self.select_tags != select_tags {
+            drop(self);
+            return fetch_state(client, select_tags);
+        }
+        let fetched = match self.reader.join() {
+            Ok(fetched) => fetched,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        report_state(client, fetched)
+    }
 }
 
 /// The first request to the gateway failed: say what to check when the
@@ -85,16 +153,28 @@ pub fn prepare(
     gateway: &GatewayArgs,
     options: PrepareOptions,
 ) -> Result<Prepared, CommandError> {
+    let client = connect(gateway);
+    // A sync promises to send nothing at all for a file it refuses, so it
+    // reads the gateway only once the files are read and accepted.
+    let early = match &client {
+        Ok(client) if !options.refuse_sanitized => {
+            Some(PendingState::start(client, &gateway.select_tags))
+        }
+        _ => None,
+    };
     let files = files::read(paths)?;
     timing::mark("read the files");
     if options.refuse_sanitized {
         refuse_sanitized(&files.docs)?;
     }
-    let client = connect(gateway)?;
+    let client = client?;
     let select_tags = select_tags(&files.docs, &gateway.select_tags);
-    let live = fetch_state(&client, &select_tags)?;
+    let pending = early.unwrap_or_else(|| PendingState::start(&client, &select_tags));
+    let flattened = files::flatten(files.docs, &gateway.select_tags);
+    timing::mark("flattened the files");
+    let live = pending.finish(&client, &select_tags)?;
     timing::mark("fetched the gateway's state");
-    let mut built = files::build_config(&files.docs, &live.config, &gateway.select_tags)?;
+    let mut built = files::build_flattened(flattened, &live.config)?;
     timing::mark("built the files");
     plan::keep_generated_values(&mut built.config, &live.config);
     timing::mark("kept generated values");

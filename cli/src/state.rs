@@ -15,6 +15,7 @@
 //! warning.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use schemas::config::{id_of, Config};
@@ -54,6 +55,9 @@ pub enum StateError {
     },
     #[error("reading the configuration from the gateway: {0}")]
     Config(String),
+    /// The caller no longer wanted the state (see [`fetch_unless`]).
+    #[error("reading the gateway's state was cancelled")]
+    Cancelled,
 }
 
 impl StateError {
@@ -69,11 +73,22 @@ impl StateError {
 /// Read every collection, keeping the entities that carry all `select_tags`.
 /// The collections are read at once, each page made canonical as it comes.
 pub fn fetch(client: &AdminClient, select_tags: &[String]) -> Result<LiveState, StateError> {
+    fetch_unless(client, select_tags, &AtomicBool::new(false))
+}
+
+/// [`fetch`], giving up with [`StateError::Cancelled`] before the next
+/// page once `cancelled` is set: a read started ahead of time stops
+/// loading the gateway when its answer turns out not to be needed.
+pub fn fetch_unless(
+    client: &AdminClient,
+    select_tags: &[String],
+    cancelled: &AtomicBool,
+) -> Result<LiveState, StateError> {
     let results: Vec<(EntityKind, Result<LiveState, StateError>)> = thread::scope(|scope| {
         let handles: Vec<_> = EntityKind::ALL
             .into_iter()
             .map(|kind| {
-                let handle = scope.spawn(move || fetch_kind(client, kind, select_tags));
+                let handle = scope.spawn(move || fetch_kind(client, kind, select_tags, cancelled));
                 (kind, handle)
             })
             .collect();
@@ -131,6 +146,7 @@ fn fetch_kind(
     client: &AdminClient,
     kind: EntityKind,
     select_tags: &[String],
+    cancelled: &AtomicBool,
 ) -> Result<LiveState, StateError> {
     let collection = kind.admin_path();
     let query_tags = select_tags
@@ -143,6 +159,9 @@ fn fetch_kind(
     let mut offset: Option<String> = None;
     let mut seen_offsets = HashSet::new();
     loop {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(StateError::Cancelled);
+        }
         let mut query = vec![("size", PAGE_SIZE)];
         if !query_tags.is_empty() {
             query.push(("tags", query_tags.as_str()));
@@ -350,6 +369,16 @@ mod tests {
         let kept = canonical_entity(EntityKind::Plugin, raw.clone(), &mut warnings);
         assert_eq!(kept, raw);
         assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_cancelled_read_sends_nothing() {
+        // Nothing listens there: a request would fail with a transport error.
+        let client =
+            AdminClient::new("http://127.0.0.1:9", &[], std::time::Duration::from_secs(1)).unwrap();
+        let cancelled = AtomicBool::new(true);
+        let result = fetch_unless(&client, &[], &cancelled);
+        assert!(matches!(result, Err(StateError::Cancelled)), "{result:?}");
     }
 
     #[test]

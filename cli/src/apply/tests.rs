@@ -374,7 +374,7 @@ fn a_rejected_configuration_names_the_entity_and_its_file_position() {
     let docs = files::read(&["../fixtures/tutorial/00-prerequisites.yaml".to_owned()])
         .unwrap()
         .docs;
-    let mut built = files::build_config(&docs, &Config::default(), &[]).unwrap();
+    let mut built = files::build_config(docs, &Config::default(), &[]).unwrap();
     let old_id = built.config.routes[0]["id"].as_str().unwrap().to_owned();
     built.config.routes[0]["id"] = json!(ROUTE);
     if let Some(origin) = built.origins.remove(&old_id) {
@@ -435,7 +435,7 @@ fn a_clash_with_a_kept_entity_names_the_file_entity() {
     let docs = files::read(&["../fixtures/tutorial/00-prerequisites.yaml".to_owned()])
         .unwrap()
         .docs;
-    let mut built = files::build_config(&docs, &Config::default(), &[]).unwrap();
+    let mut built = files::build_config(docs, &Config::default(), &[]).unwrap();
     built.config.routes[0]["name"] = json!("r1");
     let current = Config::default();
     let planned = plan(&built.config, &current, &PlanOptions::default());

@@ -24,9 +24,12 @@ pub struct ValidateArgs {
 
 pub fn run(args: &ValidateArgs) -> Result<ExitCode, CommandError> {
     let files = files::read(&args.files)?;
-    let built = files::build_config(&files.docs, &Config::default(), &args.select_tags)?;
+    let built = files::build_config(files.docs, &Config::default(), &args.select_tags)?;
     let count = built.config.len();
     let noun = if count == 1 { "entity" } else { "entities" };
     println!("{count} {noun} checked, no errors");
+    // The process exits next, which frees the entities faster than
+    // dropping them one by one would.
+    std::mem::forget(built);
     Ok(ExitCode::SUCCESS)
 }

@@ -16,7 +16,7 @@ fn tutorial() -> Config {
     let docs = files::read(&["../fixtures/tutorial".to_owned()])
         .unwrap()
         .docs;
-    let mut config = files::build_config(&docs, &Config::default(), &[])
+    let mut config = files::build_config(docs, &Config::default(), &[])
         .unwrap()
         .config;
     for plugin in &mut config.plugins {
@@ -63,7 +63,7 @@ fn round_trip(live: &Config, options: &ExportOptions, as_json: bool) -> plan::Pl
     };
     let file = TempFile::new(name, &text);
     let docs = files::read(&[file.path()]).unwrap().docs;
-    let mut built = files::build_config(&docs, live, &[]).unwrap();
+    let mut built = files::build_config(docs, live, &[]).unwrap();
     plan::keep_generated_values(&mut built.config, live);
     plan::plan(&built.config, live, &PlanOptions::default())
 }

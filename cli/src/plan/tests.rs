@@ -344,7 +344,7 @@ fn files_built_against_their_own_result_plan_nothing() {
     let docs = files::read(&["../fixtures/tutorial".to_owned()])
         .unwrap()
         .docs;
-    let first = files::build_config(&docs, &Config::default(), &[]).unwrap();
+    let first = files::build_config(docs.clone(), &Config::default(), &[]).unwrap();
     let mut live = first.config.clone();
     for plugin in &mut live.plugins {
         if plugin["name"] == "session" {
@@ -352,7 +352,7 @@ fn files_built_against_their_own_result_plan_nothing() {
         }
         plugin["created_at"] = json!(1_700_000_000);
     }
-    let mut again = files::build_config(&docs, &live, &[]).unwrap();
+    let mut again = files::build_config(docs, &live, &[]).unwrap();
     keep_generated_values(&mut again.config, &live);
     let planned = plan(&again.config, &live, &PlanOptions::default());
     assert!(planned.is_empty(), "{:?}", titles(&planned));
@@ -392,4 +392,40 @@ fn large_configurations_plan_quickly() {
     assert_eq!(created.counts().created, 22_000);
     // Generous for a debug build on a loaded machine; release is far faster.
     assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+}
+
+/// The side-by-side shortcut only ever says "no change" for entities the
+/// full comparison finds equal: timestamps aside, same fields in the same
+/// order; anything else is left to the full comparison.
+#[test]
+fn identical_entities_are_recognised_without_a_false_no_change() {
+    let live = service(S1, "svc1");
+    let mut same = live.clone();
+    same["created_at"] = json!(1_700_000_000);
+    assert!(identical(&live, &same));
+    let mut renamed = live.clone();
+    renamed["name"] = json!("svc2");
+    assert!(!identical(&live, &renamed));
+    // Another order, or `null` against `[]`: not identical, and the full
+    // comparison decides (here: no change).
+    let reordered: Value = {
+        let mut fields: Vec<(String, Value)> = live
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        fields.reverse();
+        Value::Object(fields.into_iter().collect())
+    };
+    assert!(!identical(&live, &reordered));
+    let differ = Differ {
+        configs: [&Config::default(), &Config::default()],
+        names: OnceLock::new(),
+        show_secrets: false,
+        entity_fields: false,
+    };
+    assert!(differ
+        .field_changes(EntityKind::Service, &live, &reordered)
+        .is_empty());
 }

@@ -13,18 +13,29 @@
 //!
 //! Every problem is reported, not only the first, each with the file
 //! position of the entity or field it is about.
+//!
+//! Step 1 needs only the files ([`flatten`]), so a caller can take it while
+//! the live state is still being read. A configuration can hold tens of
+//! thousands of entities, so the documents' values are moved into the
+//! entities (not copied), each entity's input is dropped once validated,
+//! validation runs on all cores, and the indexes hash with
+//! [`super::hash::FastHasher`].
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::hash::{self, FastMap, FastSet};
 use super::load::SourceDoc;
+use super::parallel;
 use super::pos::Pos;
 use crate::config::{id_of, Config};
 use crate::entities::EntityKind;
-use crate::error::FieldPath;
+use crate::error::{FieldPath, SchemaViolation};
 
 /// Where an entity or field came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,15 +135,49 @@ pub fn build(
     current: &Config,
     options: &BuildOptions,
 ) -> Result<Built, Vec<Diagnostic>> {
-    let mut builder = Builder::new(docs, current);
+    build_owned(docs.to_vec(), current, options)
+}
+
+/// [`build`], taking the documents: their values are moved into the
+/// entities rather than copied, so a large file is not held twice and its
+/// tree is freed entity by entity as the entities are validated.
+pub fn build_owned(
+    docs: Vec<SourceDoc>,
+    current: &Config,
+    options: &BuildOptions,
+) -> Result<Built, Vec<Diagnostic>> {
+    flatten(docs, options).build(current)
+}
+
+/// The files read and flattened (step 1 and the select tags), which needs
+/// nothing from the live state: a caller can do it while the live state is
+/// still being read, then [`Flattened::build`] against it.
+pub fn flatten(docs: Vec<SourceDoc>, options: &BuildOptions) -> Flattened {
+    let mut builder = Builder::new(docs);
     builder.read_documents();
     builder.settle_select_tags(&options.select_tags);
-    builder.assign_ids();
-    builder.resolve_references();
-    builder.check_anonymous_consumers();
-    builder.validate_entities();
-    builder.find_duplicates();
-    builder.finish()
+    Flattened { builder }
+}
+
+/// The entities of the files, flattened but not yet matched, resolved or
+/// validated; problems found so far are reported by [`Flattened::build`].
+pub struct Flattened {
+    builder: Builder,
+}
+
+impl Flattened {
+    /// The remaining steps, against `current` (the live state; empty
+    /// offline).
+    pub fn build(self, current: &Config) -> Result<Built, Vec<Diagnostic>> {
+        let mut builder = self.builder;
+        let live = LiveIndex::new(current);
+        builder.assign_ids(&live);
+        builder.resolve_references(&live);
+        builder.check_anonymous_consumers(&live);
+        builder.validate_entities(&live);
+        builder.find_duplicates();
+        builder.finish()
+    }
 }
 
 /// An entity as read from a file, before validation.
@@ -147,8 +192,14 @@ struct RawEntity {
     /// value in the file). A nested child's parent is one too.
     references: Vec<Reference>,
     id: Option<String>,
+    /// A short name for messages (see [`label_of`]), kept apart from
+    /// `input` because validation consumes the input.
+    label: Option<String>,
     canonical: Option<Value>,
 }
+
+/// A reference found: the entity, its field and the id it points at.
+type Resolved = (usize, &'static str, String);
 
 #[derive(Debug, Clone)]
 struct Reference {
@@ -165,12 +216,10 @@ enum RefValue {
     Parent(usize),
 }
 
-struct Builder<'a> {
-    docs: &'a [SourceDoc],
-    /// The live state indexed by id, natural names and plugin identity.
-    live: LiveIndex<'a>,
-    /// The files' entities by id and natural names (built once ids exist).
-    in_files: HashMap<(EntityKind, &'static str, String), String>,
+struct Builder {
+    /// The documents; their values are taken by [`Builder::read_documents`],
+    /// their origins and positions serve the diagnostics.
+    docs: Vec<SourceDoc>,
     entities: Vec<RawEntity>,
     diagnostics: Vec<Diagnostic>,
     file_select_tags: Option<(usize, Vec<String>)>,
@@ -203,12 +252,10 @@ const UNSUPPORTED_ENTITIES: &[&str] = &[
     "service_packages",
 ];
 
-impl<'a> Builder<'a> {
-    fn new(docs: &'a [SourceDoc], current: &'a Config) -> Self {
+impl Builder {
+    fn new(docs: Vec<SourceDoc>) -> Self {
         Self {
             docs,
-            live: LiveIndex::new(current),
-            in_files: HashMap::new(),
             entities: Vec::new(),
             diagnostics: Vec::new(),
             file_select_tags: None,
@@ -235,28 +282,31 @@ impl<'a> Builder<'a> {
         });
     }
 
+    /// A problem with entity `index`, at `field` inside it.
     fn entity_diagnostic(
-        &mut self,
+        &self,
         index: usize,
         severity: Severity,
         field: FieldPath,
         message: impl Into<String>,
-    ) {
+    ) -> Diagnostic {
         let entity = &self.entities[index];
         let pos = self.pos_of(entity.doc, &field.under(&entity.path));
         let origin = self.origin(index);
-        self.diagnostics.push(Diagnostic {
+        let entity = origin.entity_display();
+        Diagnostic {
             severity,
-            file: origin.file.clone(),
+            file: origin.file,
             pos,
-            entity: origin.entity_display(),
+            entity,
             field,
             message: message.into(),
-        });
+        }
     }
 
     fn entity_error(&mut self, index: usize, field: FieldPath, message: impl Into<String>) {
-        self.entity_diagnostic(index, Severity::Error, field, message);
+        let error = self.entity_diagnostic(index, Severity::Error, field, message);
+        self.diagnostics.push(error);
     }
 
     fn origin(&self, index: usize) -> Origin {
@@ -264,18 +314,18 @@ impl<'a> Builder<'a> {
         Origin {
             file: self.docs[entity.doc].origin.clone(),
             path: entity.path.clone(),
-            label: label_of(entity),
+            label: entity.label.clone(),
             pos: self.pos_of(entity.doc, &entity.path),
         }
     }
 
     // ----- step 1: read and flatten -------------------------------------
 
+    /// Takes each document's value apart into entities (moved, not copied).
     fn read_documents(&mut self) {
         for doc in 0..self.docs.len() {
-            let value = self.docs[doc].value.clone();
-            match value {
-                Value::Object(content) => self.read_content(doc, &content),
+            match std::mem::take(&mut self.docs[doc].value) {
+                Value::Object(content) => self.read_content(doc, content),
                 Value::Null => {}
                 _ => self.doc_error(
                     doc,
@@ -286,18 +336,19 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn read_content(&mut self, doc: usize, content: &Map<String, Value>) {
+    fn read_content(&mut self, doc: usize, content: Map<String, Value>) {
         for (key, value) in content {
-            let path = FieldPath::root().key(key);
+            let path = FieldPath::root().key(&key);
             match key.as_str() {
-                "_format_version" => self.check_format_version(doc, path, value),
-                "_transform" if value == &Value::Bool(false) => {
+                "_format_version" => self.check_format_version(doc, path, &value),
+                "_transform" if value == Value::Bool(false) => {
                     self.doc_error(doc, path, "false is not supported")
                 }
                 "_transform" | "_workspace" => {}
-                "_info" => self.read_info(doc, path, value),
+                "_info" => self.read_info(doc, path, &value),
                 _ => {
-                    if let Some((_, kind)) = TOP_LEVEL_ENTITIES.iter().find(|(name, _)| name == key)
+                    if let Some((_, kind)) =
+                        TOP_LEVEL_ENTITIES.iter().find(|(name, _)| *name == key)
                     {
                         self.read_list(doc, path, value, *kind, None);
                     } else if UNSUPPORTED_ENTITIES.contains(&key.as_str()) {
@@ -393,17 +444,17 @@ impl<'a> Builder<'a> {
         &mut self,
         doc: usize,
         path: FieldPath,
-        value: &Value,
+        value: Value,
         kind: EntityKind,
         parent: Option<usize>,
     ) {
-        let Some(items) = value.as_array() else {
+        let Value::Array(items) = value else {
             if !value.is_null() {
                 self.doc_error(doc, path, "expected a list");
             }
             return;
         };
-        for (index, item) in items.iter().enumerate() {
+        for (index, item) in items.into_iter().enumerate() {
             self.read_entity(doc, path.index(index), item, kind, parent);
         }
     }
@@ -412,29 +463,18 @@ impl<'a> Builder<'a> {
         &mut self,
         doc: usize,
         path: FieldPath,
-        value: &Value,
+        value: Value,
         kind: EntityKind,
         parent: Option<usize>,
     ) {
-        let Some(object) = value.as_object() else {
+        let Value::Object(mut input) = value else {
             self.doc_error(doc, path, "expected a mapping");
             return;
         };
-        let children = nested_children(kind);
-        let mut input = Map::new();
-        let mut nested = Vec::new();
-        for (key, field_value) in object {
-            match children.iter().find(|(name, _)| name == key) {
-                Some((_, child_kind)) => {
-                    nested.push((key.clone(), field_value.clone(), *child_kind))
-                }
-                None => {
-                    input.insert(key.clone(), field_value.clone());
-                }
-            }
-        }
+        let nested = take_nested(kind, &mut input);
         let index = self.entities.len();
         let explicit_id = input.get("id").and_then(Value::as_str).map(str::to_owned);
+        let label = label_of(kind, &input);
         self.entities.push(RawEntity {
             kind,
             input,
@@ -442,11 +482,12 @@ impl<'a> Builder<'a> {
             path: path.clone(),
             references: Vec::new(),
             id: explicit_id,
+            label,
             canonical: None,
         });
         self.collect_references(index, parent);
         for (key, child_value, child_kind) in nested {
-            self.read_list(doc, path.key(&key), &child_value, child_kind, Some(index));
+            self.read_list(doc, path.key(&key), child_value, child_kind, Some(index));
         }
     }
 
@@ -459,9 +500,9 @@ impl<'a> Builder<'a> {
             let from_parent = parent_kind == Some(*target);
             if from_parent && written.as_ref().is_some_and(|v| !v.is_null()) {
                 let parent_label = parent
-                    .and_then(|p| label_of(&self.entities[p]))
+                    .and_then(|p| self.entities[p].label.clone())
                     .unwrap_or_default();
-                let own_label = label_of(&self.entities[index]).unwrap_or_default();
+                let own_label = self.entities[index].label.clone().unwrap_or_default();
                 self.entity_error(
                     index,
                     FieldPath::root().key(field),
@@ -528,6 +569,8 @@ impl<'a> Builder<'a> {
                 }
             }
             add_tags(&mut entity.input, &select_tags);
+            // Defaults may name the entity.
+            entity.label = label_of(entity.kind, &entity.input);
         }
     }
 
@@ -535,22 +578,22 @@ impl<'a> Builder<'a> {
 
     /// Ids for entities without one: matched against the live state by the
     /// entity's natural key, else new. Plugins wait for their references.
-    fn assign_ids(&mut self) {
+    fn assign_ids(&mut self, live: &LiveIndex<'_>) {
         for index in 0..self.entities.len() {
             let entity = &self.entities[index];
             if entity.id.is_some() || entity.kind == EntityKind::Plugin {
                 continue;
             }
-            let matched = self.match_current(index);
+            let matched = self.match_current(index, live);
             self.entities[index].id = Some(matched.unwrap_or_else(new_id));
         }
     }
 
-    fn match_current(&self, index: usize) -> Option<String> {
+    fn match_current(&self, index: usize, live: &LiveIndex<'_>) -> Option<String> {
         let entity = &self.entities[index];
         let by = |field: &'static str| {
             let wanted = entity.input.get(field).and_then(Value::as_str)?;
-            self.live.get(entity.kind, field, wanted)
+            live.get(entity.kind, field, wanted)
         };
         match entity.kind {
             EntityKind::Service | EntityKind::Route => by("name"),
@@ -562,209 +605,200 @@ impl<'a> Builder<'a> {
 
     // ----- step 3: references ------------------------------------------------
 
-    fn resolve_references(&mut self) {
-        self.index_files();
-        for index in 0..self.entities.len() {
-            let references = self.entities[index].references.clone();
-            for reference in references {
-                match self.resolve(&reference) {
-                    Some(id) => {
-                        self.entities[index]
-                            .input
-                            .insert(reference.field.to_owned(), serde_json::json!({ "id": id }));
-                    }
-                    None => self.dangling(index, &reference),
-                }
-            }
+    /// Resolve every reference (within the files first, then in the live
+    /// state), then give plugins their ids: a plugin matches a live one by
+    /// its name and the ids of its scope.
+    fn resolve_references(&mut self, live: &LiveIndex<'_>) {
+        let (resolved, dangling) = self.find_references(live);
+        for (index, field, id) in resolved {
+            self.entities[index]
+                .input
+                .insert(field.to_owned(), serde_json::json!({ "id": id }));
         }
+        self.diagnostics.extend(dangling);
         for index in 0..self.entities.len() {
             if self.entities[index].kind == EntityKind::Plugin && self.entities[index].id.is_none()
             {
-                let matched = self.match_current_plugin(index);
+                let matched = self.match_current_plugin(index, live);
                 self.entities[index].id = Some(matched.unwrap_or_else(new_id));
             }
         }
     }
 
-    fn resolve(&self, reference: &Reference) -> Option<String> {
-        match &reference.written {
-            RefValue::Parent(parent) => self.entities[*parent].id.clone(),
-            RefValue::Text(text) => self
-                .find_in_files(reference.target, text)
-                .or_else(|| self.live.find(reference.target, text)),
-        }
-    }
-
-    /// Index the files' entities by id and natural names; the first of
-    /// two alike wins (the second is reported as a duplicate later).
-    fn index_files(&mut self) {
-        for entity in &self.entities {
-            let Some(id) = entity.id.clone() else {
-                continue;
-            };
-            let names = natural_fields(entity.kind).iter().filter_map(|field| {
-                let value = entity.input.get(*field)?.as_str()?;
-                Some((*field, value.to_owned()))
-            });
-            for (field, value) in std::iter::once(("id", id.clone())).chain(names) {
-                self.in_files
-                    .entry((entity.kind, field, value))
-                    .or_insert_with(|| id.clone());
+    /// Where each reference points, and an error for each that points
+    /// nowhere, both in entity order.
+    fn find_references(&self, live: &LiveIndex<'_>) -> (Vec<Resolved>, Vec<Diagnostic>) {
+        // Nested children point at their parent directly: only the texts
+        // of the other references are looked for.
+        let wanted: FastSet<(EntityKind, &str)> = self
+            .entities
+            .iter()
+            .flat_map(|entity| &entity.references)
+            .filter_map(|reference| match &reference.written {
+                RefValue::Text(text) => Some((reference.target, text.as_str())),
+                RefValue::Parent(_) => None,
+            })
+            .collect();
+        let in_files = FileNames::new(&self.entities, &wanted);
+        let mut resolved = Vec::new();
+        let mut dangling = Vec::new();
+        for (index, entity) in self.entities.iter().enumerate() {
+            for reference in &entity.references {
+                match self.resolve(&in_files, live, reference) {
+                    Some(id) => resolved.push((index, reference.field, id)),
+                    None => dangling.extend(self.dangling(index, reference)),
+                }
             }
         }
+        (resolved, dangling)
     }
 
-    fn find_in_files(&self, kind: EntityKind, text: &str) -> Option<String> {
-        std::iter::once(&"id")
-            .chain(natural_fields(kind))
-            .find_map(|field| self.in_files.get(&(kind, *field, text.to_owned())))
-            .cloned()
+    fn resolve(
+        &self,
+        in_files: &FileNames<'_>,
+        live: &LiveIndex<'_>,
+        reference: &Reference,
+    ) -> Option<String> {
+        match &reference.written {
+            RefValue::Parent(parent) => self.entities[*parent].id.clone(),
+            RefValue::Text(text) => in_files
+                .find(reference.target, text)
+                .map(str::to_owned)
+                .or_else(|| live.find(reference.target, text)),
+        }
     }
 
-    fn dangling(&mut self, index: usize, reference: &Reference) {
+    fn dangling(&self, index: usize, reference: &Reference) -> Option<Diagnostic> {
         let RefValue::Text(text) = &reference.written else {
-            return;
+            return None;
         };
         let kind = self.entities[index].kind;
-        let own = label_of(&self.entities[index]).unwrap_or_default();
+        let own = self.entities[index].label.clone().unwrap_or_default();
         let message = format!(
             "{} {text} for {} {own}: entity not found",
             reference.target.deck_kind(),
             kind.deck_kind()
         );
-        self.entity_error(index, FieldPath::root().key(reference.field), message);
+        let field = FieldPath::root().key(reference.field);
+        Some(self.entity_diagnostic(index, Severity::Error, field, message))
     }
 
-    fn match_current_plugin(&self, index: usize) -> Option<String> {
-        let identity = plugin_identity(&Value::Object(self.entities[index].input.clone()))?;
-        self.live
-            .plugins_by_identity
-            .get(&identity)
-            .map(|id| (*id).to_owned())
+    fn match_current_plugin(&self, index: usize, live: &LiveIndex<'_>) -> Option<String> {
+        let input = &self.entities[index].input;
+        let scope = plugin_scope_by(|field| input.get(field))?;
+        live.plugins_by_scope.get(&scope).map(|id| (*id).to_owned())
     }
 
     /// key-auth's `anonymous` names a consumer by id or username; warn when
     /// neither the files nor the live state have it.
-    fn check_anonymous_consumers(&mut self) {
-        for index in 0..self.entities.len() {
-            let entity = &self.entities[index];
-            if entity.kind != EntityKind::Plugin {
-                continue;
-            }
-            let anonymous = entity
-                .input
-                .get("config")
-                .and_then(|config| config.get("anonymous"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let Some(anonymous) = anonymous else {
-                continue;
-            };
-            let known = self
-                .find_in_files(EntityKind::Consumer, &anonymous)
-                .is_some()
-                || self.live.find(EntityKind::Consumer, &anonymous).is_some();
-            if !known {
+    fn check_anonymous_consumers(&mut self, live: &LiveIndex<'_>) {
+        let named: Vec<(usize, &str)> = self
+            .entities
+            .iter()
+            .enumerate()
+            .filter(|(_, entity)| entity.kind == EntityKind::Plugin)
+            .filter_map(|(index, entity)| {
+                let config = entity.input.get("config")?;
+                Some((index, config.get("anonymous")?.as_str()?))
+            })
+            .collect();
+        if named.is_empty() {
+            return;
+        }
+        let wanted = named
+            .iter()
+            .map(|(_, anonymous)| (EntityKind::Consumer, *anonymous))
+            .collect();
+        let in_files = FileNames::new(&self.entities, &wanted);
+        let warnings: Vec<Diagnostic> = named
+            .iter()
+            .filter(|(_, anonymous)| {
+                in_files.find(EntityKind::Consumer, anonymous).is_none()
+                    && live.find(EntityKind::Consumer, anonymous).is_none()
+            })
+            .map(|(index, anonymous)| {
                 self.entity_diagnostic(
-                    index,
+                    *index,
                     Severity::Warning,
                     FieldPath::root().key("config").key("anonymous"),
                     format!("anonymous consumer '{anonymous}' is not defined in these files"),
-                );
-            }
-        }
+                )
+            })
+            .collect();
+        self.diagnostics.extend(warnings);
     }
 
     // ----- step 4: schemas -------------------------------------------------
 
-    fn validate_entities(&mut self) {
-        for index in 0..self.entities.len() {
-            let mut input = self.entities[index].input.clone();
-            if let Some(id) = &self.entities[index].id {
-                input.insert("id".into(), Value::from(id.clone()));
+    /// Validate every entity against its schema. Entities are independent,
+    /// so a large file is validated on all cores; errors are still
+    /// reported in entity order.
+    fn validate_entities(&mut self, live: &LiveIndex<'_>) {
+        let violations = parallel::map_mut(&mut self.entities, |entity| {
+            validate_entity(entity, live).err()
+        });
+        for (index, violation) in violations.into_iter().enumerate() {
+            for error in violation.into_iter().flat_map(|v| v.errors) {
+                self.entity_error(index, error.path, error.message);
             }
-            self.keep_live_secrets(index, &mut input);
-            let kind = self.entities[index].kind;
-            match kind.validate(&Value::Object(input)) {
-                Ok(canonical) => self.entities[index].canonical = Some(canonical),
-                Err(violation) => {
-                    for error in violation.errors {
-                        self.entity_error(index, error.path, error.message);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Secrets the gateway generated (a session plugin's `secret`) and the
-    /// file leaves out are kept, so syncing such a file changes nothing.
-    fn keep_live_secrets(&self, index: usize, input: &mut Map<String, Value>) {
-        let entity = &self.entities[index];
-        if entity.kind != EntityKind::Plugin {
-            return;
-        }
-        let Some(id) = entity.id.as_deref() else {
-            return;
-        };
-        let live_secret = self
-            .live
-            .plugins_by_id
-            .get(id)
-            .and_then(|live| live.get("config")?.get("secret").cloned())
-            .filter(|secret| !secret.is_null());
-        let Some(live_secret) = live_secret else {
-            return;
-        };
-        if let Some(Value::Object(config)) = input.get_mut("config") {
-            config.entry("secret").or_insert(live_secret);
-        } else if !input.contains_key("config") {
-            let mut config = Map::new();
-            config.insert("secret".into(), live_secret);
-            input.insert("config".into(), Value::Object(config));
         }
     }
 
     // ----- step 5: duplicates ------------------------------------------------
 
+    /// Two entities of a kind may not share an identity (id, unique name,
+    /// plugin scope): the later one is reported. Identities are compared as
+    /// borrowed values; only a duplicate's is put into words.
     fn find_duplicates(&mut self) {
-        let labels: HashMap<String, String> = self
-            .entities
-            .iter()
-            .filter_map(|entity| Some((entity.id.clone()?, label_of(entity)?)))
-            .collect();
-        let name_of = |id: &str| labels.get(id).cloned().unwrap_or_else(|| id.to_owned());
-        let mut seen: HashMap<(EntityKind, String), usize> = HashMap::new();
-        for index in 0..self.entities.len() {
-            let kind = self.entities[index].kind;
-            let Some(canonical) = self.entities[index].canonical.as_ref() else {
+        // The first entity with each id or unique field, and with each
+        // plugin scope (plugins only, so no kind in that key).
+        let mut unique: FastMap<(EntityKind, &'static str, &str), usize> =
+            hash::map_with_capacity(2 * self.entities.len());
+        let mut scopes: FastMap<PluginScope<'_>, usize> = FastMap::default();
+        let mut duplicates = Vec::new();
+        for (index, entity) in self.entities.iter().enumerate() {
+            let Some(canonical) = entity.canonical.as_ref() else {
                 continue;
             };
-            for (what, key) in identity_keys(kind, canonical, &name_of) {
-                match seen.get(&(kind, key.clone())) {
-                    Some(first) => {
-                        let first_origin = self.origin(*first);
-                        let at = match first_origin.pos {
-                            Some(pos) => {
-                                format!("{}:{}:{}", first_origin.file, pos.line, pos.column)
-                            }
-                            None => first_origin.file.clone(),
-                        };
-                        self.entity_error(
-                            index,
-                            FieldPath::root(),
-                            format!(
-                                "{} {what} is already defined at {at} ({})",
-                                kind.deck_kind(),
-                                first_origin.entity_display()
-                            ),
-                        );
+            for identity in identities(entity.kind, canonical) {
+                let first = match identity {
+                    Identity::Field { field, value, .. } => {
+                        first_with(&mut unique, (entity.kind, field, value), index)
                     }
-                    None => {
-                        seen.insert((kind, key), index);
-                    }
+                    Identity::Scope(scope) => first_with(&mut scopes, scope, index),
+                };
+                if let Some(first) = first {
+                    duplicates.push((index, first, identity));
                 }
             }
         }
+        if duplicates.is_empty() {
+            return;
+        }
+        let labels: FastMap<&str, &str> = self
+            .entities
+            .iter()
+            .filter_map(|entity| Some((entity.id.as_deref()?, entity.label.as_deref()?)))
+            .collect();
+        let name_of = |id: &str| labels.get(id).copied().unwrap_or(id).to_owned();
+        let errors: Vec<Diagnostic> = duplicates
+            .iter()
+            .map(|(index, first, identity)| {
+                let first_origin = self.origin(*first);
+                let at = match first_origin.pos {
+                    Some(pos) => format!("{}:{}:{}", first_origin.file, pos.line, pos.column),
+                    None => first_origin.file.clone(),
+                };
+                let message = format!(
+                    "{} {} is already defined at {at} ({})",
+                    self.entities[*index].kind.deck_kind(),
+                    identity.describe(&name_of),
+                    first_origin.entity_display()
+                );
+                self.entity_diagnostic(*index, Severity::Error, FieldPath::root(), message)
+            })
+            .collect();
+        self.diagnostics.extend(errors);
     }
 
     fn finish(self) -> Result<Built, Vec<Diagnostic>> {
@@ -778,22 +812,30 @@ impl<'a> Builder<'a> {
                 .sort_by(|a, b| (&a.file, a.pos, a.severity).cmp(&(&b.file, b.pos, b.severity)));
             return Err(diagnostics);
         }
-        let origins: Vec<Origin> = (0..self.entities.len())
-            .map(|index| self.origin(index))
-            .collect();
         let mut built = Built {
             select_tags: self.select_tags,
             warnings: self.diagnostics,
             ..Built::default()
         };
-        built.origins.reserve(origins.len());
-        // Move the canonical entities out: a large configuration is not
-        // copied once more.
-        for (entity, origin) in self.entities.into_iter().zip(origins) {
+        built.origins.reserve(self.entities.len());
+        for kind in EntityKind::ALL {
+            let count = self.entities.iter().filter(|e| e.kind == kind).count();
+            built.config.entities_mut(kind).reserve_exact(count);
+        }
+        // Move the canonical entities, paths and labels out: a large
+        // configuration is not copied once more.
+        for entity in self.entities {
             let Some(canonical) = entity.canonical else {
                 continue;
             };
             if let Some(id) = id_of(&canonical) {
+                let doc = &self.docs[entity.doc];
+                let origin = Origin {
+                    file: doc.origin.clone(),
+                    pos: doc.positions.lookup(&entity.path.0),
+                    path: entity.path,
+                    label: entity.label,
+                };
                 built.origins.insert(id.to_owned(), origin);
             }
             built.config.entities_mut(entity.kind).push(canonical);
@@ -817,6 +859,29 @@ fn nested_children(kind: EntityKind) -> &'static [(&'static str, EntityKind)] {
         ],
         _ => &[],
     }
+}
+
+/// The nested children lists of an entity (`routes`, `plugins`, ...),
+/// taken out of its fields in the order they are written.
+fn take_nested(
+    kind: EntityKind,
+    fields: &mut Map<String, Value>,
+) -> Vec<(String, Value, EntityKind)> {
+    let children = nested_children(kind);
+    let written: Vec<(String, EntityKind)> = fields
+        .keys()
+        .filter_map(|key| {
+            let (_, child_kind) = children.iter().find(|(name, _)| name == key)?;
+            Some((key.clone(), *child_kind))
+        })
+        .collect();
+    written
+        .into_iter()
+        .filter_map(|(key, child_kind)| {
+            let value = fields.shift_remove(&key)?;
+            Some((key, value, child_kind))
+        })
+        .collect()
 }
 
 fn reference_fields(kind: EntityKind) -> &'static [(&'static str, EntityKind)] {
@@ -862,17 +927,19 @@ fn natural_fields(kind: EntityKind) -> &'static [&'static str] {
 /// natural name, and plugins by identity. Built once per build, so matching
 /// thousands of file entities stays linear.
 struct LiveIndex<'a> {
-    by_field: HashMap<(EntityKind, &'static str, &'a str), &'a str>,
-    plugins_by_identity: HashMap<PluginIdentity, &'a str>,
-    plugins_by_id: HashMap<&'a str, &'a Value>,
+    by_field: FastMap<(EntityKind, &'static str, &'a str), &'a str>,
+    plugins_by_scope: FastMap<PluginScope<'a>, &'a str>,
+    plugins_by_id: FastMap<&'a str, &'a Value>,
 }
 
 impl<'a> LiveIndex<'a> {
     fn new(config: &'a Config) -> Self {
+        let plugins = config.plugins.len();
         let mut index = LiveIndex {
-            by_field: HashMap::new(),
-            plugins_by_identity: HashMap::new(),
-            plugins_by_id: HashMap::new(),
+            // An id and about one name per entity.
+            by_field: hash::map_with_capacity(2 * config.len()),
+            plugins_by_scope: hash::map_with_capacity(plugins),
+            plugins_by_id: hash::map_with_capacity(plugins),
         };
         for kind in EntityKind::ALL {
             for entity in config.entities(kind) {
@@ -894,8 +961,8 @@ impl<'a> LiveIndex<'a> {
         }
         if kind == EntityKind::Plugin {
             self.plugins_by_id.insert(id, entity);
-            if let Some(identity) = plugin_identity(entity) {
-                self.plugins_by_identity.insert(identity, id);
+            if let Some(scope) = plugin_scope_by(|field| entity.get(field)) {
+                self.plugins_by_scope.insert(scope, id);
             }
         }
     }
@@ -915,82 +982,223 @@ impl<'a> LiveIndex<'a> {
     }
 }
 
-/// A plugin's name and the ids of its route, service and consumer scope:
-/// at most one plugin per identity.
-pub type PluginIdentity = (String, Option<String>, Option<String>, Option<String>);
-
-/// A plugin's identity: its name and the ids of its scope.
-pub fn plugin_identity(plugin: &Value) -> Option<PluginIdentity> {
-    let name = plugin.get("name")?.as_str()?.to_owned();
-    let scope = |field: &str| {
-        plugin
-            .get(field)
-            .and_then(|reference| reference.get("id"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    Some((name, scope("route"), scope("service"), scope("consumer")))
+/// Validate one entity, its id set and the live secrets it leaves out
+/// kept; the input is consumed, the canonical form kept.
+fn validate_entity(entity: &mut RawEntity, live: &LiveIndex<'_>) -> Result<(), SchemaViolation> {
+    let mut input = std::mem::take(&mut entity.input);
+    if let Some(id) = &entity.id {
+        input.insert("id".into(), Value::from(id.clone()));
+    }
+    keep_live_secrets(entity, live, &mut input);
+    entity.canonical = Some(entity.kind.validate(&Value::Object(input))?);
+    Ok(())
 }
 
-/// The unique keys of a canonical entity, each with a description.
-fn identity_keys(
-    kind: EntityKind,
-    canonical: &Value,
-    name_of: &dyn Fn(&str) -> String,
-) -> Vec<(String, String)> {
-    let mut keys = Vec::new();
-    if let Some(id) = id_of(canonical) {
-        keys.push((format!("with id {id}"), format!("id:{id}")));
+/// Secrets the gateway generated (a session plugin's `secret`) and the
+/// file leaves out are kept, so syncing such a file changes nothing.
+fn keep_live_secrets(entity: &RawEntity, live: &LiveIndex<'_>, input: &mut Map<String, Value>) {
+    if entity.kind != EntityKind::Plugin {
+        return;
     }
-    let mut unique = |field: &str, label: &str| {
-        if let Some(value) = canonical.get(field).and_then(Value::as_str) {
-            keys.push((format!("{label} '{value}'"), format!("{field}:{value}")));
-        }
+    let Some(id) = entity.id.as_deref() else {
+        return;
     };
-    match kind {
-        EntityKind::Service | EntityKind::Route => unique("name", "named"),
-        EntityKind::Consumer => {
-            unique("username", "with username");
-            unique("custom_id", "with custom_id");
+    let live_secret = live
+        .plugins_by_id
+        .get(id)
+        .and_then(|live| live.get("config")?.get("secret").cloned())
+        .filter(|secret| !secret.is_null());
+    let Some(live_secret) = live_secret else {
+        return;
+    };
+    if let Some(Value::Object(config)) = input.get_mut("config") {
+        config.entry("secret").or_insert(live_secret);
+    } else if !input.contains_key("config") {
+        let mut config = Map::new();
+        config.insert("secret".into(), live_secret);
+        input.insert("config".into(), Value::Object(config));
+    }
+}
+
+/// What the files' entities are named, for the few names references and
+/// `anonymous` use: for each wanted (kind, text), the id of the entity a
+/// reference written that way points at. A text names an entity by id
+/// first, then by each natural field in turn (`username`, then
+/// `custom_id`); of two entities alike, the first wins (the second is
+/// reported as a duplicate later). One pass over the entities looks their
+/// names up among the wanted texts, rather than indexing every entity.
+/// Entities without an id yet (plugins) are left out.
+struct FileNames<'e> {
+    ids: FastMap<(EntityKind, &'e str), &'e str>,
+}
+
+impl<'e> FileNames<'e> {
+    fn new(entities: &'e [RawEntity], wanted: &FastSet<(EntityKind, &str)>) -> Self {
+        // For each text found: the rank of the field it was found in (the
+        // id first) and the entity's id.
+        let mut best: FastMap<(EntityKind, &'e str), (usize, &'e str)> = FastMap::default();
+        let searched = if wanted.is_empty() { &[][..] } else { entities };
+        for entity in searched {
+            let Some(id) = entity.id.as_deref() else {
+                continue;
+            };
+            let names = natural_fields(entity.kind)
+                .iter()
+                .map(|field| entity.input.get(*field).and_then(Value::as_str));
+            for (rank, name) in std::iter::once(Some(id)).chain(names).enumerate() {
+                let Some(key) = name.map(|name| (entity.kind, name)) else {
+                    continue;
+                };
+                if !wanted.contains(&key) {
+                    continue;
+                }
+                match best.entry(key) {
+                    Entry::Vacant(slot) => {
+                        slot.insert((rank, id));
+                    }
+                    Entry::Occupied(mut found) if rank < found.get().0 => {
+                        found.insert((rank, id));
+                    }
+                    Entry::Occupied(_) => {}
+                }
+            }
         }
-        EntityKind::KeyAuthCredential => unique("key", "with the same key"),
-        EntityKind::Plugin => {
-            unique("instance_name", "named");
-            if let Some(identity) = plugin_identity(canonical) {
-                let (name, route, service, consumer) = &identity;
+        let ids = best.into_iter().map(|(key, (_, id))| (key, id)).collect();
+        FileNames { ids }
+    }
+
+    /// The id of the entity `text` names.
+    fn find(&self, kind: EntityKind, text: &str) -> Option<&'e str> {
+        self.ids.get(&(kind, text)).copied()
+    }
+}
+
+/// One thing that must be unique among the entities of a kind.
+#[derive(Debug, Clone, Copy)]
+enum Identity<'a> {
+    /// The id or a unique field, how messages name it (`named`), and
+    /// its value.
+    Field {
+        field: &'static str,
+        label: &'static str,
+        value: &'a str,
+    },
+    /// A plugin's name and the ids of its scope.
+    Scope(PluginScope<'a>),
+}
+
+/// A plugin's name and the ids of its route, service and consumer.
+type PluginScope<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+impl Identity<'_> {
+    /// `with id ...`, `named 'svc1'`, `'key-auth' for the same scope
+    /// (service svc1)`; `name_of` names the entities of a plugin's scope.
+    fn describe(&self, name_of: &dyn Fn(&str) -> String) -> String {
+        match *self {
+            Identity::Field {
+                field: "id", value, ..
+            } => format!("with id {value}"),
+            Identity::Field { label, value, .. } => format!("{label} '{value}'"),
+            Identity::Scope((name, route, service, consumer)) => {
                 let scope: Vec<String> = [
                     ("route", route),
                     ("service", service),
                     ("consumer", consumer),
                 ]
                 .into_iter()
-                .filter_map(|(what, id)| id.as_ref().map(|id| format!("{what} {}", name_of(id))))
+                .filter_map(|(what, id)| id.map(|id| format!("{what} {}", name_of(id))))
                 .collect();
                 let scope_text = if scope.is_empty() {
                     "global".to_owned()
                 } else {
                     scope.join(" and ")
                 };
-                keys.push((
-                    format!("'{name}' for the same scope ({scope_text})"),
-                    format!("scope:{identity:?}"),
-                ));
+                format!("'{name}' for the same scope ({scope_text})")
             }
         }
     }
-    keys
 }
 
-fn label_of(entity: &RawEntity) -> Option<String> {
-    let field = match entity.kind {
+/// The identities of a canonical entity, in the order they are checked:
+/// the id, the unique fields, a plugin's scope.
+fn identities(kind: EntityKind, canonical: &Value) -> impl Iterator<Item = Identity<'_>> {
+    let unique: &[(&'static str, &'static str)] = match kind {
+        EntityKind::Service | EntityKind::Route => &[("name", "named")],
+        EntityKind::Consumer => &[
+            ("username", "with username"),
+            ("custom_id", "with custom_id"),
+        ],
+        EntityKind::KeyAuthCredential => &[("key", "with the same key")],
+        EntityKind::Plugin => &[("instance_name", "named")],
+    };
+    let id = id_of(canonical).map(|id| Identity::Field {
+        field: "id",
+        label: "with id",
+        value: id,
+    });
+    let fields = unique.iter().filter_map(|(field, label)| {
+        let value = canonical.get(*field)?.as_str()?;
+        Some(Identity::Field {
+            field,
+            label,
+            value,
+        })
+    });
+    let scope = (kind == EntityKind::Plugin)
+        .then(|| plugin_scope_by(|field| canonical.get(field)))
+        .flatten()
+        .map(Identity::Scope);
+    id.into_iter().chain(fields).chain(scope)
+}
+
+/// The entity first seen with `key`, or `None` when `index` is the first
+/// (and is recorded).
+fn first_with<K: Hash + Eq>(seen: &mut FastMap<K, usize>, key: K, index: usize) -> Option<usize> {
+    match seen.entry(key) {
+        Entry::Occupied(first) => Some(*first.get()),
+        Entry::Vacant(slot) => {
+            slot.insert(index);
+            None
+        }
+    }
+}
+
+/// A plugin's name and the ids of its route, service and consumer scope:
+/// at most one plugin per identity.
+pub type PluginIdentity = (String, Option<String>, Option<String>, Option<String>);
+
+/// A plugin's identity: its name and the ids of its scope.
+pub fn plugin_identity(plugin: &Value) -> Option<PluginIdentity> {
+    let (name, route, service, consumer) = plugin_scope_by(|field| plugin.get(field))?;
+    let owned = |id: Option<&str>| id.map(str::to_owned);
+    Some((
+        name.to_owned(),
+        owned(route),
+        owned(service),
+        owned(consumer),
+    ))
+}
+
+/// [`plugin_identity`] borrowed from a plugin whose fields `get` gives
+/// (a canonical entity, or the fields of one still being built): matching
+/// and duplicate checks need not copy the ids.
+fn plugin_scope_by<'v>(get: impl Fn(&str) -> Option<&'v Value>) -> Option<PluginScope<'v>> {
+    let name = get("name")?.as_str()?;
+    let scope = |field: &str| get(field)?.get("id")?.as_str();
+    Some((name, scope("route"), scope("service"), scope("consumer")))
+}
+
+/// A short name for an entity of `kind` with fields `input`: its name or
+/// username, else its custom_id.
+fn label_of(kind: EntityKind, input: &Map<String, Value>) -> Option<String> {
+    let field = match kind {
         EntityKind::Service | EntityKind::Route | EntityKind::Plugin => "name",
         EntityKind::Consumer => "username",
         EntityKind::KeyAuthCredential => return None,
     };
-    entity
-        .input
+    input
         .get(field)
-        .or_else(|| entity.input.get("custom_id"))
+        .or_else(|| input.get("custom_id"))
         .and_then(Value::as_str)
         .map(str::to_owned)
 }
@@ -1118,6 +1326,27 @@ consumers:
             errors[0].to_string(),
             "kong.yaml:3:14: plugins[0] (key-auth).service: service example-service for plugin key-auth: entity not found"
         );
+    }
+
+    #[test]
+    fn references_prefer_ids_then_names_in_order() {
+        let text = "consumers:
+  - username: alex
+    custom_id: bob
+  - username: bob
+plugins:
+  - name: request-termination
+    consumer: bob
+    config: {status_code: 403}
+";
+        let built = build_against(text, &Config::default());
+        let bob = id_of(&built.config.consumers[1]).unwrap();
+        // `bob` is the second consumer's username and the first one's
+        // custom_id: the username comes first.
+        assert_eq!(built.config.plugins[0]["consumer"]["id"], bob);
+        let by_id = format!("{text}keyauth_credentials:\n  - key: k1\n    consumer: {bob}\n");
+        let built = build(&docs(&by_id), &built.config, &BuildOptions::default()).unwrap();
+        assert_eq!(built.config.keyauth_credentials[0]["consumer"]["id"], bob);
     }
 
     #[test]
