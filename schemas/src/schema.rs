@@ -200,7 +200,7 @@ impl Record {
             }
         }
         let errors_before = errors.len();
-        let mut canonical = Map::new();
+        let mut canonical = Map::with_capacity(self.fields.len());
         for field in &self.fields {
             let value = field_value(field, object.get(field.name), &path.key(field.name), errors);
             canonical.insert(field.name.to_owned(), value);
