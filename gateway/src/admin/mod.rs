@@ -243,7 +243,10 @@ where
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
+    if let Some(length) = declared.filter(|length| *length > limit as u64) {
+        if length <= MAX_DRAINED_BYTES {
+            discard(body).await;
+        }
         return Err(ApiError::PayloadTooLarge);
     }
     let collected = Limited::new(body, limit).collect().await.map_err(|error| {
@@ -257,6 +260,28 @@ where
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
     body::parse(content_type, &collected.to_bytes())
+}
+
+/// The largest refused body read to its end before the 413 goes out.
+/// A client that sends its whole body before reading the answer would
+/// otherwise get a connection reset instead of the 413 (the server closes
+/// with unread data); a bigger body is not worth reading just to say no.
+const MAX_DRAINED_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How long reading a refused body may take.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops the rest of `body` (a refused one), for at most
+/// [`DRAIN_TIMEOUT`].
+async fn discard<B>(body: B)
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+{
+    let drain = async {
+        let mut body = std::pin::pin!(body);
+        while let Some(Ok(_)) = body.frame().await {}
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
 }
 
 /// The first value of each query argument.
