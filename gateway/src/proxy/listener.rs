@@ -1,5 +1,14 @@
 //! Accepting and serving proxy connections.
 //!
+//! [`serve`] accepts on the caller's runtime and hands each connection, in
+//! turn, to one of the proxy's [`Workers`]: threads running one
+//! single-threaded tokio runtime each, like nginx's worker processes. A
+//! connection stays on its worker: hyper's connection task, the request
+//! pipeline and the upstream connections it uses all run on that thread,
+//! so they wake each other without cross-thread notifications (futex
+//! wake-ups, work stealing), which a multi-threaded runtime pays several
+//! times per proxied request.
+//!
 //! Each accepted connection gets its own task: an optional TLS handshake
 //! (bounded by `tls_handshake_timeout`), then hyper-util's auto builder,
 //! which speaks HTTP/1.1 with keep-alive, or HTTP/2 when the client opens
@@ -14,7 +23,9 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +36,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::request_line::RequestLineGuard;
@@ -55,10 +68,13 @@ pub async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let accepted = Accepted { stream, peer, listen_port };
-                    spawn_connection(accepted, tls.clone(), &builder, &proxy, graceful.watcher());
-                }
+                Ok((stream, peer)) => match stream.into_std() {
+                    Ok(stream) => {
+                        let accepted = Accepted { stream, peer, listen_port };
+                        spawn_connection(accepted, tls.clone(), &builder, &proxy, graceful.watcher());
+                    }
+                    Err(error) => tracing::debug!(%error, "cannot hand over a connection"),
+                },
                 Err(error) => {
                     tracing::debug!(%error, "accept failed");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -93,7 +109,12 @@ fn connection_builder(settings: &ProxySettings) -> ConnectionBuilder {
         .timer(TokioTimer::new())
         .keep_alive(true)
         .header_read_timeout(settings.header_read_timeout)
-        .max_buf_size(max_header_bytes);
+        .max_buf_size(max_header_bytes)
+        // hyper copies the body into its head buffer and makes one write()
+        // instead of a writev() of both: cheaper for the small responses
+        // most APIs send (measured in bench/README.md); large bodies pay a
+        // copy, which costs less than the system call.
+        .writev(false);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -101,14 +122,83 @@ fn connection_builder(settings: &ProxySettings) -> ConnectionBuilder {
     builder
 }
 
-/// A freshly accepted TCP connection.
+/// The proxy's worker threads, each running a single-threaded tokio
+/// runtime that serves the connections handed to it (see the module doc).
+/// Dropping `Workers` stops the threads, and with their runtimes the
+/// connections they still serve.
+pub(super) struct Workers {
+    runtimes: Vec<Handle>,
+    next: AtomicUsize,
+    /// Dropped with `Workers`, which ends every worker's `block_on`.
+    _stop: watch::Sender<()>,
+}
+
+impl Workers {
+    /// Starts `count` workers. If a thread or runtime cannot be created,
+    /// the ones started are used (none: connections stay on the caller's
+    /// runtime).
+    pub(super) fn start(count: usize) -> Self {
+        let (stop, stopped) = watch::channel(());
+        let mut runtimes = Vec::with_capacity(count);
+        for index in 0..count {
+            match start_worker(index, stopped.clone()) {
+                Ok(runtime) => runtimes.push(runtime),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot start a proxy worker thread");
+                    break;
+                }
+            }
+        }
+        Workers {
+            runtimes,
+            next: AtomicUsize::new(0),
+            _stop: stop,
+        }
+    }
+
+    /// The runtime for the next connection: the workers in turn (so
+    /// connections spread evenly), or the caller's without workers.
+    fn next(&self) -> Handle {
+        if self.runtimes.is_empty() {
+            return Handle::current();
+        }
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.runtimes.len();
+        self.runtimes[index].clone()
+    }
+}
+
+/// A thread `proxy-worker-<index>` running a single-threaded runtime until
+/// `stopped`'s sender is dropped; returns that runtime's handle.
+fn start_worker(index: usize, mut stopped: watch::Receiver<()>) -> io::Result<Handle> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name(format!("proxy-worker-{index}"))
+        .spawn(move || runtime.block_on(async move { while stopped.changed().await.is_ok() {} }))?;
+    Ok(handle)
+}
+
+impl Proxy {
+    /// The runtime that serves the next connection (see [`Workers`]); the
+    /// workers start on the first call.
+    fn runtime_for_connection(&self) -> Handle {
+        self.workers
+            .get_or_init(|| Workers::start(self.settings.workers))
+            .next()
+    }
+}
+
+/// A freshly accepted TCP connection, not yet tied to a runtime.
 struct Accepted {
-    stream: TcpStream,
+    stream: std::net::TcpStream,
     peer: SocketAddr,
     listen_port: u16,
 }
 
-/// Serves one connection on its own task.
+/// Serves one connection on its own task, on the runtime of the next
+/// worker.
 fn spawn_connection(
     accepted: Accepted,
     tls: Option<TlsAcceptor>,
@@ -118,32 +208,51 @@ fn spawn_connection(
 ) {
     let builder = Arc::clone(builder);
     let proxy = Arc::clone(proxy);
-    tokio::spawn(async move {
-        let _ = accepted.stream.set_nodelay(true);
-        let head_limit = head_buffer_size(proxy.settings());
-        let mut downstream = Downstream {
-            client_addr: accepted.peer,
-            tls: tls.is_some(),
-            listen_port: accepted.listen_port,
-            sni: None,
-        };
-        let Some(acceptor) = tls else {
-            let io = TokioIo::new(RequestLineGuard::new(accepted.stream, head_limit));
-            return serve_io(&builder, watcher, io, proxy, downstream).await;
-        };
-        let handshake = proxy.settings().tls_handshake_timeout;
-        match tokio::time::timeout(handshake, acceptor.accept(accepted.stream)).await {
-            Ok(Ok(stream)) => {
-                downstream.sni = stream.get_ref().1.server_name().map(Arc::from);
-                let io = TokioIo::new(RequestLineGuard::new(stream, head_limit));
-                serve_io(&builder, watcher, io, proxy, downstream).await;
-            }
-            Ok(Err(error)) => {
-                tracing::debug!(peer = %accepted.peer, %error, "TLS handshake failed")
-            }
-            Err(_) => tracing::debug!(peer = %accepted.peer, "TLS handshake timed out"),
+    proxy
+        .runtime_for_connection()
+        .spawn(serve_connection(accepted, tls, builder, proxy, watcher));
+}
+
+/// Serves one connection until it ends: registers it with the current
+/// runtime, runs the TLS handshake if any, then hyper.
+async fn serve_connection(
+    accepted: Accepted,
+    tls: Option<TlsAcceptor>,
+    builder: Arc<ConnectionBuilder>,
+    proxy: Arc<Proxy>,
+    watcher: Watcher,
+) {
+    let Accepted {
+        stream,
+        peer,
+        listen_port,
+    } = accepted;
+    let stream = match TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(error) => return tracing::debug!(%peer, %error, "cannot register a connection"),
+    };
+    let _ = stream.set_nodelay(true);
+    let head_limit = head_buffer_size(proxy.settings());
+    let mut downstream = Downstream {
+        client_addr: peer,
+        tls: tls.is_some(),
+        listen_port,
+        sni: None,
+    };
+    let Some(acceptor) = tls else {
+        let io = TokioIo::new(RequestLineGuard::new(stream, head_limit));
+        return serve_io(&builder, watcher, io, proxy, downstream).await;
+    };
+    let handshake = proxy.settings().tls_handshake_timeout;
+    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            downstream.sni = stream.get_ref().1.server_name().map(Arc::from);
+            let io = TokioIo::new(RequestLineGuard::new(stream, head_limit));
+            serve_io(&builder, watcher, io, proxy, downstream).await;
         }
-    });
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
 }
 
 /// Runs hyper on `io` until the connection ends.

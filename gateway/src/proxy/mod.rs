@@ -18,10 +18,11 @@ mod request_line;
 pub mod respond;
 pub mod upstream;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use listener::serve;
+use listener::Workers;
 pub use pipeline::{new_request_id, NO_ROUTE_MESSAGE};
 
 use crate::plugins::runner::DEFAULT_BODY_CAP;
@@ -46,6 +47,9 @@ pub struct ProxySettings {
     pub drain_timeout: Duration,
     /// The upstream connection pool.
     pub pool: PoolSettings,
+    /// How many worker threads serve proxy connections (see
+    /// `listener.rs`); 0 serves them on the runtime that calls [`serve`].
+    pub workers: usize,
 }
 
 impl Default for ProxySettings {
@@ -57,8 +61,14 @@ impl Default for ProxySettings {
             tls_handshake_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
             pool: PoolSettings::default(),
+            workers: default_workers(),
         }
     }
+}
+
+/// One worker per core.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// The proxy's shared state: the current snapshot, the upstream pool and
@@ -67,6 +77,8 @@ pub struct Proxy {
     snapshots: Arc<SnapshotHandle>,
     upstream: UpstreamClients,
     settings: ProxySettings,
+    /// The worker threads, started by the first [`serve`].
+    workers: OnceLock<Workers>,
 }
 
 impl Proxy {
@@ -76,6 +88,7 @@ impl Proxy {
             snapshots,
             upstream: UpstreamClients::new(settings.pool.clone()),
             settings,
+            workers: OnceLock::new(),
         }
     }
 

@@ -1,9 +1,11 @@
 //! Sending a request to the service and getting its response head.
 //!
 //! One pooled keep-alive client (hyper-util's legacy `Client` over the
-//! [`crate::tls`] connector, HTTP/1.1) exists per distinct connect timeout,
-//! since the connect timeout lives in the connector; most configurations
-//! share one. The response head must arrive within `read_timeout` once the
+//! [`crate::tls`] connector, HTTP/1.1) exists per thread and distinct
+//! connect timeout: the connect timeout lives in the connector (most
+//! configurations share one), and each proxy worker thread keeps its own
+//! connections, whose tasks then run next to the requests that use them
+//! (see `listener.rs`). The response head must arrive within `read_timeout` once the
 //! request body is sent; the response body then fails if the upstream stays
 //! silent for `read_timeout`. `write_timeout` is not enforced separately.
 //!
@@ -29,6 +31,7 @@
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::io;
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -134,9 +137,14 @@ impl Default for PoolSettings {
 
 type UpstreamClient = Client<UpstreamConnector, Reclaimable>;
 
-/// The pooled upstream clients, by connect timeout in milliseconds.
+/// Which client a request uses: its thread's (a pooled connection is
+/// driven by a task on the runtime that opened it, so it stays with that
+/// thread's requests) for its connect timeout in milliseconds.
+type ClientKey = (ThreadId, u64);
+
+/// The pooled upstream clients, by thread and connect timeout.
 pub struct UpstreamClients {
-    by_connect_timeout: ArcSwap<HashMap<u64, UpstreamClient>>,
+    clients: ArcSwap<HashMap<ClientKey, UpstreamClient>>,
     settings: PoolSettings,
 }
 
@@ -144,29 +152,24 @@ impl UpstreamClients {
     /// No client yet; they are created on first use.
     pub fn new(settings: PoolSettings) -> Self {
         UpstreamClients {
-            by_connect_timeout: ArcSwap::from_pointee(HashMap::new()),
+            clients: ArcSwap::from_pointee(HashMap::new()),
             settings,
         }
     }
 
-    /// The client for a connect timeout, created once.
+    /// The current thread's client for a connect timeout, created once.
     fn client(&self, connect_timeout_ms: u64) -> UpstreamClient {
-        if let Some(client) = self.by_connect_timeout.load().get(&connect_timeout_ms) {
+        let key = (std::thread::current().id(), connect_timeout_ms);
+        if let Some(client) = self.clients.load().get(&key) {
             return client.clone();
         }
         let created = self.build(connect_timeout_ms);
-        self.by_connect_timeout.rcu(|clients| {
+        self.clients.rcu(|clients| {
             let mut clients = HashMap::clone(clients);
-            clients
-                .entry(connect_timeout_ms)
-                .or_insert_with(|| created.clone());
+            clients.entry(key).or_insert_with(|| created.clone());
             clients
         });
-        self.by_connect_timeout
-            .load()
-            .get(&connect_timeout_ms)
-            .cloned()
-            .unwrap_or(created)
+        self.clients.load().get(&key).cloned().unwrap_or(created)
     }
 
     fn build(&self, connect_timeout_ms: u64) -> UpstreamClient {
@@ -406,16 +409,18 @@ mod tests {
         (port, connections)
     }
 
-    /// Reads until the end of a request head (or of the stream).
-    async fn read_head(stream: &mut tokio::net::TcpStream) {
+    /// Reads until the end of a request head; false if the stream ended
+    /// first.
+    async fn read_head(stream: &mut tokio::net::TcpStream) -> bool {
         let mut head = Vec::new();
         let mut chunk = [0u8; 1024];
         while !head.windows(4).any(|window| window == b"\r\n\r\n") {
             match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return false,
                 Ok(read) => head.extend_from_slice(&chunk[..read]),
             }
         }
+        true
     }
 
     async fn send(
@@ -431,6 +436,79 @@ mod tests {
 
     fn empty_body() -> RequestBody {
         RequestBody::new(body::empty(), None)
+    }
+
+    /// An upstream on 127.0.0.1 answering `200 ok` with keep-alive to
+    /// every request, closing each connection after `per_connection`
+    /// answers. Returns its port and its connection count.
+    async fn keep_alive_upstream(per_connection: usize) -> (u16, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    for _ in 0..per_connection {
+                        if !read_head(&mut stream).await {
+                            return;
+                        }
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        let _ = stream.write_all(answer).await;
+                    }
+                });
+            }
+        });
+        (port, connections)
+    }
+
+    /// Reads a response body as hyper's server does: frames until the body
+    /// says it has ended, then drops it.
+    async fn read_like_hyper(response: Response<ProxyBody>) -> Bytes {
+        let mut body = response.into_body();
+        let mut read = Vec::new();
+        while !body.is_end_stream() {
+            match body.frame().await {
+                Some(frame) => read.extend_from_slice(&frame.unwrap().into_data().unwrap()),
+                None => break,
+            }
+        }
+        Bytes::from(read)
+    }
+
+    #[tokio::test]
+    async fn connections_are_reused_once_the_body_was_read() {
+        let (port, connections) = keep_alive_upstream(usize::MAX).await;
+        let service = service("http", "127.0.0.1", port);
+        let clients = UpstreamClients::new(PoolSettings::default());
+        for _ in 0..3 {
+            let response = clients
+                .send(&service, &Method::GET, "/", &HeaderMap::new, empty_body())
+                .await
+                .unwrap();
+            assert_eq!(read_like_hyper(response).await, "ok");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_upstream_closed_is_not_used() {
+        let (port, connections) = keep_alive_upstream(1).await;
+        let mut service = service("http", "127.0.0.1", port);
+        service.retries = 0;
+        let clients = UpstreamClients::new(PoolSettings::default());
+        for _ in 0..2 {
+            // Not idempotent and no retries: only a fresh connection works.
+            let response = clients
+                .send(&service, &Method::POST, "/", &HeaderMap::new, empty_body())
+                .await
+                .expect("a connection that is still open");
+            assert_eq!(read_like_hyper(response).await, "ok");
+            // Gives the upstream time to close the answered connection.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
