@@ -5,9 +5,7 @@
 //! query string); the upstream path itself is computed by the proxy from the
 //! route match, so edits to the URI path are ignored.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -90,13 +88,7 @@ pub struct RequestCtx {
     pub response_headers: HeaderMap,
     /// Typed per-request values plugins pass from access to response.
     pub extensions: http::Extensions,
-    /// A write the response must not overtake (see
-    /// [`RequestCtx::durable_before_reply`]).
-    before_reply: Option<BeforeReply>,
 }
-
-/// A pending write the client's response waits for.
-pub type BeforeReply = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl RequestCtx {
     /// A context for a request that matched `matched`.
@@ -119,28 +111,7 @@ impl RequestCtx {
             snapshot,
             response_headers: HeaderMap::new(),
             extensions: http::Extensions::new(),
-            before_reply: None,
         }
-    }
-
-    /// Holds the response back until `write` completes, e.g. the flush of
-    /// a session row whose cookie the response carries: a client never
-    /// holds a cookie (or a logout's answer) that a crash could undo. Two
-    /// calls wait for both writes, in order.
-    pub fn durable_before_reply(&mut self, write: impl Future<Output = ()> + Send + 'static) {
-        let write: BeforeReply = match self.before_reply.take() {
-            Some(earlier) => Box::pin(async move {
-                earlier.await;
-                write.await;
-            }),
-            None => Box::pin(write),
-        };
-        self.before_reply = Some(write);
-    }
-
-    /// The write the response waits for, if a plugin asked for one.
-    pub fn take_before_reply(&mut self) -> Option<BeforeReply> {
-        self.before_reply.take()
     }
 
     /// `http` or `https`, by the client connection.

@@ -9,9 +9,8 @@
 //! 4. otherwise proxy to the service (503 without one, 502 on a broken
 //!    exchange, 504 on timeouts, 400 when the client's own body breaks);
 //! 5. add Kong's response headers and the headers plugins queued, then run
-//!    the plugins' response phase, wait for any write a plugin asked to be
-//!    durable first (a `storage: kong` session row), and hand the response
-//!    (streaming body) to hyper.
+//!    the plugins' response phase, and hand the response (streaming body)
+//!    to hyper.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,11 +92,7 @@ impl Proxy {
             Some(response) => Outcome::Generated(response),
             None => self.forward(&mut ctx, &route_match, started).await,
         };
-        let response = respond_with(outcome, &runner, &mut ctx, started);
-        if let Some(write) = ctx.take_before_reply() {
-            write.await;
-        }
-        response
+        respond_with(outcome, &runner, &mut ctx, started)
     }
 
     /// Sends the request to the matched service.

@@ -411,27 +411,11 @@ impl Plugin for Session {
         Flow::Continue
     }
 
-    /// Runs for every response: saves a new session when the request
-    /// authenticated with a credential the opened session does not hold
-    /// (see [`Session::save_on_response`]). With `storage: kong`, a response that sets or clears one of our cookies
-    /// (a new session, a renewal, a logout) waits until the session rows
-    /// are on disk.
+    /// Runs for every response. When the request authenticated with a
+    /// credential that the opened session does not hold, saves a new
+    /// session and adds its `Set-Cookie` (and the remember cookie) to
+    /// `head`; anonymous and unauthenticated requests get nothing.
     fn response(&self, ctx: &mut RequestCtx, head: &mut http::response::Parts) {
-        self.save_on_response(ctx, head);
-        if let Some(rows) = &self.storage {
-            if self.sets_our_cookies(&head.headers) {
-                ctx.durable_before_reply(rows.flushed());
-            }
-        }
-    }
-}
-
-impl Session {
-    /// When the request authenticated with a credential that the opened
-    /// session does not hold, saves a new session and adds its `Set-Cookie`
-    /// (and the remember cookie) to `head`; anonymous and unauthenticated
-    /// requests get nothing.
-    fn save_on_response(&self, ctx: &mut RequestCtx, head: &mut http::response::Parts) {
         let (Some(credential), Some(consumer)) = (ctx.credential(), ctx.consumer()) else {
             return;
         };
@@ -466,22 +450,9 @@ impl Session {
             now,
         );
     }
+}
 
-    /// Whether `headers` set (or expire) the session or remember cookie.
-    fn sets_our_cookies(&self, headers: &HeaderMap) -> bool {
-        let names = [
-            self.cookie_name_of(CookieKind::Session),
-            self.cookie_name_of(CookieKind::Remember),
-        ];
-        headers.get_all(SET_COOKIE).iter().any(|line| {
-            let line = line.as_bytes();
-            names.iter().any(|name| {
-                line.strip_prefix(name.as_bytes())
-                    .is_some_and(|rest| rest.first() == Some(&b'='))
-            })
-        })
-    }
-
+impl Session {
     // -----------------------------------------------------------------------
     // Opening
     // -----------------------------------------------------------------------

@@ -209,20 +209,6 @@ impl SessionStorage {
         Ok(removed)
     }
 
-    /// A future that flushes the writes made so far to disk, on sled's
-    /// own threads (not the caller's). Concurrent flushes share the disk
-    /// work: each writes whatever is pending, so under load one fsync
-    /// covers many sessions. A failure is logged; the session is still in
-    /// memory and reaches the disk with a later flush.
-    pub fn flushed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let tree = self.tree.clone();
-        async move {
-            if let Err(error) = tree.flush_async().await {
-                tracing::warn!(%error, "cannot flush session rows to disk");
-            }
-        }
-    }
-
     /// Flushes pending writes to disk.
     pub fn flush(&self) -> Result<(), StorageError> {
         self.tree.flush()?;
