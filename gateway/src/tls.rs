@@ -3,9 +3,9 @@
 //! - [`install_crypto_provider`] makes ring the process-wide default provider.
 //! - [`server_config`] loads a PEM certificate chain and key for the listener
 //!   (`tokio_rustls::TlsAcceptor::from(config)`), TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`.
-//! - [`upstream_connector`] builds the http + https connector of the upstream pool without
-//!   certificate verification, which is Kong's default (services verify upstream certificates
-//!   only when `tls_verify` is set); [`upstream_connector_verified`] verifies certificates.
+//! - [`insecure_client_config`] is the upstream client's config: no certificate
+//!   verification, which is Kong's default (services verify upstream certificates only when
+//!   `tls_verify` is set); [`verified_client_config`] verifies certificates.
 //!
 //! Trust roots for verification: `webpki-roots` and `rustls-native-certs` are not
 //! dependencies, so [`verified_client_config`] trusts the CA PEM file it is given, or else the
@@ -19,10 +19,7 @@ use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -46,9 +43,6 @@ pub const SYSTEM_CA_BUNDLES: &[&str] = &[
     "/etc/ssl/ca-bundle.pem",
     "/etc/ssl/cert.pem",
 ];
-
-/// The connector type of the proxy's upstream pool (http and https).
-pub type UpstreamConnector = HttpsConnector<HttpConnector>;
 
 /// Errors loading TLS material; each names the file involved.
 #[derive(Debug, thiserror::Error)]
@@ -229,54 +223,6 @@ fn pem_error(path: &Path, source: io::Error) -> TlsError {
     }
 }
 
-/// Settings of the upstream connector.
-#[derive(Clone, Debug, Default)]
-pub struct UpstreamOptions {
-    /// TCP connect timeout; `None` leaves it to the operating system.
-    pub connect_timeout: Option<Duration>,
-    /// Offer `h2` (then `http/1.1`) by ALPN on https upstreams, e.g. for gRPCs services.
-    /// Off by default: like Kong, upstreams are spoken to in HTTP/1.1.
-    pub http2: bool,
-}
-
-/// The upstream pool's connector for `http://` and `https://` upstreams, **without**
-/// certificate verification (Kong's default when a service does not set `tls_verify`).
-/// Handshake signatures are still checked, see [`AcceptAnyServerCert`].
-#[must_use]
-pub fn upstream_connector(options: &UpstreamOptions) -> UpstreamConnector {
-    build_connector(insecure_client_config(), options)
-}
-
-/// Like [`upstream_connector`] but verifies upstream certificates and host names against the
-/// CA PEM file `ca_pem`, or against the system bundle when `None` (see the module doc).
-///
-/// # Errors
-///
-/// As [`verified_client_config`].
-pub fn upstream_connector_verified(
-    options: &UpstreamOptions,
-    ca_pem: Option<&Path>,
-) -> Result<UpstreamConnector, TlsError> {
-    Ok(build_connector(verified_client_config(ca_pem)?, options))
-}
-
-/// Wraps a TCP connector (nodelay, any scheme, optional connect timeout) with TLS.
-fn build_connector(tls: ClientConfig, options: &UpstreamOptions) -> UpstreamConnector {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(options.connect_timeout);
-    let builder = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1();
-    if options.http2 {
-        builder.enable_http2().wrap_connector(http)
-    } else {
-        builder.wrap_connector(http)
-    }
-}
-
 /// A client config (TLS 1.2/1.3, no ALPN) that accepts any server certificate.
 ///
 /// # Panics
@@ -398,11 +344,11 @@ mod tests {
     use super::*;
     use std::process::Command;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
 
     use bytes::Bytes;
-    use http_body_util::{BodyExt, Empty, Full};
+    use http_body_util::{BodyExt, Full};
     use hyper::service::service_fn;
-    use hyper_util::client::legacy::Client;
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use tokio::net::{TcpListener, TcpStream};
     use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -667,13 +613,32 @@ mod tests {
         port
     }
 
-    async fn fetch(connector: UpstreamConnector, url: &str) -> Result<(u16, Bytes), String> {
-        let client: Client<_, Empty<Bytes>> =
-            Client::builder(TokioExecutor::new()).build(connector);
-        let uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
-        let resp = client.get(uri).await.map_err(|e| format!("{e:?}"))?;
-        let status = resp.status().as_u16();
-        let body = resp
+    /// A GET of `/` on `port` through the proxy's upstream client, for a
+    /// service of `protocol` on `host`.
+    async fn fetch(protocol: &str, host: &str, port: u16) -> Result<(u16, Bytes), String> {
+        use crate::proxy::upstream::{PoolSettings, RequestBody, UpstreamClients};
+        let service: schemas::model::Service = serde_json::from_value(serde_json::json!({
+            "id": uuid::Uuid::new_v4(), "name": null, "protocol": protocol, "host": host,
+            "port": port, "path": null, "retries": 0, "connect_timeout": 200,
+            "write_timeout": 2000, "read_timeout": 2000, "enabled": true, "tls_verify": null,
+            "tls_verify_depth": null, "tags": null, "created_at": null, "updated_at": null
+        }))
+        .expect("service");
+        let headers = || {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::HOST,
+                http::HeaderValue::from_static("upstream"),
+            );
+            headers
+        };
+        let body = RequestBody::new(crate::proxy::body::empty(), None);
+        let response = UpstreamClients::new(PoolSettings::default())
+            .send(&service, &http::Method::GET, "/x", &headers, body)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let status = response.status().as_u16();
+        let body = response
             .into_body()
             .collect()
             .await
@@ -682,72 +647,57 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn upstream_connector_speaks_https_and_http() {
+    async fn upstream_client_speaks_https_and_http() {
         let pki = Pki::new();
         pki.self_signed("srv", EC);
         let server = server_config(&pki.path("srv.pem"), &pki.path("srv.key")).expect("config");
         let port = https_server(server).await;
-        let options = UpstreamOptions {
-            connect_timeout: Some(Duration::from_secs(2)),
-            http2: false,
-        };
-        let (status, body) = fetch(
-            upstream_connector(&options),
-            &format!("https://127.0.0.1:{port}/"),
-        )
-        .await
-        .expect("https through the insecure connector");
-        assert_eq!((status, &body[..]), (200, &b"tls-ok HTTP/1.1"[..]));
-
-        let h2 = UpstreamOptions {
-            http2: true,
-            ..options.clone()
-        };
-        let (status, body) = fetch(
-            upstream_connector(&h2),
-            &format!("https://localhost:{port}/"),
-        )
-        .await
-        .expect("h2 over https");
-        assert_eq!((status, &body[..]), (200, &b"tls-ok HTTP/2.0"[..]));
+        for host in ["127.0.0.1", "localhost"] {
+            let (status, body) = fetch("https", host, port)
+                .await
+                .expect("https through the upstream client");
+            assert_eq!((status, &body[..]), (200, &b"tls-ok HTTP/1.1"[..]));
+        }
 
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let echo_port = listener.local_addr().expect("addr").port();
         tokio::spawn(crate::echo::serve(listener, std::future::pending()));
-        let (status, body) = fetch(
-            upstream_connector(&options),
-            &format!("http://127.0.0.1:{echo_port}/x"),
-        )
-        .await
-        .expect("plain http through the same connector");
+        let (status, body) = fetch("http", "127.0.0.1", echo_port)
+            .await
+            .expect("plain http through the same client");
         assert_eq!(status, 200);
         assert!(String::from_utf8_lossy(&body).contains("\"path\":\"/x\""));
     }
 
     #[tokio::test]
-    async fn verified_connector_trusts_only_the_given_ca() {
+    async fn verified_config_trusts_only_the_given_ca() {
         let pki = Pki::new();
         pki.ca_and_leaf();
         pki.self_signed_as("other", "/CN=Other Test CA", EC);
         let server = server_config(&pki.path("leaf.pem"), &pki.path("leaf.key")).expect("config");
         let port = https_server(server).await;
-        let options = UpstreamOptions::default();
+        let connect = |config: ClientConfig| async move {
+            let tcp = TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect");
+            let name = ServerName::try_from("localhost").expect("name");
+            TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("{e:?}"))
+        };
 
-        let trusted = upstream_connector_verified(&options, Some(&pki.path("ca.pem"))).expect("ca");
-        let (status, _) = fetch(trusted, &format!("https://localhost:{port}/"))
-            .await
-            .expect("verified handshake");
-        assert_eq!(status, 200);
+        let trusted = verified_client_config(Some(&pki.path("ca.pem"))).expect("ca");
+        connect(trusted).await.expect("verified handshake");
 
-        let untrusted =
-            upstream_connector_verified(&options, Some(&pki.path("other.pem"))).expect("other ca");
-        let err = fetch(untrusted, &format!("https://localhost:{port}/"))
+        let untrusted = verified_client_config(Some(&pki.path("other.pem"))).expect("other ca");
+        let err = connect(untrusted)
             .await
             .expect_err("unknown issuer must fail");
         assert!(err.contains("UnknownIssuer"), "{err}");
 
         let missing = pki.path("nope.pem");
-        let err = upstream_connector_verified(&options, Some(&missing)).expect_err("missing ca");
+        let err = verified_client_config(Some(&missing)).expect_err("missing ca");
         assert!(
             err.to_string().contains(&*missing.to_string_lossy()),
             "{err}"
@@ -775,17 +725,12 @@ mod tests {
 
     #[tokio::test]
     async fn connect_timeout_applies() {
-        // Nothing accepts on `_listener`, so its full queue drops the connector's SYN.
+        // Nothing accepts on `_listener`, so its full queue drops the client's SYN.
         let (_listener, _held, addr) = saturated_listener().await;
-        let options = UpstreamOptions {
-            connect_timeout: Some(Duration::from_millis(200)),
-            http2: false,
-        };
         let started = std::time::Instant::now();
-        let url = format!("http://{addr}/");
         let result = tokio::time::timeout(
             Duration::from_secs(5),
-            fetch(upstream_connector(&options), &url),
+            fetch("http", &addr.ip().to_string(), addr.port()),
         )
         .await;
         let elapsed = started.elapsed();
@@ -794,6 +739,6 @@ mod tests {
             other => panic!("the connect must time out on its own: {other:?}"),
         };
         assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
-        assert!(err.contains("TimedOut"), "{err}");
+        assert!(err.contains("ConnectTimeout"), "{err}");
     }
 }

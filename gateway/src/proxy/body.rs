@@ -7,18 +7,11 @@
 //! - [`buffer`]: reads a body into memory up to a cap; past the cap the bytes
 //!   read so far are put back in front of the rest ([`Prefixed`]) so the
 //!   body still reaches the upstream intact.
-//! - [`Reclaimable`]: the upstream request body; if the upstream connection
-//!   fails before the body was touched, the body can be taken back and sent
-//!   again on a retry. It also reports when it has been sent completely,
-//!   which starts the upstream read timeout, and wraps the client body's
-//!   errors in [`RequestBodyError`] so that a client's fault (a broken
-//!   chunked body) is not taken for the upstream's.
 //! - [`IdleTimeout`]: fails an upstream response body that stays silent
 //!   longer than the service's read timeout.
 
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,7 +19,6 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 /// Any error a body can fail with.
@@ -143,133 +135,6 @@ impl Body for Prefixed {
     }
 }
 
-/// Where a [`Reclaimable`] body waits until its first poll.
-type Slot = Arc<Mutex<Option<ProxyBody>>>;
-
-/// The upstream request body: it can be taken back while untouched (a
-/// connect failure) and it signals [`Reclaimable::sent`] once it has been
-/// sent completely, or dropped.
-pub struct Reclaimable {
-    slot: Slot,
-    active: Option<ProxyBody>,
-    hint: SizeHint,
-    end_of_stream: bool,
-    sent: Arc<Notify>,
-    signalled: bool,
-}
-
-/// The other half of a [`Reclaimable`]: takes the body back.
-pub struct ReclaimHandle {
-    slot: Slot,
-}
-
-impl ReclaimHandle {
-    /// The body if the upstream connection never started reading it.
-    pub fn reclaim(&self) -> Option<ProxyBody> {
-        self.slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-    }
-}
-
-impl Reclaimable {
-    /// Wraps `body`; returns the body and the handle that can reclaim it.
-    pub fn new(body: ProxyBody) -> (Self, ReclaimHandle) {
-        let hint = body.size_hint();
-        let end_of_stream = body.is_end_stream();
-        let slot: Slot = Arc::new(Mutex::new(Some(body)));
-        let handle = ReclaimHandle {
-            slot: Arc::clone(&slot),
-        };
-        let reclaimable = Reclaimable {
-            slot,
-            active: None,
-            hint,
-            end_of_stream,
-            sent: Arc::new(Notify::new()),
-            signalled: false,
-        };
-        (reclaimable, handle)
-    }
-
-    /// Notified once the whole body has been handed to the upstream
-    /// connection (or the body was dropped).
-    pub fn sent(&self) -> Arc<Notify> {
-        Arc::clone(&self.sent)
-    }
-
-    fn signal_sent(&mut self) {
-        if !self.signalled {
-            self.signalled = true;
-            self.sent.notify_one();
-        }
-    }
-}
-
-impl Body for Reclaimable {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.active.is_none() {
-            let taken = self
-                .slot
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            self.active = taken;
-        }
-        let Some(active) = self.active.as_mut() else {
-            self.signal_sent();
-            return Poll::Ready(None);
-        };
-        let polled = Pin::new(active).poll_frame(cx);
-        match polled {
-            Poll::Ready(Some(Err(error))) => {
-                self.signal_sent();
-                Poll::Ready(Some(Err(Box::new(RequestBodyError(error)))))
-            }
-            Poll::Ready(None) => {
-                self.signal_sent();
-                Poll::Ready(None)
-            }
-            other => other,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.active {
-            Some(active) => active.is_end_stream(),
-            None => self.end_of_stream,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.active {
-            Some(active) => active.size_hint(),
-            None => self.hint,
-        }
-    }
-}
-
-impl Drop for Reclaimable {
-    fn drop(&mut self) {
-        self.signal_sent();
-    }
-}
-
-/// The client's request body failed while it was sent upstream (a broken
-/// chunked encoding, a client gone mid-body). It travels through hyper's
-/// client error as its source, which is how the upstream send tells it
-/// from a failure of the upstream.
-#[derive(Debug, thiserror::Error)]
-#[error("the client's request body failed: {0}")]
-pub struct RequestBodyError(#[source] BoxError);
-
 /// The error of an [`IdleTimeout`] body.
 #[derive(Debug, thiserror::Error)]
 #[error("the upstream sent nothing for {0:?}")]
@@ -382,35 +247,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn untouched_bodies_can_be_reclaimed() {
-        let (body, handle) = Reclaimable::new(full("payload"));
-        drop(body);
-        let reclaimed = handle.reclaim().expect("body was never polled");
-        assert_eq!(collect(reclaimed).await, "payload");
-    }
-
-    #[tokio::test]
-    async fn polled_bodies_signal_sent() {
-        let (body, handle) = Reclaimable::new(full("payload"));
-        let sent = body.sent();
-        assert_eq!(collect(body.boxed_unsync()).await, "payload");
-        assert!(handle.reclaim().is_none());
-        tokio::time::timeout(Duration::from_secs(1), sent.notified())
-            .await
-            .expect("sent was signalled");
-    }
-
-    #[tokio::test]
-    async fn client_body_errors_are_marked_as_such() {
-        let (body, _handle) = Reclaimable::new(Failing.boxed_unsync());
-        let error = body.collect().await.expect_err("the body fails");
-        assert!(
-            error.downcast_ref::<RequestBodyError>().is_some(),
-            "{error}"
-        );
-    }
-
-    #[tokio::test]
     async fn idle_bodies_time_out() {
         let body = IdleTimeout::new(Silent.boxed_unsync(), Duration::from_millis(20)).into_body();
         let error = body.collect().await.expect_err("times out");
@@ -428,20 +264,6 @@ mod tests {
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
             Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
-        }
-    }
-
-    /// A body that fails at once.
-    struct Failing;
-
-    impl Body for Failing {
-        type Data = Bytes;
-        type Error = BoxError;
-        fn poll_frame(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-            Poll::Ready(Some(Err("invalid chunk size".into())))
         }
     }
 

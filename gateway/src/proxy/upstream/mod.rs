@@ -1,11 +1,18 @@
-//! Sending a request to the service and getting its response head.
+//! Sending a request to the service and getting its response head, over
+//! our own HTTP/1.1 client.
 //!
-//! One pooled keep-alive client (hyper-util's legacy `Client` over the
-//! [`crate::tls`] connector, HTTP/1.1) exists per thread and distinct
-//! connect timeout: the connect timeout lives in the connector (most
-//! configurations share one), and each proxy worker thread keeps its own
-//! connections, whose tasks then run next to the requests that use them
-//! (see `listener.rs`). The response head must arrive within `read_timeout` once the
+//! The exchange runs in the request's own task: take a pooled connection
+//! (or open one, see `connect.rs`), write the request head and body, read
+//! the response head (`exchange.rs`), and hand the client a body that reads
+//! the rest off the connection and returns the connection to the pool at
+//! its end (`response_body.rs`). No connection task, channel or lock sits
+//! between the request and its socket; idle connections are kept per
+//! proxy worker thread (`pool.rs`). Upstreams are spoken to in HTTP/1.1,
+//! as Kong does; `https` services over TLS without certificate
+//! verification (Kong's default when `tls_verify` is unset).
+//!
+//! Timeouts: `connect_timeout` bounds resolving, connecting and the TLS
+//! handshake; the response head must arrive within `read_timeout` once the
 //! request body is sent; the response body then fails if the upstream stays
 //! silent for `read_timeout`. `write_timeout` is not enforced separately.
 //!
@@ -14,59 +21,58 @@
 //! - a connect failure, for any method (nothing was sent);
 //! - a connection closed or reset before the response head arrived (a
 //!   pooled keep-alive connection the upstream closed as the request
-//!   arrived), for idempotent methods only. hyper drops that connection,
-//!   so the next attempt takes another pooled one or a fresh one. hyper
-//!   does not say whether part of a head had arrived; nothing of the
-//!   response has reached the client either way.
+//!   arrived), for idempotent methods only. The next attempt takes another
+//!   pooled connection or a fresh one; nothing of the response has reached
+//!   the client.
 //!
 //! Another attempt needs the body again: the body itself if the failed
-//! attempt never touched it, else the copy a [`RequestBody`] keeps of an
-//! empty body or of one a plugin buffered; a streamed body that was read is
-//! not retried.
+//! attempt never read it, else the copy a [`RequestBody`] keeps of an empty
+//! body or of one a plugin buffered; a streamed body that was read is not
+//! retried.
 //!
-//! A failure of the client's own request body ([`RequestBodyError`], e.g. a
-//! broken chunked encoding) is reported as [`UpstreamError::RequestBody`],
-//! a 400, and never retried.
+//! A failure of the client's own request body (e.g. a broken chunked
+//! encoding) is reported as [`UpstreamError::RequestBody`], a 400, and
+//! never retried.
 
-use std::collections::HashMap;
-use std::error::Error as StdError;
-use std::io;
-use std::thread::ThreadId;
+mod connect;
+mod exchange;
+mod pool;
+mod response_body;
+
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::BodyExt as _;
 use hyper::body::Body as _;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use schemas::model::Service;
+use tokio_rustls::TlsConnector;
 
-use super::body::{self, IdleTimeout, ProxyBody, Reclaimable, RequestBodyError};
-use crate::tls::{self, UpstreamConnector, UpstreamOptions};
+use super::body::{self, BoxError, IdleTimeout, ProxyBody};
+use connect::{ConnectError, Connection, Target};
+use exchange::{ExchangeError, Framing, Outgoing, SendFailure};
+use pool::Pool;
+use response_body::UpstreamBody;
 
 /// Why the upstream did not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// The upstream URI could not be built from the service and path.
-    #[error("invalid upstream uri {0:?}")]
-    InvalidUri(String),
     /// Connecting failed (after retries).
     #[error("cannot connect to the upstream: {0}")]
-    Connect(#[source] hyper_util::client::legacy::Error),
+    Connect(#[source] std::io::Error),
     /// Connecting timed out (after retries).
-    #[error("connecting to the upstream timed out: {0}")]
-    ConnectTimeout(#[source] hyper_util::client::legacy::Error),
+    #[error("connecting to the upstream timed out after {0:?}")]
+    ConnectTimeout(Duration),
     /// The response head did not arrive within the read timeout.
     #[error("the upstream did not answer within {0:?}")]
     ReadTimeout(Duration),
     /// The upstream broke the exchange or sent an invalid response.
     #[error("invalid upstream response: {0}")]
-    Exchange(#[source] hyper_util::client::legacy::Error),
+    Exchange(#[source] ExchangeError),
     /// The client's request body failed while it was being sent (a broken
     /// chunked encoding, a client gone): the client's fault.
     #[error("the client's request body failed: {0}")]
-    RequestBody(#[source] hyper_util::client::legacy::Error),
+    RequestBody(#[source] BoxError),
 }
 
 impl UpstreamError {
@@ -85,6 +91,37 @@ impl UpstreamError {
             UpstreamError::RequestBody(_) => StatusCode::BAD_REQUEST,
             _ if self.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Whether another attempt may succeed: after a connect failure
+    /// (nothing was sent), or, for an idempotent method, after the
+    /// connection closed before the response head arrived.
+    fn retryable(&self, method: &Method) -> bool {
+        match self {
+            UpstreamError::Connect(_) | UpstreamError::ConnectTimeout(_) => true,
+            UpstreamError::Exchange(error) => {
+                method.is_idempotent() && error.closed_before_response()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<ConnectError> for UpstreamError {
+    fn from(error: ConnectError) -> Self {
+        match error {
+            ConnectError::Io(error) => UpstreamError::Connect(error),
+            ConnectError::Timeout(after) => UpstreamError::ConnectTimeout(after),
+        }
+    }
+}
+
+impl From<SendFailure> for UpstreamError {
+    fn from(failure: SendFailure) -> Self {
+        match failure {
+            SendFailure::Exchange(error) => UpstreamError::Exchange(error),
+            SendFailure::RequestBody(error) => UpstreamError::RequestBody(error),
         }
     }
 }
@@ -117,12 +154,13 @@ fn replayed(bytes: &Bytes) -> ProxyBody {
     }
 }
 
-/// Pool settings of the upstream clients.
+/// Pool settings of the upstream connections.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     /// How long an idle keep-alive connection stays in the pool.
     pub idle_timeout: Duration,
-    /// The most idle connections kept per upstream host.
+    /// The most idle connections kept per upstream host (per worker
+    /// thread).
     pub max_idle_per_host: usize,
 }
 
@@ -135,55 +173,19 @@ impl Default for PoolSettings {
     }
 }
 
-type UpstreamClient = Client<UpstreamConnector, Reclaimable>;
-
-/// Which client a request uses: its thread's (a pooled connection is
-/// driven by a task on the runtime that opened it, so it stays with that
-/// thread's requests) for its connect timeout in milliseconds.
-type ClientKey = (ThreadId, u64);
-
-/// The pooled upstream clients, by thread and connect timeout.
+/// The proxy's upstream client: its connection pool and TLS settings.
 pub struct UpstreamClients {
-    clients: ArcSwap<HashMap<ClientKey, UpstreamClient>>,
-    settings: PoolSettings,
+    pool: Pool,
+    tls: TlsConnector,
 }
 
 impl UpstreamClients {
-    /// No client yet; they are created on first use.
+    /// No connection yet; they are opened on first use.
     pub fn new(settings: PoolSettings) -> Self {
         UpstreamClients {
-            clients: ArcSwap::from_pointee(HashMap::new()),
-            settings,
+            pool: Pool::new(settings.idle_timeout, settings.max_idle_per_host),
+            tls: connect::tls_connector(),
         }
-    }
-
-    /// The current thread's client for a connect timeout, created once.
-    fn client(&self, connect_timeout_ms: u64) -> UpstreamClient {
-        let key = (std::thread::current().id(), connect_timeout_ms);
-        if let Some(client) = self.clients.load().get(&key) {
-            return client.clone();
-        }
-        let created = self.build(connect_timeout_ms);
-        self.clients.rcu(|clients| {
-            let mut clients = HashMap::clone(clients);
-            clients.entry(key).or_insert_with(|| created.clone());
-            clients
-        });
-        self.clients.load().get(&key).cloned().unwrap_or(created)
-    }
-
-    fn build(&self, connect_timeout_ms: u64) -> UpstreamClient {
-        let options = UpstreamOptions {
-            connect_timeout: Some(Duration::from_millis(connect_timeout_ms)),
-            http2: false,
-        };
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.settings.idle_timeout)
-            .pool_max_idle_per_host(self.settings.max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .set_host(false)
-            .build(tls::upstream_connector(&options))
     }
 
     /// Sends `method path_and_query` with the headers `headers` makes (once
@@ -198,144 +200,92 @@ impl UpstreamClients {
         headers: &(dyn Fn() -> HeaderMap + Sync),
         body: RequestBody,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
-        let uri = upstream_uri(service, path_and_query)?;
-        let client = self.client(service.connect_timeout);
-        let read_timeout = Duration::from_millis(service.read_timeout);
-        let RequestBody { mut body, replay } = body;
+        let target = target(service);
+        let RequestBody { body, replay } = body;
+        let mut body = Some(body);
         let mut attempt = 0;
         loop {
-            let (upstream_body, reclaim) = Reclaimable::new(body);
-            let request = build_request(method, &uri, headers(), upstream_body);
-            let error = match send_once(&client, request, read_timeout).await {
-                Ok(response) => return Ok(with_idle_timeout(response, read_timeout)),
-                Err(SendError::Timeout) => return Err(UpstreamError::ReadTimeout(read_timeout)),
-                Err(SendError::Client(error)) => error,
+            let mut request = Outgoing {
+                method,
+                path_and_query,
+                headers: headers(),
             };
-            let (error, retryable) = classify(error, method);
-            let again = if retryable && attempt < service.retries {
-                reclaim.reclaim().or_else(|| replay.as_ref().map(replayed))
-            } else {
-                None
+            let error = match self.attempt(service, target, &mut request, &mut body).await {
+                Ok(response) => return Ok(response),
+                Err(error) => error,
             };
-            let Some(again) = again else {
+            if !error.retryable(method) || attempt >= service.retries {
                 return Err(error);
-            };
+            }
+            if body.is_none() {
+                body = replay.as_ref().map(replayed);
+            }
+            if body.is_none() {
+                return Err(error);
+            }
             attempt += 1;
             tracing::debug!(service = %service.id, attempt, %error, "retrying the upstream request");
-            body = again;
         }
     }
-}
 
-/// The error of a failed attempt, and whether another attempt may succeed:
-/// after a connect failure (nothing was sent), or, for an idempotent
-/// method, after the connection closed before the response head arrived.
-fn classify(error: hyper_util::client::legacy::Error, method: &Method) -> (UpstreamError, bool) {
-    if causes(&error).any(|cause| cause.is::<RequestBodyError>()) {
-        return (UpstreamError::RequestBody(error), false);
-    }
-    if error.is_connect() {
-        return (connect_error(error), true);
-    }
-    let retryable = method.is_idempotent() && closed_before_response(&error);
-    (UpstreamError::Exchange(error), retryable)
-}
-
-/// Whether the upstream connection ended (closed, reset, or gone before the
-/// request could be written) without a complete response head.
-fn closed_before_response(error: &hyper_util::client::legacy::Error) -> bool {
-    causes(error).any(|cause| {
-        if let Some(hyper_error) = cause.downcast_ref::<hyper::Error>() {
-            return hyper_error.is_incomplete_message() || hyper_error.is_canceled();
-        }
-        cause.downcast_ref::<io::Error>().is_some_and(|io| {
-            matches!(
-                io.kind(),
-                io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe
-            )
-        })
-    })
-}
-
-/// The causes of `error`, outermost first (not `error` itself).
-fn causes<'a>(
-    error: &'a (dyn StdError + 'static),
-) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(error.source(), |&cause| cause.source())
-}
-
-enum SendError {
-    Client(hyper_util::client::legacy::Error),
-    Timeout,
-}
-
-/// One attempt: the response head, or an error. The read timeout starts
-/// once the request body has been sent.
-async fn send_once(
-    client: &UpstreamClient,
-    request: Request<Reclaimable>,
-    read_timeout: Duration,
-) -> Result<Response<hyper::body::Incoming>, SendError> {
-    let body_sent = request.body().sent();
-    let body_is_empty = hyper::body::Body::is_end_stream(request.body());
-    let deadline = async move {
-        if !body_is_empty {
-            body_sent.notified().await;
-        }
-        tokio::time::sleep(read_timeout).await;
-    };
-    tokio::select! {
-        result = client.request(request) => result.map_err(SendError::Client),
-        () = deadline => Err(SendError::Timeout),
+    /// One attempt on a pooled or new connection.
+    async fn attempt(
+        &self,
+        service: &Service,
+        target: Target<'_>,
+        request: &mut Outgoing<'_>,
+        body: &mut Option<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        let mut connection = match self.pool.take(target) {
+            Some(connection) => connection,
+            None => {
+                let connect_timeout = Duration::from_millis(service.connect_timeout);
+                let home = self.pool.home(target);
+                connect::connect(target, connect_timeout, &self.tls, home).await?
+            }
+        };
+        exchange::write_request(&mut connection, request, body).await?;
+        let read_timeout = Duration::from_millis(service.read_timeout);
+        let head = tokio::time::timeout(
+            read_timeout,
+            exchange::read_head(&mut connection, request.method),
+        )
+        .await
+        .map_err(|_| UpstreamError::ReadTimeout(read_timeout))?
+        .map_err(UpstreamError::Exchange)?;
+        Ok(with_body(head, connection, read_timeout))
     }
 }
 
-fn build_request(
-    method: &Method,
-    uri: &Uri,
-    headers: HeaderMap,
-    body: Reclaimable,
-) -> Request<Reclaimable> {
-    let mut request = Request::new(body);
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri.clone();
-    *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
-    request
+/// Where `service`'s requests go.
+fn target(service: &Service) -> Target<'_> {
+    Target {
+        tls: matches!(service.protocol.as_str(), "https" | "grpcs"),
+        host: &service.host,
+        port: service.port,
+    }
 }
 
-fn with_idle_timeout(
-    response: Response<hyper::body::Incoming>,
+/// The response with its body: empty (the connection is free at once) or
+/// read off the connection, failing after `read_timeout` of silence.
+fn with_body(
+    head: exchange::Head,
+    connection: Connection,
     read_timeout: Duration,
 ) -> Response<ProxyBody> {
-    response.map(|incoming| IdleTimeout::new(body::boxed(incoming), read_timeout).into_body())
-}
-
-/// A connect error, classified as a timeout when an I/O timeout caused it.
-fn connect_error(error: hyper_util::client::legacy::Error) -> UpstreamError {
-    let timed_out = causes(&error).any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
-    });
-    if timed_out {
-        UpstreamError::ConnectTimeout(error)
-    } else {
-        UpstreamError::Connect(error)
+    let exchange::Head {
+        response,
+        framing,
+        keep_alive,
+    } = head;
+    if framing == Framing::Empty {
+        if keep_alive && connection.read_buf.is_empty() {
+            pool::put(connection);
+        }
+        return response.map(|()| body::empty());
     }
-}
-
-/// `scheme://host:port` + `path_and_query` for `service`.
-pub fn upstream_uri(service: &Service, path_and_query: &str) -> Result<Uri, UpstreamError> {
-    let scheme = match service.protocol.as_str() {
-        "https" | "grpcs" => "https",
-        _ => "http",
-    };
-    let host = super::headers::bracketed(&service.host);
-    let text = format!("{scheme}://{host}:{}{path_and_query}", service.port);
-    Uri::try_from(text.as_str()).map_err(|_| UpstreamError::InvalidUri(text))
+    let streamed = UpstreamBody::new(connection, framing, keep_alive);
+    response.map(|()| IdleTimeout::new(streamed.boxed_unsync(), read_timeout).into_body())
 }
 
 #[cfg(test)]
@@ -359,11 +309,12 @@ mod tests {
     }
 
     #[test]
-    fn uris() {
-        let uri = upstream_uri(&service("https", "::1", 8443), "/a?b=1").unwrap();
-        assert_eq!(uri.to_string(), "https://[::1]:8443/a?b=1");
-        let uri = upstream_uri(&service("http", "example.com", 80), "/x?").unwrap();
-        assert_eq!(uri.path_and_query().unwrap().as_str(), "/x?");
+    fn targets() {
+        let https = service("https", "::1", 8443);
+        let target = target(&https);
+        assert!(target.tls);
+        assert_eq!((target.host, target.port), ("::1", 8443));
+        assert!(!super::target(&service("http", "example.com", 80)).tls);
     }
 
     #[tokio::test]
@@ -490,6 +441,130 @@ mod tests {
             assert_eq!(read_like_hyper(response).await, "ok");
         }
         assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn connections_idle_past_the_idle_timeout_are_not_reused() {
+        let (port, connections) = keep_alive_upstream(usize::MAX).await;
+        let service = service("http", "127.0.0.1", port);
+        let settings = PoolSettings {
+            idle_timeout: Duration::from_millis(50),
+            max_idle_per_host: 8,
+        };
+        let clients = UpstreamClients::new(settings);
+        for pause in [0, 0, 120] {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            let response = clients
+                .send(&service, &Method::GET, "/", &HeaderMap::new, empty_body())
+                .await
+                .unwrap();
+            assert_eq!(read_like_hyper(response).await, "ok");
+        }
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            2,
+            "reused once, then expired"
+        );
+
+        let no_pool = UpstreamClients::new(PoolSettings {
+            idle_timeout: Duration::from_secs(60),
+            max_idle_per_host: 0,
+        });
+        for _ in 0..2 {
+            let response = no_pool
+                .send(&service, &Method::GET, "/", &HeaderMap::new, empty_body())
+                .await
+                .unwrap();
+            assert_eq!(read_like_hyper(response).await, "ok");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 4, "nothing kept idle");
+    }
+
+    #[tokio::test]
+    async fn chunked_and_close_delimited_responses_stream_through() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let index = counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    // First connection: two chunked answers; later ones: one
+                    // answer delimited by the close.
+                    let answers: &[&[u8]] = if index == 0 {
+                        &[b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n",
+                          b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nf\r\n0\r\n\r\n"]
+                    } else {
+                        &[b"HTTP/1.0 200 OK\r\n\r\nuntil close"]
+                    };
+                    for answer in answers {
+                        if !read_head(&mut stream).await {
+                            return;
+                        }
+                        let _ = stream.write_all(answer).await;
+                    }
+                });
+            }
+        });
+        let service = service("http", "127.0.0.1", port);
+        let clients = UpstreamClients::new(PoolSettings::default());
+        let mut bodies = Vec::new();
+        for _ in 0..3 {
+            let response = clients
+                .send(&service, &Method::GET, "/", &HeaderMap::new, empty_body())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            bodies.push(read_like_hyper(response).await);
+        }
+        assert_eq!(bodies, ["abcde", "f", "until close"]);
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn bodies_of_unknown_length_go_chunked_and_known_ones_with_a_length() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(crate::echo::serve(listener, std::future::pending()));
+        let service = service("http", "127.0.0.1", port);
+        let clients = UpstreamClients::new(PoolSettings::default());
+        let chunks = (0..50).map(|_| Bytes::from(vec![b'c'; 20_000])).collect();
+        let streamed = Chunks(chunks);
+        let bodies = [
+            RequestBody::new(streamed.boxed_unsync(), None),
+            RequestBody::new(body::full(vec![b'f'; 1_000_000]), None),
+        ];
+        for body in bodies {
+            let response = clients
+                .send(
+                    &service,
+                    &Method::POST,
+                    "/stream-upload",
+                    &HeaderMap::new,
+                    body,
+                )
+                .await
+                .unwrap();
+            let received: serde_json::Value =
+                serde_json::from_slice(&read_like_hyper(response).await).unwrap();
+            assert_eq!(received["received_bytes"], 1_000_000);
+        }
+    }
+
+    /// A body yielding one frame per chunk, of unknown length.
+    struct Chunks(std::collections::VecDeque<Bytes>);
+
+    impl hyper::body::Body for Chunks {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+            let chunk = self.0.pop_front();
+            std::task::Poll::Ready(chunk.map(|chunk| Ok(hyper::body::Frame::data(chunk))))
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,556 @@
+//! One HTTP/1.1 exchange on an upstream connection: the request head and
+//! body out ([`write_request`]), the response head in ([`read_head`]).
+//!
+//! The head is encoded into the connection's write buffer and sent with the
+//! body's first frame when that frame is ready, so a request with a small
+//! body (or none) is one `write()`. Request body framing follows the
+//! client's `Content-Length`, else the body's exact size, else chunked
+//! encoding. The response head is parsed with `httparse`; header values are
+//! slices of the one buffer the head arrived in (no copy per value).
+//! Interim `1xx` responses are skipped, as hyper's client did.
+
+use std::future::poll_fn;
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING,
+};
+use http::{Method, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Body;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::connect::Connection;
+use crate::proxy::body::{BoxError, ProxyBody};
+
+/// The largest response head accepted (nginx's default
+/// `proxy_buffer_size` is 4 or 8 KiB; hyper's client allowed ~400 KiB).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// The most response headers accepted (hyper's client's limit).
+const MAX_HEADERS: usize = 100;
+
+/// How much more room a read asks for.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A body frame up to this size is copied next to its chunk framing and
+/// written with one `write()`; larger ones are written separately.
+const COALESCE_BYTES: usize = 16 * 1024;
+
+/// The request to send, its headers already prepared for the upstream.
+pub struct Outgoing<'a> {
+    pub method: &'a Method,
+    /// The request target; empty means `/`.
+    pub path_and_query: &'a str,
+    pub headers: HeaderMap,
+}
+
+/// Why an exchange failed on the upstream's side.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The connection ended before a complete response head arrived.
+    #[error("the upstream closed the connection before a complete response head")]
+    Closed,
+    /// Reading or writing the connection failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The response head is not HTTP/1.x.
+    #[error("malformed response head: {0}")]
+    Malformed(httparse::Error),
+    /// The response head did not fit in [`MAX_HEAD_BYTES`].
+    #[error("response head larger than {MAX_HEAD_BYTES} bytes")]
+    HeadTooLarge,
+    /// The head parsed but says something the proxy cannot follow.
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+impl ExchangeError {
+    /// Whether the connection closed or was reset before any response
+    /// (an upstream closing an idle keep-alive connection as the request
+    /// arrived): the request may be sent again if it is idempotent.
+    pub fn closed_before_response(&self) -> bool {
+        match self {
+            ExchangeError::Closed => true,
+            ExchangeError::Io(error) => matches!(
+                error.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Why sending the request failed.
+#[derive(Debug)]
+pub enum SendFailure {
+    /// The upstream connection failed.
+    Exchange(ExchangeError),
+    /// The client's own body failed (a broken chunked encoding).
+    RequestBody(BoxError),
+}
+
+impl From<io::Error> for SendFailure {
+    fn from(error: io::Error) -> Self {
+        SendFailure::Exchange(ExchangeError::Io(error))
+    }
+}
+
+/// How a request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestFraming {
+    /// No body.
+    None,
+    /// `Content-Length` (the client's, or added for a body of known size).
+    Length,
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// Writes the request head and body. The body is taken out of `body` once
+/// it is about to be read; an empty body stays there (it can be sent
+/// again as it is).
+pub async fn write_request(
+    connection: &mut Connection,
+    request: &mut Outgoing<'_>,
+    body: &mut Option<ProxyBody>,
+) -> Result<(), SendFailure> {
+    let mut sending = body.take_if(|body| !body.is_end_stream());
+    let framing = request_framing(&mut request.headers, sending.as_ref());
+    connection.write_buf.clear();
+    encode_head(&mut connection.write_buf, request);
+    let mut ended = true;
+    if let Some(body) = sending.as_mut() {
+        // The first frame goes with the head when it is already there.
+        match poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx))).await {
+            Poll::Ready(Some(frame)) => {
+                let frame = frame.map_err(SendFailure::RequestBody)?;
+                if let Ok(data) = frame.into_data() {
+                    encode_data(&mut connection.write_buf, framing, &data);
+                }
+                ended = body.is_end_stream();
+            }
+            Poll::Ready(None) => {}
+            Poll::Pending => ended = false,
+        }
+    }
+    if ended && framing == RequestFraming::Chunked {
+        connection.write_buf.extend_from_slice(b"0\r\n\r\n");
+    }
+    let Connection {
+        stream, write_buf, ..
+    } = &mut *connection;
+    stream.write_all(write_buf).await?;
+    if let (false, Some(body)) = (ended, sending) {
+        write_body(connection, framing, body).await?;
+    }
+    connection.stream.flush().await?;
+    Ok(())
+}
+
+/// Decides the body's framing and sets the header that says it.
+fn request_framing(headers: &mut HeaderMap, body: Option<&ProxyBody>) -> RequestFraming {
+    let Some(body) = body else {
+        return RequestFraming::None;
+    };
+    if headers.contains_key(CONTENT_LENGTH) {
+        return RequestFraming::Length;
+    }
+    if let Some(len) = body.size_hint().exact() {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        return RequestFraming::Length;
+    }
+    headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    RequestFraming::Chunked
+}
+
+/// `METHOD target HTTP/1.1`, the headers and the blank line.
+fn encode_head(buf: &mut Vec<u8>, request: &Outgoing<'_>) {
+    buf.extend_from_slice(request.method.as_str().as_bytes());
+    buf.push(b' ');
+    let target = match request.path_and_query {
+        "" => "/",
+        target => target,
+    };
+    buf.extend_from_slice(target.as_bytes());
+    buf.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &request.headers {
+        buf.extend_from_slice(name.as_str().as_bytes());
+        buf.extend_from_slice(b": ");
+        buf.extend_from_slice(value.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// Appends `data` with its chunk framing when chunked.
+fn encode_data(buf: &mut Vec<u8>, framing: RequestFraming, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    if framing == RequestFraming::Chunked {
+        encode_chunk_size(buf, data.len());
+        buf.extend_from_slice(data);
+        buf.extend_from_slice(b"\r\n");
+    } else {
+        buf.extend_from_slice(data);
+    }
+}
+
+fn encode_chunk_size(buf: &mut Vec<u8>, len: usize) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(buf, "{len:x}\r\n");
+}
+
+/// Streams the rest of a body after its first frame.
+async fn write_body(
+    connection: &mut Connection,
+    framing: RequestFraming,
+    mut body: ProxyBody,
+) -> Result<(), SendFailure> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(SendFailure::RequestBody)?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers are not forwarded
+        };
+        write_data(connection, framing, data).await?;
+    }
+    if framing == RequestFraming::Chunked {
+        connection.stream.write_all(b"0\r\n\r\n").await?;
+    }
+    Ok(())
+}
+
+/// Writes one body frame: small ones with their framing in one write.
+async fn write_data(
+    connection: &mut Connection,
+    framing: RequestFraming,
+    data: Bytes,
+) -> io::Result<()> {
+    let Connection {
+        stream, write_buf, ..
+    } = &mut *connection;
+    write_buf.clear();
+    if data.len() <= COALESCE_BYTES {
+        encode_data(write_buf, framing, &data);
+        return stream.write_all(write_buf).await;
+    }
+    let chunked = framing == RequestFraming::Chunked;
+    if chunked {
+        encode_chunk_size(write_buf, data.len());
+        stream.write_all(write_buf).await?;
+    }
+    stream.write_all(&data).await?;
+    if chunked {
+        stream.write_all(b"\r\n").await?;
+    }
+    Ok(())
+}
+
+/// A response head and how its body is delimited.
+pub struct Head {
+    pub response: Response<()>,
+    pub framing: Framing,
+    /// Whether the connection may carry another request afterwards.
+    pub keep_alive: bool,
+}
+
+/// How a response body is delimited (RFC 9112 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body: a response to HEAD, 1xx, 204, 304, or `Content-Length: 0`.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the upstream closes.
+    UntilClose,
+}
+
+/// Reads the final response head to a `method` request.
+pub async fn read_head(
+    connection: &mut Connection,
+    method: &Method,
+) -> Result<Head, ExchangeError> {
+    loop {
+        if let Some(response) = parse_head(&mut connection.read_buf)? {
+            if response.status().is_informational() {
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    return Err(ExchangeError::Invalid("the upstream switched protocols"));
+                }
+                continue; // 100 Continue and friends: the real head follows
+            }
+            let framing = response_framing(method, response.status(), response.headers())?;
+            let keep_alive = framing != Framing::UntilClose
+                && keeps_alive(response.version(), response.headers());
+            return Ok(Head {
+                response,
+                framing,
+                keep_alive,
+            });
+        }
+        if connection.read_buf.len() >= MAX_HEAD_BYTES {
+            return Err(ExchangeError::HeadTooLarge);
+        }
+        connection.read_buf.reserve(READ_CHUNK);
+        if connection.stream.read_buf(&mut connection.read_buf).await? == 0 {
+            return Err(ExchangeError::Closed);
+        }
+    }
+}
+
+/// A header's name and the bytes of its value within the head.
+type HeaderSlot = Option<(HeaderName, Range<usize>)>;
+
+/// Takes a complete response head off the front of `buf`, if there is one.
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Response<()>>, ExchangeError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut slots);
+    let head_len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => return Err(ExchangeError::Malformed(error)),
+    };
+    let status = parsed
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or(ExchangeError::Invalid("invalid response status"))?;
+    let version = match parsed.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    // Names now; values once the head is frozen, as slices of it.
+    let start = buf.as_ptr() as usize;
+    let mut names: [HeaderSlot; MAX_HEADERS] = [const { None }; MAX_HEADERS];
+    let count = parsed.headers.len();
+    for (slot, header) in names.iter_mut().zip(parsed.headers.iter()) {
+        let name = HeaderName::from_bytes(header.name.as_bytes())
+            .map_err(|_| ExchangeError::Invalid("invalid response header name"))?;
+        let offset = header.value.as_ptr() as usize - start;
+        *slot = Some((name, offset..offset + header.value.len()));
+    }
+    let head = buf.split_to(head_len).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    for (name, range) in names.into_iter().take(count).flatten() {
+        let value = HeaderValue::from_maybe_shared(head.slice(range))
+            .map_err(|_| ExchangeError::Invalid("invalid response header value"))?;
+        headers.append(name, value);
+    }
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    Ok(Some(response))
+}
+
+/// The body framing of a response (RFC 9112 6.3).
+pub fn response_framing(
+    method: &Method,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<Framing, ExchangeError> {
+    if method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::Empty);
+    }
+    if let Some(codings) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
+        let last = codings.as_bytes().rsplit(|&byte| byte == b',').next();
+        let chunked =
+            last.is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        return Ok(if chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        });
+    }
+    Ok(match content_length(headers)? {
+        Some(0) => Framing::Empty,
+        Some(len) => Framing::Length(len),
+        None => Framing::UntilClose,
+    })
+}
+
+/// The `Content-Length`, if any; repeated values must agree.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ExchangeError> {
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|&byte| byte == b',') {
+            let parsed = std::str::from_utf8(item.trim_ascii())
+                .ok()
+                .filter(|text| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()))
+                .and_then(|text| text.parse::<u64>().ok())
+                .ok_or(ExchangeError::Invalid("invalid content-length"))?;
+            if length.is_some_and(|known| known != parsed) {
+                return Err(ExchangeError::Invalid("conflicting content-length values"));
+            }
+            length = Some(parsed);
+        }
+    }
+    Ok(length)
+}
+
+/// Whether the upstream keeps the connection open after this response:
+/// HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
+/// `Connection: keep-alive`.
+fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
+    let has_token = |wanted: &str| {
+        headers.get_all(CONNECTION).iter().any(|value| {
+            value
+                .as_bytes()
+                .split(|&byte| byte == b',')
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(wanted.as_bytes()))
+        })
+    };
+    if version == Version::HTTP_10 {
+        has_token("keep-alive")
+    } else {
+        !has_token("close")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &str) -> Result<Option<Response<()>>, ExchangeError> {
+        parse_head(&mut BytesMut::from(text))
+    }
+
+    #[test]
+    fn heads_parse_with_their_headers() {
+        let mut buf = BytesMut::from("HTTP/1.1 201 Created\r\nA: 1\r\nB: x y\r\nA: 2\r\n\r\nbody");
+        let response = parse_head(&mut buf).unwrap().unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(response.version(), Version::HTTP_11);
+        let values: Vec<_> = response.headers().get_all("a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+        assert_eq!(response.headers()["b"], "x y");
+        assert_eq!(&buf[..], b"body", "the body stays in the buffer");
+    }
+
+    #[test]
+    fn partial_and_broken_heads() {
+        assert!(head("HTTP/1.1 200 OK\r\nA: 1\r\n").unwrap().is_none());
+        assert!(head("").unwrap().is_none());
+        assert!(matches!(
+            head("SSH-2.0-OpenSSH\r\n\r\n"),
+            Err(ExchangeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        let ok = StatusCode::OK;
+        let framing = |method, status, pairs| response_framing(&method, status, &headers(pairs));
+        assert_eq!(
+            framing(Method::GET, ok, &[("content-length", "5")]).unwrap(),
+            Framing::Length(5)
+        );
+        assert_eq!(
+            framing(Method::HEAD, ok, &[("content-length", "5")]).unwrap(),
+            Framing::Empty
+        );
+        assert_eq!(
+            framing(Method::GET, StatusCode::NO_CONTENT, &[]).unwrap(),
+            Framing::Empty
+        );
+        assert_eq!(
+            framing(
+                Method::GET,
+                StatusCode::NOT_MODIFIED,
+                &[("content-length", "5")]
+            )
+            .unwrap(),
+            Framing::Empty
+        );
+        assert_eq!(
+            framing(Method::GET, ok, &[("content-length", "0")]).unwrap(),
+            Framing::Empty
+        );
+        assert_eq!(framing(Method::GET, ok, &[]).unwrap(), Framing::UntilClose);
+        let chunked = [
+            ("transfer-encoding", "gzip, Chunked"),
+            ("content-length", "5"),
+        ];
+        assert_eq!(
+            framing(Method::GET, ok, &chunked).unwrap(),
+            Framing::Chunked
+        );
+        assert_eq!(
+            framing(Method::GET, ok, &[("transfer-encoding", "gzip")]).unwrap(),
+            Framing::UntilClose
+        );
+        assert_eq!(
+            framing(Method::GET, ok, &[("content-length", "5, 5")]).unwrap(),
+            Framing::Length(5)
+        );
+        assert!(framing(
+            Method::GET,
+            ok,
+            &[("content-length", "5"), ("content-length", "6")]
+        )
+        .is_err());
+        assert!(framing(Method::GET, ok, &[("content-length", "+5")]).is_err());
+    }
+
+    #[test]
+    fn keep_alive_by_version_and_connection() {
+        let with = |value: &'static str| {
+            let mut map = HeaderMap::new();
+            map.insert(CONNECTION, HeaderValue::from_static(value));
+            map
+        };
+        assert!(keeps_alive(Version::HTTP_11, &HeaderMap::new()));
+        assert!(!keeps_alive(Version::HTTP_11, &with("Close")));
+        assert!(!keeps_alive(Version::HTTP_10, &HeaderMap::new()));
+        assert!(keeps_alive(Version::HTTP_10, &with("Keep-Alive")));
+    }
+
+    #[test]
+    fn heads_encode_with_their_framing() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("upstream"));
+        let body = crate::proxy::body::full("hello");
+        assert_eq!(
+            request_framing(&mut headers, Some(&body)),
+            RequestFraming::Length
+        );
+        let mut buf = Vec::new();
+        let request = Outgoing {
+            method: &Method::POST,
+            path_and_query: "",
+            headers,
+        };
+        encode_head(&mut buf, &request);
+        assert_eq!(
+            buf,
+            b"POST / HTTP/1.1\r\nhost: upstream\r\ncontent-length: 5\r\n\r\n"
+        );
+        let mut chunk = Vec::new();
+        encode_data(&mut chunk, RequestFraming::Chunked, &[b'x'; 26]);
+        assert!(chunk.starts_with(b"1a\r\nxxx"));
+        assert!(chunk.ends_with(b"x\r\n"));
+    }
+}
