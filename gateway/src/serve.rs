@@ -85,6 +85,12 @@ pub struct ServeArgs {
     )]
     pub header_read_timeout: u64,
 
+    /// Proxy worker threads, each serving its share of the connections on
+    /// its own single-threaded runtime (like nginx's `worker_processes`);
+    /// 0 means one per core.
+    #[arg(long, env = "GATEWAY_WORKERS", value_name = "N", default_value_t = 0)]
+    pub workers: usize,
+
     /// Declarative configuration files (decK format, docs blocks or
     /// Markdown, as `gwctl validate` reads them) loaded at start, replacing
     /// the stored configuration atomically. An invalid file stops the start
@@ -199,6 +205,10 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
 fn proxy_settings(args: &ServeArgs) -> ProxySettings {
     ProxySettings {
         header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout),
+        workers: match args.workers {
+            0 => ProxySettings::default().workers,
+            workers => workers,
+        },
         ..ProxySettings::default()
     }
 }
