@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the proxy and the Admin API until SIGTERM or Ctrl-C.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the echo upstream (httpbin-like) until SIGTERM or Ctrl-C.
     Echo(EchoArgs),
 }
@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     keep_small_pages();
     init_logging();
     match Cli::parse().command {
-        Command::Serve(args) => gateway::serve::run(args).await.context("gateway serve"),
+        Command::Serve(args) => gateway::serve::run(*args).await.context("gateway serve"),
         Command::Echo(args) => gateway::echo::run(args.listen)
             .await
             .context("gateway echo"),

@@ -3,23 +3,21 @@
 //! [`serve`] accepts on the caller's runtime and hands each connection, in
 //! turn, to one of the proxy's [`Workers`]: threads running one
 //! single-threaded tokio runtime each, like nginx's worker processes. A
-//! connection stays on its worker: hyper's connection task, the request
-//! pipeline and the upstream connections it uses all run on that thread,
-//! so they wake each other without cross-thread notifications (futex
-//! wake-ups, work stealing), which a multi-threaded runtime pays several
-//! times per proxied request.
+//! connection stays on its worker: its task, the request pipeline and the
+//! upstream connections it uses all run on that thread, so they wake each
+//! other without cross-thread notifications (futex wake-ups, work
+//! stealing), which a multi-threaded runtime pays several times per
+//! proxied request.
 //!
 //! Each accepted connection gets its own task: an optional TLS handshake
-//! (bounded by `tls_handshake_timeout`), then hyper-util's auto builder,
-//! which speaks HTTP/1.1 with keep-alive, or HTTP/2 when the client opens
-//! with the HTTP/2 preface (after ALPN `h2` on TLS). An oversized first
-//! request line gets 414 from [`RequestLineGuard`], other oversized request
-//! heads get 431 from hyper, and heads slower than `header_read_timeout`
-//! are cut off.
+//! (bounded by `tls_handshake_timeout`), then the gateway's own HTTP/1.1
+//! server (`http1/`), which also answers 414, 431 and 400 and enforces
+//! `header_read_timeout`. hyper serves HTTP/2: connections that negotiated
+//! `h2` by ALPN, and those that open with the HTTP/2 preface.
 //!
 //! On shutdown the listener stops accepting, open connections are asked to
-//! finish their current request and close, and [`serve`] waits for them up
-//! to `drain_timeout`.
+//! finish their current request and close (idle ones close at once), and
+//! [`serve`] waits for them up to `drain_timeout`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,26 +29,23 @@ use std::time::Duration;
 
 use http::Request;
 use hyper::body::Incoming;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::request_line::RequestLineGuard;
+use super::http1::{self, Shutdown, Split};
 use super::{body, Proxy, ProxySettings};
 use crate::plugins::Downstream;
 
 /// Pause after a failed accept (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// hyper refuses a read buffer smaller than this.
-const MIN_BUF_SIZE: usize = 8192;
-
-type ConnectionBuilder = auto::Builder<TokioExecutor>;
+type Http2Builder = http2::Builder<TokioExecutor>;
 
 /// Serves proxy traffic on `listener` (TLS when `tls` is given) until
 /// `shutdown` completes, then drains in-flight requests.
@@ -60,9 +55,10 @@ pub async fn serve(
     proxy: Arc<Proxy>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let builder = Arc::new(connection_builder(proxy.settings()));
+    let http2 = Arc::new(http2_builder(proxy.settings()));
     let listen_port = listener.local_addr().map_or(0, |addr| addr.port());
-    let graceful = GracefulShutdown::new();
+    // `true` once the shutdown starts; every connection holds a receiver.
+    let (stopping, _) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -71,7 +67,8 @@ pub async fn serve(
                 Ok((stream, peer)) => match stream.into_std() {
                     Ok(stream) => {
                         let accepted = Accepted { stream, peer, listen_port };
-                        spawn_connection(accepted, tls.clone(), &builder, &proxy, graceful.watcher());
+                        let shutdown = Shutdown::new(stopping.subscribe());
+                        spawn_connection(accepted, tls.clone(), &http2, &proxy, shutdown);
                     }
                     Err(error) => tracing::debug!(%error, "cannot hand over a connection"),
                 },
@@ -83,8 +80,9 @@ pub async fn serve(
         }
     }
     drop(listener);
+    stopping.send_replace(true);
     let drain = proxy.settings().drain_timeout;
-    if tokio::time::timeout(drain, graceful.shutdown())
+    if tokio::time::timeout(drain, stopping.closed())
         .await
         .is_err()
     {
@@ -95,28 +93,11 @@ pub async fn serve(
     }
 }
 
-/// The size of hyper's HTTP/1.1 read buffer, which bounds a request head.
-fn head_buffer_size(settings: &ProxySettings) -> usize {
-    settings.max_header_bytes.max(MIN_BUF_SIZE)
-}
-
-/// HTTP/1.1 and HTTP/2 settings from `settings`.
-fn connection_builder(settings: &ProxySettings) -> ConnectionBuilder {
-    let max_header_bytes = head_buffer_size(settings);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// hyper's HTTP/2 settings from `settings`.
+fn http2_builder(settings: &ProxySettings) -> Http2Builder {
+    let max_header_bytes = http1::head_limit(settings);
+    let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .header_read_timeout(settings.header_read_timeout)
-        .max_buf_size(max_header_bytes)
-        // hyper copies the body into its head buffer and makes one write()
-        // instead of a writev() of both: cheaper for the small responses
-        // most APIs send (measured in bench/README.md); large bodies pay a
-        // copy, which costs less than the system call.
-        .writev(false);
-    builder
-        .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
     builder
@@ -202,25 +183,25 @@ struct Accepted {
 fn spawn_connection(
     accepted: Accepted,
     tls: Option<TlsAcceptor>,
-    builder: &Arc<ConnectionBuilder>,
+    http2: &Arc<Http2Builder>,
     proxy: &Arc<Proxy>,
-    watcher: Watcher,
+    shutdown: Shutdown,
 ) {
-    let builder = Arc::clone(builder);
+    let http2 = Arc::clone(http2);
     let proxy = Arc::clone(proxy);
     proxy
         .runtime_for_connection()
-        .spawn(serve_connection(accepted, tls, builder, proxy, watcher));
+        .spawn(serve_connection(accepted, tls, http2, proxy, shutdown));
 }
 
 /// Serves one connection until it ends: registers it with the current
-/// runtime, runs the TLS handshake if any, then hyper.
+/// runtime, runs the TLS handshake if any, then HTTP/1.1 or HTTP/2.
 async fn serve_connection(
     accepted: Accepted,
     tls: Option<TlsAcceptor>,
-    builder: Arc<ConnectionBuilder>,
+    http2: Arc<Http2Builder>,
     proxy: Arc<Proxy>,
-    watcher: Watcher,
+    shutdown: Shutdown,
 ) {
     let Accepted {
         stream,
@@ -232,7 +213,6 @@ async fn serve_connection(
         Err(error) => return tracing::debug!(%peer, %error, "cannot register a connection"),
     };
     let _ = stream.set_nodelay(true);
-    let head_limit = head_buffer_size(proxy.settings());
     let mut downstream = Downstream {
         client_addr: peer,
         tls: tls.is_some(),
@@ -240,30 +220,48 @@ async fn serve_connection(
         sni: None,
     };
     let Some(acceptor) = tls else {
-        let io = TokioIo::new(RequestLineGuard::new(stream, head_limit));
-        return serve_io(&builder, watcher, io, proxy, downstream).await;
+        return serve_stream(stream, &http2, proxy, downstream, shutdown).await;
     };
     let handshake = proxy.settings().tls_handshake_timeout;
     match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => {
-            downstream.sni = stream.get_ref().1.server_name().map(Arc::from);
-            let io = TokioIo::new(RequestLineGuard::new(stream, head_limit));
-            serve_io(&builder, watcher, io, proxy, downstream).await;
+            let (_, session) = stream.get_ref();
+            downstream.sni = session.server_name().map(Arc::from);
+            if session.alpn_protocol() == Some(b"h2") {
+                serve_http2(stream, &http2, proxy, downstream, shutdown).await;
+            } else {
+                serve_stream(stream, &http2, proxy, downstream, shutdown).await;
+            }
         }
         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }
 
-/// Runs hyper on `io` until the connection ends.
-async fn serve_io<I>(
-    builder: &ConnectionBuilder,
-    watcher: Watcher,
-    io: I,
+/// Serves HTTP/1.1 on `stream`, or HTTP/2 if it opens with the preface.
+async fn serve_stream<S: Split>(
+    stream: S,
+    http2: &Http2Builder,
     proxy: Arc<Proxy>,
     downstream: Downstream,
+    mut shutdown: Shutdown,
+) {
+    let rewound = http1::serve(stream, &proxy, downstream.clone(), &mut shutdown).await;
+    if let Some(stream) = rewound {
+        serve_http2(stream, http2, proxy, downstream, shutdown).await;
+    }
+}
+
+/// Runs hyper's HTTP/2 server on `io` until the connection ends; on
+/// shutdown, hyper finishes the streams in flight and closes.
+async fn serve_http2<I>(
+    io: I,
+    builder: &Http2Builder,
+    proxy: Arc<Proxy>,
+    downstream: Downstream,
+    mut shutdown: Shutdown,
 ) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request: Request<Incoming>| {
         let proxy = Arc::clone(&proxy);
@@ -273,8 +271,16 @@ async fn serve_io<I>(
             Ok::<_, Infallible>(response)
         }
     });
-    let connection = builder.serve_connection(io, service).into_owned();
-    if let Err(error) = watcher.watch(connection).await {
-        tracing::debug!(%error, "connection ended with an error");
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = shutdown.started() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = ended {
+        tracing::debug!(%error, "HTTP/2 connection ended with an error");
     }
 }

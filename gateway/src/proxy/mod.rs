@@ -7,14 +7,13 @@
 //! - [`upstream`] sends requests to services through pooled clients.
 //! - [`respond`] formats the gateway's own responses as Kong does.
 //! - [`headers`] and [`body`] hold the header rules and body types.
-//! - `request_line.rs` answers 414 to an oversized request line, which
-//!   hyper would answer with 431.
+//! - `http1/` is the HTTP/1.1 server; hyper serves HTTP/2.
 
 pub mod body;
 pub mod headers;
+mod http1;
 mod listener;
 mod pipeline;
-mod request_line;
 pub mod respond;
 pub mod upstream;
 
@@ -38,8 +37,7 @@ pub struct ProxySettings {
     pub header_read_timeout: Duration,
     /// The largest request head (request line and headers), in bytes;
     /// beyond it HTTP/1.1 clients get 431, or 414 when the request line
-    /// alone is that long (first request of a connection; see
-    /// `request_line.rs`). At least 8192.
+    /// alone is that long (see `http1/head.rs`). At least 8192.
     pub max_header_bytes: usize,
     /// How long a TLS handshake may take.
     pub tls_handshake_timeout: Duration,

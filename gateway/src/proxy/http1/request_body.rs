@@ -1,0 +1,608 @@
+//! The request body, read straight from the connection.
+//!
+//! [`Decoder`] undoes the framing of a body (`Content-Length` bytes, or the
+//! chunked transfer coding) over the connection's read buffer, handing out
+//! data as slices of that buffer. [`IncomingBody`] is the [`ProxyBody`] the
+//! pipeline gets: it owns the connection's [`Reader`] while it is read, and
+//! gives it back to the connection through a oneshot channel
+//! ([`Returned`]) as soon as the body ends, fails, or is dropped unread;
+//! the connection then goes on with the next request (draining what is
+//! left of an unread body first).
+//!
+//! With `Expect: 100-continue` the body asks the connection to send
+//! `100 Continue` when it is first polled, i.e. when the request is about
+//! to be forwarded, and not for a request the gateway refuses first.
+//!
+//! A broken chunked coding, or the client closing mid-body, fails the body
+//! with a [`BodyError`]; the pipeline answers 400 and the connection
+//! closes.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::AsyncRead;
+use tokio::sync::{oneshot, Notify};
+
+use super::io::{Reader, MAX_BODY_READ, READ_CHUNK};
+use crate::proxy::body::{BoxError, ProxyBody};
+
+/// The most bytes of chunk extensions a body may carry (all chunks).
+const MAX_EXTENSION_BYTES: u64 = 16 * 1024;
+
+/// The most bytes of trailer fields a chunked body may end with.
+const MAX_TRAILER_BYTES: u64 = 16 * 1024;
+
+/// The longest chunk size, in hex digits (a `u64`).
+const MAX_SIZE_DIGITS: u8 = 16;
+
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BodyError {
+    /// The chunked coding is broken.
+    #[error("invalid chunked body: {0}")]
+    Chunked(&'static str),
+    /// The connection ended before the body did.
+    #[error("the client closed the connection in the middle of the body")]
+    Truncated,
+    /// Reading from the connection failed.
+    #[error("cannot read the request body: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What one decoding step yields.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Decoded {
+    /// Body bytes.
+    Data(Bytes),
+    /// The buffer holds no more of the body: read more.
+    NeedMore,
+    /// The body is complete (its framing consumed).
+    End,
+}
+
+/// Where a chunked body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Chunk {
+    /// In a chunk size line: the size so far and its digit count.
+    Size { size: u64, digits: u8 },
+    /// Whitespace after the size, before `;` or the line end.
+    SizeSpace { size: u64 },
+    /// In a chunk extension (ignored), up to the line end.
+    Extension { size: u64 },
+    /// The size line's CR was read: LF next.
+    SizeLf { size: u64 },
+    /// `remaining` bytes of chunk data to go.
+    Data { remaining: u64 },
+    /// After chunk data: CR next.
+    DataCr,
+    /// After chunk data and CR: LF next.
+    DataLf,
+    /// At the start of a trailer line (or of the final empty line).
+    TrailerStart,
+    /// In a trailer field line (ignored).
+    Trailer,
+    /// A trailer line's CR was read: LF next.
+    TrailerLf,
+    /// The final empty line's CR was read: LF next.
+    EndLf,
+}
+
+/// The state of a body's framing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Decoder {
+    /// `remaining` bytes of a `Content-Length` body.
+    Length { remaining: u64 },
+    /// A chunked body, with the extension and trailer bytes seen so far.
+    Chunked {
+        state: Chunk,
+        extension_bytes: u64,
+        trailer_bytes: u64,
+    },
+    /// The body is complete.
+    Done,
+}
+
+impl Decoder {
+    /// A decoder for a body of `length` bytes.
+    pub(super) fn length(length: u64) -> Self {
+        if length == 0 {
+            Decoder::Done
+        } else {
+            Decoder::Length { remaining: length }
+        }
+    }
+
+    /// A decoder for a chunked body.
+    pub(super) fn chunked() -> Self {
+        Decoder::Chunked {
+            state: Chunk::Size { size: 0, digits: 0 },
+            extension_bytes: 0,
+            trailer_bytes: 0,
+        }
+    }
+
+    /// Whether the whole body has been decoded.
+    pub(super) fn is_done(&self) -> bool {
+        matches!(self, Decoder::Done)
+    }
+
+    /// How much room the next read should have: up to the rest of a sized
+    /// body.
+    fn read_room(&self) -> usize {
+        match self {
+            Decoder::Length { remaining } => usize::try_from(*remaining)
+                .unwrap_or(usize::MAX)
+                .clamp(READ_CHUNK, MAX_BODY_READ),
+            Decoder::Chunked { .. } | Decoder::Done => READ_CHUNK * 2,
+        }
+    }
+
+    /// The body's size hint: exact for the rest of a sized body.
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Decoder::Length { remaining } => SizeHint::with_exact(*remaining),
+            Decoder::Chunked { .. } => SizeHint::default(),
+            Decoder::Done => SizeHint::with_exact(0),
+        }
+    }
+
+    /// Decodes from the start of `buf`: body bytes (split off `buf`),
+    /// [`Decoded::NeedMore`] once `buf` is used up, or the end.
+    pub(super) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, BodyError> {
+        match self {
+            Decoder::Done => Ok(Decoded::End),
+            Decoder::Length { remaining } => {
+                if buf.is_empty() {
+                    return Ok(Decoded::NeedMore);
+                }
+                let take = buf
+                    .len()
+                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                let data = buf.split_to(take).freeze();
+                *remaining -= take as u64;
+                if *remaining == 0 {
+                    *self = Decoder::Done;
+                }
+                Ok(Decoded::Data(data))
+            }
+            Decoder::Chunked {
+                state,
+                extension_bytes,
+                trailer_bytes,
+            } => {
+                let mut framing = ChunkedFraming {
+                    state: *state,
+                    extension_bytes: *extension_bytes,
+                    trailer_bytes: *trailer_bytes,
+                };
+                let decoded = framing.decode(buf);
+                *state = framing.state;
+                *extension_bytes = framing.extension_bytes;
+                *trailer_bytes = framing.trailer_bytes;
+                if matches!(decoded, Ok(Decoded::End)) {
+                    *self = Decoder::Done;
+                }
+                decoded
+            }
+        }
+    }
+}
+
+/// The chunked decoder's working copy of its state.
+struct ChunkedFraming {
+    state: Chunk,
+    extension_bytes: u64,
+    trailer_bytes: u64,
+}
+
+impl ChunkedFraming {
+    /// Steps through framing bytes until data, the end, or an empty buffer.
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, BodyError> {
+        loop {
+            if let Chunk::Data { remaining } = self.state {
+                if remaining == 0 {
+                    self.state = Chunk::DataCr;
+                    continue;
+                }
+                if buf.is_empty() {
+                    return Ok(Decoded::NeedMore);
+                }
+                let take = buf
+                    .len()
+                    .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                self.state = Chunk::Data {
+                    remaining: remaining - take as u64,
+                };
+                return Ok(Decoded::Data(buf.split_to(take).freeze()));
+            }
+            let Some(&byte) = buf.first() else {
+                return Ok(Decoded::NeedMore);
+            };
+            buf.advance(1);
+            if self.step(byte)? {
+                return Ok(Decoded::End);
+            }
+        }
+    }
+
+    /// Takes one framing byte; `true` once the body has ended.
+    fn step(&mut self, byte: u8) -> Result<bool, BodyError> {
+        self.state = match (self.state, byte) {
+            (Chunk::Size { size, digits }, _) if byte.is_ascii_hexdigit() => {
+                if digits == MAX_SIZE_DIGITS {
+                    return Err(BodyError::Chunked("chunk size too large"));
+                }
+                Chunk::Size {
+                    size: size * 16 + u64::from(hex_value(byte)),
+                    digits: digits + 1,
+                }
+            }
+            (Chunk::Size { digits: 0, .. }, _) => {
+                return Err(BodyError::Chunked("invalid chunk size"));
+            }
+            (Chunk::Size { size, .. } | Chunk::SizeSpace { size }, b' ' | b'\t') => {
+                Chunk::SizeSpace { size }
+            }
+            (Chunk::Size { size, .. } | Chunk::SizeSpace { size }, b';') => {
+                Chunk::Extension { size }
+            }
+            (
+                Chunk::Size { size, .. } | Chunk::SizeSpace { size } | Chunk::Extension { size },
+                b'\r',
+            ) => Chunk::SizeLf { size },
+            (Chunk::Size { .. } | Chunk::SizeSpace { .. }, _) => {
+                return Err(BodyError::Chunked("invalid chunk size line"));
+            }
+            (Chunk::Extension { .. }, b'\n') => {
+                return Err(BodyError::Chunked("line feed in a chunk extension"));
+            }
+            (Chunk::Extension { size }, _) => {
+                self.extension_bytes += 1;
+                if self.extension_bytes > MAX_EXTENSION_BYTES {
+                    return Err(BodyError::Chunked("chunk extensions too long"));
+                }
+                Chunk::Extension { size }
+            }
+            (Chunk::SizeLf { size: 0 }, b'\n') => Chunk::TrailerStart,
+            (Chunk::SizeLf { size }, b'\n') => Chunk::Data { remaining: size },
+            (Chunk::DataCr, b'\r') => Chunk::DataLf,
+            (Chunk::DataLf, b'\n') => Chunk::Size { size: 0, digits: 0 },
+            (Chunk::TrailerStart, b'\r') => Chunk::EndLf,
+            (Chunk::EndLf, b'\n') => return Ok(true),
+            (Chunk::TrailerStart | Chunk::Trailer, b'\n') => {
+                return Err(BodyError::Chunked("bare line feed in the trailer"));
+            }
+            (Chunk::Trailer, b'\r') => Chunk::TrailerLf,
+            (Chunk::TrailerStart | Chunk::Trailer, _) => {
+                self.trailer_bytes += 1;
+                if self.trailer_bytes > MAX_TRAILER_BYTES {
+                    return Err(BodyError::Chunked("trailer fields too long"));
+                }
+                Chunk::Trailer
+            }
+            (Chunk::TrailerLf, b'\n') => Chunk::TrailerStart,
+            (
+                Chunk::SizeLf { .. }
+                | Chunk::DataCr
+                | Chunk::DataLf
+                | Chunk::TrailerLf
+                | Chunk::EndLf,
+                _,
+            ) => {
+                return Err(BodyError::Chunked("missing line ending"));
+            }
+            (Chunk::Data { .. }, _) => {
+                return Err(BodyError::Chunked("decoder state out of order"));
+            }
+        };
+        Ok(false)
+    }
+}
+
+/// The value of an ASCII hex digit.
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit - b'A' + 10,
+    }
+}
+
+/// How a body handed the reader back.
+pub(super) enum BodyEnd {
+    /// Read to its end: the buffer holds what follows the body.
+    Complete,
+    /// Dropped before its end; `decoder` is where it stopped.
+    Unread { decoder: Decoder },
+    /// Failed: the connection cannot be used any more.
+    Failed,
+}
+
+/// The reader coming back from a body.
+pub(super) struct Returned<R> {
+    /// The connection's read side and its buffer.
+    pub(super) reader: Reader<R>,
+    /// How the body ended.
+    pub(super) end: BodyEnd,
+}
+
+/// A request body read from the connection (see the module doc).
+pub(super) struct IncomingBody<R> {
+    /// Held while the body is read; sent back when it ends.
+    reader: Option<Reader<R>>,
+    decoder: Decoder,
+    give_back: Option<oneshot::Sender<Returned<R>>>,
+    /// Notified on the first poll when the client expects `100 Continue`.
+    continue_wanted: Option<Arc<Notify>>,
+    polled: bool,
+}
+
+impl<R: AsyncRead + Unpin + Send + 'static> IncomingBody<R> {
+    /// A body read by `decoder` from `reader`; the reader comes back on the
+    /// returned receiver. With `continue_wanted`, the first poll notifies
+    /// it.
+    pub(super) fn new(
+        reader: Reader<R>,
+        decoder: Decoder,
+        continue_wanted: Option<Arc<Notify>>,
+    ) -> (Self, oneshot::Receiver<Returned<R>>) {
+        let (give_back, receiver) = oneshot::channel();
+        let body = IncomingBody {
+            reader: Some(reader),
+            decoder,
+            give_back: Some(give_back),
+            continue_wanted,
+            polled: false,
+        };
+        (body, receiver)
+    }
+
+    /// This body as the pipeline's body type.
+    pub(super) fn into_proxy_body(self) -> ProxyBody {
+        self.map_err(BoxError::from).boxed_unsync()
+    }
+
+    /// Sends the reader back to the connection.
+    fn give_back(&mut self, end: BodyEnd) {
+        if let (Some(reader), Some(give_back)) = (self.reader.take(), self.give_back.take()) {
+            // The connection may be gone; then the reader just closes.
+            let _ = give_back.send(Returned { reader, end });
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin + Send + 'static> Body for IncomingBody<R> {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        if !this.polled {
+            this.polled = true;
+            if let Some(continue_wanted) = this.continue_wanted.take() {
+                continue_wanted.notify_one();
+            }
+        }
+        loop {
+            let Some(reader) = this.reader.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let failure = match this.decoder.decode(&mut reader.buf) {
+                Ok(Decoded::Data(data)) => {
+                    if this.decoder.is_done() {
+                        this.give_back(BodyEnd::Complete);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Decoded::End) => {
+                    this.give_back(BodyEnd::Complete);
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::NeedMore) => {
+                    match ready!(reader.poll_fill(cx, this.decoder.read_room())) {
+                        Ok(0) => BodyError::Truncated,
+                        Ok(_) => continue,
+                        Err(error) => BodyError::Io(error),
+                    }
+                }
+                Err(error) => error,
+            };
+            this.give_back(BodyEnd::Failed);
+            return Poll::Ready(Some(Err(failure)));
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.decoder.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.decoder.size_hint()
+    }
+}
+
+impl<R> Drop for IncomingBody<R> {
+    fn drop(&mut self) {
+        if let (Some(reader), Some(give_back)) = (self.reader.take(), self.give_back.take()) {
+            let end = if self.decoder.is_done() {
+                BodyEnd::Complete
+            } else {
+                BodyEnd::Unread {
+                    decoder: self.decoder.clone(),
+                }
+            };
+            let _ = give_back.send(Returned { reader, end });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt as _;
+
+    /// Decodes all of `wire` in one buffer: the data and the rest.
+    fn decode_all(
+        decoder: &mut Decoder,
+        wire: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>, bool), BodyError> {
+        let mut buf = BytesMut::from(wire);
+        let mut data = Vec::new();
+        loop {
+            match decoder.decode(&mut buf)? {
+                Decoded::Data(bytes) => data.extend_from_slice(&bytes),
+                Decoded::NeedMore => return Ok((data, buf.to_vec(), false)),
+                Decoded::End => return Ok((data, buf.to_vec(), true)),
+            }
+        }
+    }
+
+    #[test]
+    fn length_bodies_stop_at_their_length() {
+        let mut decoder = Decoder::length(5);
+        let (data, rest, done) = decode_all(&mut decoder, b"helloGET /").unwrap();
+        assert_eq!(
+            (&data[..], &rest[..], done),
+            (&b"hello"[..], &b"GET /"[..], true)
+        );
+    }
+
+    #[test]
+    fn chunked_bodies_decode_with_extensions_and_trailers() {
+        let wire = b"5;name=value\r\nhello\r\n6 \r\n world\r\n0\r\nX-Trailer: t\r\n\r\nNEXT";
+        let mut decoder = Decoder::chunked();
+        let (data, rest, done) = decode_all(&mut decoder, wire).unwrap();
+        assert_eq!(data, b"hello world");
+        assert_eq!(rest, b"NEXT");
+        assert!(done);
+        assert!(decoder.is_done());
+    }
+
+    #[test]
+    fn chunked_bodies_decode_byte_by_byte() {
+        let wire = b"A\r\n0123456789\r\n1\r\nx\r\n000\r\n\r\n";
+        let mut decoder = Decoder::chunked();
+        let mut data = Vec::new();
+        let mut done = false;
+        for &byte in wire {
+            let mut buf = BytesMut::from(&[byte][..]);
+            loop {
+                match decoder.decode(&mut buf).unwrap() {
+                    Decoded::Data(bytes) => data.extend_from_slice(&bytes),
+                    Decoded::NeedMore => break,
+                    Decoded::End => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+        }
+        assert_eq!(data, b"0123456789x");
+        assert!(done);
+    }
+
+    #[test]
+    fn broken_chunked_bodies_fail() {
+        for wire in [
+            &b"zz\r\n"[..],
+            b"\r\n",
+            b"5\r\nhelloXX",
+            b"5\nhello\r\n",
+            b"5;ext\nhello\r\n",
+            b"5 x\r\n",
+            b"11111111111111111\r\n",
+            b"0\r\nX: y\n\r\n",
+            b"0\r\n\rX",
+        ] {
+            let result = decode_all(&mut Decoder::chunked(), wire);
+            assert!(
+                matches!(result, Err(BodyError::Chunked(_))),
+                "{:?}: {result:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+
+    #[test]
+    fn endless_extensions_and_trailers_are_cut_off() {
+        let mut extensions = b"1;".to_vec();
+        extensions.extend(std::iter::repeat_n(b'e', MAX_EXTENSION_BYTES as usize + 1));
+        assert!(decode_all(&mut Decoder::chunked(), &extensions).is_err());
+        let mut trailers = b"0\r\n".to_vec();
+        trailers.extend(std::iter::repeat_n(b't', MAX_TRAILER_BYTES as usize + 1));
+        assert!(decode_all(&mut Decoder::chunked(), &trailers).is_err());
+    }
+
+    /// A body over a duplex stream, and the client's end.
+    fn body_over_duplex(
+        prefix: &[u8],
+        decoder: Decoder,
+        continue_wanted: Option<Arc<Notify>>,
+    ) -> (
+        IncomingBody<tokio::io::DuplexStream>,
+        oneshot::Receiver<Returned<tokio::io::DuplexStream>>,
+        tokio::io::DuplexStream,
+    ) {
+        let (client, server) = tokio::io::duplex(1024);
+        let reader = Reader::new(server, BytesMut::from(prefix));
+        let (body, returned) = IncomingBody::new(reader, decoder, continue_wanted);
+        (body, returned, client)
+    }
+
+    #[tokio::test]
+    async fn a_body_read_to_its_end_gives_the_reader_back_with_what_follows() {
+        let (body, returned, mut client) =
+            body_over_duplex(b"3\r\nabc\r\n", Decoder::chunked(), None);
+        client
+            .write_all(b"0\r\n\r\nGET / HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(collected, "abc");
+        let returned = returned.await.unwrap();
+        assert!(matches!(returned.end, BodyEnd::Complete));
+        assert_eq!(&returned.reader.buf[..], b"GET / HTTP/1.1\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_body_gives_the_reader_back_unread() {
+        let notify = Arc::new(Notify::new());
+        let (body, returned, _client) =
+            body_over_duplex(b"", Decoder::length(10), Some(Arc::clone(&notify)));
+        assert_eq!(body.size_hint().exact(), Some(10));
+        drop(body);
+        let returned = returned.await.unwrap();
+        let BodyEnd::Unread { decoder } = returned.end else {
+            panic!("expected an unread body");
+        };
+        assert_eq!(decoder, Decoder::length(10));
+    }
+
+    #[tokio::test]
+    async fn the_first_poll_asks_for_100_continue() {
+        let notify = Arc::new(Notify::new());
+        let (body, _returned, mut client) =
+            body_over_duplex(b"", Decoder::length(2), Some(Arc::clone(&notify)));
+        let reading = tokio::spawn(body.collect());
+        notify.notified().await;
+        client.write_all(b"ok").await.unwrap();
+        let collected = reading.await.unwrap().unwrap().to_bytes();
+        assert_eq!(collected, "ok");
+    }
+
+    #[tokio::test]
+    async fn a_client_gone_mid_body_fails_it() {
+        let (body, returned, client) = body_over_duplex(b"ab", Decoder::length(10), None);
+        drop(client);
+        let error = body.collect().await.expect_err("the body is cut short");
+        assert!(matches!(error, BodyError::Truncated), "{error}");
+        assert!(matches!(returned.await.unwrap().end, BodyEnd::Failed));
+    }
+}
