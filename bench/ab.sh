@@ -23,55 +23,8 @@ CONNECTIONS=${CONNECTIONS:-64}
 UPSTREAM_PORT=18180
 NGINX_PROXY_PORT=18181
 
-for tool in wrk nginx curl python3; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq wrk nginx curl python3 >/dev/null
-    break
-  fi
-done
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for name in upstream proxy; do
-    [ -f "$work/$name.pid" ] && kill "$(cat "$work/$name.pid")" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-nginx_conf() { # name, server block
-  mkdir -p "$work/$1"
-  cat >"$work/$1.conf" <<CONF
-worker_processes 1;
-pid $work/$1.pid;
-error_log $work/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/$1;
-  proxy_temp_path $work/$1;
-  fastcgi_temp_path $work/$1;
-  uwsgi_temp_path $work/$1;
-  scgi_temp_path $work/$1;
-  keepalive_requests 1000000;
-  $2
-}
-CONF
-  nginx -c "$work/$1.conf"
-}
-nginx_conf upstream "server {
-    listen 127.0.0.1:$UPSTREAM_PORT;
-    location / { default_type application/json; return 200 '{\"ok\":true}'; }
-  }"
-nginx_conf proxy "upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGINX_PROXY_PORT;
-    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
-  }"
-sleep 0.2
+# shellcheck source=bench/nginx.sh
+source bench/nginx.sh
 python3 bench/gen_config.py --upstream "http://127.0.0.1:$UPSTREAM_PORT" >"$work/small.yaml"
 
 start_gateway() { # name, bin dir, proxy port, admin port: prints the pid
@@ -85,7 +38,7 @@ start_gateway() { # name, bin dir, proxy port, admin port: prints the pid
 A_PID=$(start_gateway a "$A" 18100 18101)
 B_PID=$(start_gateway b "$B" 18110 18111)
 pids+=("$A_PID" "$B_PID")
-NGINX_PIDS="$(cat "$work/proxy.pid") $(awk -v m="$(cat "$work/proxy.pid")" '$4 == m {printf "%s ", $1}' /proc/[0-9]*/stat 2>/dev/null)"
+NGINX_PIDS=$(nginx_pids proxy)
 
 cookie_for() { # port, path
   curl -s -o /dev/null -D - -H 'apikey: hello_world' "http://127.0.0.1:$1$2" |
