@@ -65,10 +65,6 @@ pub struct Connection {
     pub write_buf: Vec<u8>,
     /// The pool this connection goes back to.
     pub home: Home,
-    /// Whether an earlier exchange used this connection (it came from the
-    /// pool), which makes an early close the upstream's idle timeout
-    /// rather than a refusal of this request.
-    pub reused: bool,
 }
 
 /// Opens a connection to `target` within `timeout`.
@@ -86,7 +82,6 @@ pub async fn connect(
         read_buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
         write_buf: Vec::with_capacity(1024),
         home,
-        reused: false,
     })
 }
 

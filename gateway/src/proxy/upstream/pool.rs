@@ -132,11 +132,10 @@ impl Pool {
 
 /// Puts `connection` back into its thread's idle list, after an exchange
 /// that left nothing unread on it.
-pub fn put(mut connection: Connection) {
+pub fn put(connection: Connection) {
     if connection.home.max_idle == 0 {
         return;
     }
-    connection.reused = true;
     let home = connection.home.clone();
     let key = ListKey {
         pool: home.pool,
