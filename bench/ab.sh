@@ -8,6 +8,7 @@
 #
 #   bench/ab.sh /tmp/gw-before /tmp/gw-after          # key-auth, 7 rounds
 #   ROUNDS=9 ROW=plain bench/ab.sh A_DIR B_DIR        # ROW: plain, key, cookie, kong
+#   ROW_A=key ROW_B=cookie bench/ab.sh DIR DIR        # two rows of one build
 #
 # A_DIR and B_DIR each hold a `gateway` and a `gwctl` binary.
 set -euo pipefail
@@ -17,6 +18,8 @@ A=${1:?usage: bench/ab.sh A_DIR B_DIR}
 B=${2:?usage: bench/ab.sh A_DIR B_DIR}
 ROUNDS=${ROUNDS:-7}
 ROW=${ROW:-key}
+ROW_A=${ROW_A:-$ROW}
+ROW_B=${ROW_B:-$ROW}
 DURATION=${DURATION:-5s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -45,19 +48,19 @@ cookie_for() { # port, path
     sed -nE 's/^[Ss]et-[Cc]ookie: (session=[^;]*).*/\1/p' | tr -d '\r'
 }
 # Sets ARGS to ROW's wrk arguments (a header, then the url) on a port.
-row_args() { # port
-  case $ROW in
-    plain) ARGS=(-H "Accept: */*" "http://127.0.0.1:$1/plain") ;;
-    key) ARGS=(-H "apikey: hello_world" "http://127.0.0.1:$1/key") ;;
-    cookie) ARGS=(-H "Cookie: $(cookie_for "$1" /cookie)" "http://127.0.0.1:$1/cookie") ;;
-    kong) ARGS=(-H "Cookie: $(cookie_for "$1" /anything)" "http://127.0.0.1:$1/anything") ;;
-    *) echo "unknown ROW $ROW" >&2; exit 2 ;;
+row_args() { # row, port
+  case $1 in
+    plain) ARGS=(-H "Accept: */*" "http://127.0.0.1:$2/plain") ;;
+    key) ARGS=(-H "apikey: hello_world" "http://127.0.0.1:$2/key") ;;
+    cookie) ARGS=(-H "Cookie: $(cookie_for "$2" /cookie)" "http://127.0.0.1:$2/cookie") ;;
+    kong) ARGS=(-H "Cookie: $(cookie_for "$2" /anything)" "http://127.0.0.1:$2/anything") ;;
+    *) echo "unknown row $1" >&2; exit 2 ;;
   esac
 }
 # nginx has no route table: it proxies every path.
 NGINX_ARGS=(-H "Accept: */*" "http://127.0.0.1:$NGINX_PROXY_PORT/anything")
-row_args 18100; A_ARGS=("${ARGS[@]}")
-row_args 18110; B_ARGS=("${ARGS[@]}")
+row_args "$ROW_A" 18100; A_ARGS=("${ARGS[@]}")
+row_args "$ROW_B" 18110; B_ARGS=("${ARGS[@]}")
 
 check() { # wrk args: one request sent the same way must answer 200
   local status
@@ -89,7 +92,7 @@ measure() { # "pids", wrk args...: prints "req/s cpu-us-per-request"
     '/^Requests\/sec/ {rps=$2} /requests in/ {n=$1} END {printf "%.0f %.1f\n", rps, ticks / hz * 1e6 / n}' <<<"$out"
 }
 
-echo "row $ROW, $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION; A=$A B=$B"
+echo "rows A: $ROW_A, B: $ROW_B, $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION; A=$A B=$B"
 printf '%-6s %10s %8s %10s %8s %10s %8s\n' round "nginx r/s" "us/req" "A r/s" "us/req" "B r/s" "us/req"
 : >"$work/rounds"
 for round in $(seq 1 "$ROUNDS"); do
