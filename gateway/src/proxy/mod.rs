@@ -10,6 +10,7 @@
 //! - `http1/` is the HTTP/1.1 server; hyper serves HTTP/2.
 
 pub mod body;
+mod framing;
 pub mod headers;
 mod http1;
 mod listener;

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::AsyncRead;
@@ -29,15 +29,8 @@ use tokio::sync::{oneshot, Notify};
 
 use super::io::{Reader, MAX_BODY_READ, READ_CHUNK};
 use crate::proxy::body::{BoxError, ProxyBody};
-
-/// The most bytes of chunk extensions a body may carry (all chunks).
-const MAX_EXTENSION_BYTES: u64 = 16 * 1024;
-
-/// The most bytes of trailer fields a chunked body may end with.
-const MAX_TRAILER_BYTES: u64 = 16 * 1024;
-
-/// The longest chunk size, in hex digits (a `u64`).
-const MAX_SIZE_DIGITS: u8 = 16;
+use crate::proxy::framing::FramingError;
+pub(super) use crate::proxy::framing::{Decoded, Decoder};
 
 /// Why a request body could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -53,262 +46,20 @@ pub(super) enum BodyError {
     Io(#[from] std::io::Error),
 }
 
-/// What one decoding step yields.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Decoded {
-    /// Body bytes.
-    Data(Bytes),
-    /// The buffer holds no more of the body: read more.
-    NeedMore,
-    /// The body is complete (its framing consumed).
-    End,
-}
-
-/// Where a chunked body is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Chunk {
-    /// In a chunk size line: the size so far and its digit count.
-    Size { size: u64, digits: u8 },
-    /// Whitespace after the size, before `;` or the line end.
-    SizeSpace { size: u64 },
-    /// In a chunk extension (ignored), up to the line end.
-    Extension { size: u64 },
-    /// The size line's CR was read: LF next.
-    SizeLf { size: u64 },
-    /// `remaining` bytes of chunk data to go.
-    Data { remaining: u64 },
-    /// After chunk data: CR next.
-    DataCr,
-    /// After chunk data and CR: LF next.
-    DataLf,
-    /// At the start of a trailer line (or of the final empty line).
-    TrailerStart,
-    /// In a trailer field line (ignored).
-    Trailer,
-    /// A trailer line's CR was read: LF next.
-    TrailerLf,
-    /// The final empty line's CR was read: LF next.
-    EndLf,
-}
-
-/// The state of a body's framing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Decoder {
-    /// `remaining` bytes of a `Content-Length` body.
-    Length { remaining: u64 },
-    /// A chunked body, with the extension and trailer bytes seen so far.
-    Chunked {
-        state: Chunk,
-        extension_bytes: u64,
-        trailer_bytes: u64,
-    },
-    /// The body is complete.
-    Done,
-}
-
-impl Decoder {
-    /// A decoder for a body of `length` bytes.
-    pub(super) fn length(length: u64) -> Self {
-        if length == 0 {
-            Decoder::Done
-        } else {
-            Decoder::Length { remaining: length }
-        }
-    }
-
-    /// A decoder for a chunked body.
-    pub(super) fn chunked() -> Self {
-        Decoder::Chunked {
-            state: Chunk::Size { size: 0, digits: 0 },
-            extension_bytes: 0,
-            trailer_bytes: 0,
-        }
-    }
-
-    /// Whether the whole body has been decoded.
-    pub(super) fn is_done(&self) -> bool {
-        matches!(self, Decoder::Done)
-    }
-
-    /// How much room the next read should have: up to the rest of a sized
-    /// body.
-    fn read_room(&self) -> usize {
-        match self {
-            Decoder::Length { remaining } => usize::try_from(*remaining)
-                .unwrap_or(usize::MAX)
-                .clamp(READ_CHUNK, MAX_BODY_READ),
-            Decoder::Chunked { .. } | Decoder::Done => READ_CHUNK * 2,
-        }
-    }
-
-    /// The body's size hint: exact for the rest of a sized body.
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Decoder::Length { remaining } => SizeHint::with_exact(*remaining),
-            Decoder::Chunked { .. } => SizeHint::default(),
-            Decoder::Done => SizeHint::with_exact(0),
-        }
-    }
-
-    /// Decodes from the start of `buf`: body bytes (split off `buf`),
-    /// [`Decoded::NeedMore`] once `buf` is used up, or the end.
-    pub(super) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, BodyError> {
-        match self {
-            Decoder::Done => Ok(Decoded::End),
-            Decoder::Length { remaining } => {
-                if buf.is_empty() {
-                    return Ok(Decoded::NeedMore);
-                }
-                let take = buf
-                    .len()
-                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-                let data = buf.split_to(take).freeze();
-                *remaining -= take as u64;
-                if *remaining == 0 {
-                    *self = Decoder::Done;
-                }
-                Ok(Decoded::Data(data))
-            }
-            Decoder::Chunked {
-                state,
-                extension_bytes,
-                trailer_bytes,
-            } => {
-                let mut framing = ChunkedFraming {
-                    state: *state,
-                    extension_bytes: *extension_bytes,
-                    trailer_bytes: *trailer_bytes,
-                };
-                let decoded = framing.decode(buf);
-                *state = framing.state;
-                *extension_bytes = framing.extension_bytes;
-                *trailer_bytes = framing.trailer_bytes;
-                if matches!(decoded, Ok(Decoded::End)) {
-                    *self = Decoder::Done;
-                }
-                decoded
-            }
-        }
+impl From<FramingError> for BodyError {
+    fn from(FramingError(reason): FramingError) -> Self {
+        BodyError::Chunked(reason)
     }
 }
 
-/// The chunked decoder's working copy of its state.
-struct ChunkedFraming {
-    state: Chunk,
-    extension_bytes: u64,
-    trailer_bytes: u64,
-}
-
-impl ChunkedFraming {
-    /// Steps through framing bytes until data, the end, or an empty buffer.
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, BodyError> {
-        loop {
-            if let Chunk::Data { remaining } = self.state {
-                if remaining == 0 {
-                    self.state = Chunk::DataCr;
-                    continue;
-                }
-                if buf.is_empty() {
-                    return Ok(Decoded::NeedMore);
-                }
-                let take = buf
-                    .len()
-                    .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                self.state = Chunk::Data {
-                    remaining: remaining - take as u64,
-                };
-                return Ok(Decoded::Data(buf.split_to(take).freeze()));
-            }
-            let Some(&byte) = buf.first() else {
-                return Ok(Decoded::NeedMore);
-            };
-            buf.advance(1);
-            if self.step(byte)? {
-                return Ok(Decoded::End);
-            }
-        }
-    }
-
-    /// Takes one framing byte; `true` once the body has ended.
-    fn step(&mut self, byte: u8) -> Result<bool, BodyError> {
-        self.state = match (self.state, byte) {
-            (Chunk::Size { size, digits }, _) if byte.is_ascii_hexdigit() => {
-                if digits == MAX_SIZE_DIGITS {
-                    return Err(BodyError::Chunked("chunk size too large"));
-                }
-                Chunk::Size {
-                    size: size * 16 + u64::from(hex_value(byte)),
-                    digits: digits + 1,
-                }
-            }
-            (Chunk::Size { digits: 0, .. }, _) => {
-                return Err(BodyError::Chunked("invalid chunk size"));
-            }
-            (Chunk::Size { size, .. } | Chunk::SizeSpace { size }, b' ' | b'\t') => {
-                Chunk::SizeSpace { size }
-            }
-            (Chunk::Size { size, .. } | Chunk::SizeSpace { size }, b';') => {
-                Chunk::Extension { size }
-            }
-            (
-                Chunk::Size { size, .. } | Chunk::SizeSpace { size } | Chunk::Extension { size },
-                b'\r',
-            ) => Chunk::SizeLf { size },
-            (Chunk::Size { .. } | Chunk::SizeSpace { .. }, _) => {
-                return Err(BodyError::Chunked("invalid chunk size line"));
-            }
-            (Chunk::Extension { .. }, b'\n') => {
-                return Err(BodyError::Chunked("line feed in a chunk extension"));
-            }
-            (Chunk::Extension { size }, _) => {
-                self.extension_bytes += 1;
-                if self.extension_bytes > MAX_EXTENSION_BYTES {
-                    return Err(BodyError::Chunked("chunk extensions too long"));
-                }
-                Chunk::Extension { size }
-            }
-            (Chunk::SizeLf { size: 0 }, b'\n') => Chunk::TrailerStart,
-            (Chunk::SizeLf { size }, b'\n') => Chunk::Data { remaining: size },
-            (Chunk::DataCr, b'\r') => Chunk::DataLf,
-            (Chunk::DataLf, b'\n') => Chunk::Size { size: 0, digits: 0 },
-            (Chunk::TrailerStart, b'\r') => Chunk::EndLf,
-            (Chunk::EndLf, b'\n') => return Ok(true),
-            (Chunk::TrailerStart | Chunk::Trailer, b'\n') => {
-                return Err(BodyError::Chunked("bare line feed in the trailer"));
-            }
-            (Chunk::Trailer, b'\r') => Chunk::TrailerLf,
-            (Chunk::TrailerStart | Chunk::Trailer, _) => {
-                self.trailer_bytes += 1;
-                if self.trailer_bytes > MAX_TRAILER_BYTES {
-                    return Err(BodyError::Chunked("trailer fields too long"));
-                }
-                Chunk::Trailer
-            }
-            (Chunk::TrailerLf, b'\n') => Chunk::TrailerStart,
-            (
-                Chunk::SizeLf { .. }
-                | Chunk::DataCr
-                | Chunk::DataLf
-                | Chunk::TrailerLf
-                | Chunk::EndLf,
-                _,
-            ) => {
-                return Err(BodyError::Chunked("missing line ending"));
-            }
-            (Chunk::Data { .. }, _) => {
-                return Err(BodyError::Chunked("decoder state out of order"));
-            }
-        };
-        Ok(false)
-    }
-}
-
-/// The value of an ASCII hex digit.
-fn hex_value(digit: u8) -> u8 {
-    match digit {
-        b'0'..=b'9' => digit - b'0',
-        b'a'..=b'f' => digit - b'a' + 10,
-        _ => digit - b'A' + 10,
+/// How much room the next read of a body should have: up to the rest of a
+/// sized body.
+fn read_room(decoder: &Decoder) -> usize {
+    match decoder {
+        Decoder::Length { remaining } => usize::try_from(*remaining)
+            .unwrap_or(usize::MAX)
+            .clamp(READ_CHUNK, MAX_BODY_READ),
+        Decoder::Chunked { .. } | Decoder::Done => READ_CHUNK * 2,
     }
 }
 
@@ -406,13 +157,13 @@ impl<R: AsyncRead + Unpin + Send + 'static> Body for IncomingBody<R> {
                     return Poll::Ready(None);
                 }
                 Ok(Decoded::NeedMore) => {
-                    match ready!(reader.poll_fill(cx, this.decoder.read_room())) {
+                    match ready!(reader.poll_fill(cx, read_room(&this.decoder))) {
                         Ok(0) => BodyError::Truncated,
                         Ok(_) => continue,
                         Err(error) => BodyError::Io(error),
                     }
                 }
-                Err(error) => error,
+                Err(error) => BodyError::from(error),
             };
             this.give_back(BodyEnd::Failed);
             return Poll::Ready(Some(Err(failure)));
@@ -446,6 +197,7 @@ impl<R> Drop for IncomingBody<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
     use tokio::io::AsyncWriteExt as _;
 
     /// Decodes all of `wire` in one buffer: the data and the rest.
@@ -533,10 +285,16 @@ mod tests {
     #[test]
     fn endless_extensions_and_trailers_are_cut_off() {
         let mut extensions = b"1;".to_vec();
-        extensions.extend(std::iter::repeat_n(b'e', MAX_EXTENSION_BYTES as usize + 1));
+        extensions.extend(std::iter::repeat_n(
+            b'e',
+            crate::proxy::framing::MAX_EXTENSION_BYTES as usize + 1,
+        ));
         assert!(decode_all(&mut Decoder::chunked(), &extensions).is_err());
         let mut trailers = b"0\r\n".to_vec();
-        trailers.extend(std::iter::repeat_n(b't', MAX_TRAILER_BYTES as usize + 1));
+        trailers.extend(std::iter::repeat_n(
+            b't',
+            crate::proxy::framing::MAX_TRAILER_BYTES as usize + 1,
+        ));
         assert!(decode_all(&mut Decoder::chunked(), &trailers).is_err());
     }
 
