@@ -414,6 +414,15 @@ mod tests {
         (port, connections)
     }
 
+    /// `GET /` on `service` with an empty body; the response body.
+    async fn get(clients: &UpstreamClients, service: &Service) -> Bytes {
+        let response = clients
+            .send(service, &Method::GET, "/", &HeaderMap::new, empty_body())
+            .await
+            .unwrap();
+        read_like_hyper(response).await
+    }
+
     /// Reads a response body as hyper's server does: frames until the body
     /// says it has ended, then drops it.
     async fn read_like_hyper(response: Response<ProxyBody>) -> Bytes {
@@ -434,11 +443,7 @@ mod tests {
         let service = service("http", "127.0.0.1", port);
         let clients = UpstreamClients::new(PoolSettings::default());
         for _ in 0..3 {
-            let response = clients
-                .send(&service, &Method::GET, "/", &HeaderMap::new, empty_body())
-                .await
-                .unwrap();
-            assert_eq!(read_like_hyper(response).await, "ok");
+            assert_eq!(get(&clients, &service).await, "ok");
         }
         assert_eq!(connections.load(Ordering::SeqCst), 1);
     }
@@ -454,11 +459,7 @@ mod tests {
         let clients = UpstreamClients::new(settings);
         for pause in [0, 0, 120] {
             tokio::time::sleep(Duration::from_millis(pause)).await;
-            let response = clients
-                .send(&service, &Method::GET, "/", &HeaderMap::new, empty_body())
-                .await
-                .unwrap();
-            assert_eq!(read_like_hyper(response).await, "ok");
+            assert_eq!(get(&clients, &service).await, "ok");
         }
         assert_eq!(
             connections.load(Ordering::SeqCst),
@@ -471,11 +472,7 @@ mod tests {
             max_idle_per_host: 0,
         });
         for _ in 0..2 {
-            let response = no_pool
-                .send(&service, &Method::GET, "/", &HeaderMap::new, empty_body())
-                .await
-                .unwrap();
-            assert_eq!(read_like_hyper(response).await, "ok");
+            assert_eq!(get(&no_pool, &service).await, "ok");
         }
         assert_eq!(connections.load(Ordering::SeqCst), 4, "nothing kept idle");
     }
