@@ -6,7 +6,8 @@
 //! a connection's read buffer, handing out data as slices of that buffer.
 //! The chunked decoder is strict, as hyper's was: CRLF line endings, at most
 //! 16 hex digits of size, chunk extensions and trailer fields skipped but
-//! bounded in size.
+//! bounded in size. The header-value rules both sides share live here too:
+//! `Content-Length` lists, `Connection` tokens, the last transfer coding.
 
 use bytes::Bytes;
 use bytes::{Buf as _, BytesMut};
@@ -272,4 +273,43 @@ fn hex_value(digit: u8) -> u8 {
         b'a'..=b'f' => digit - b'a' + 10,
         _ => digit - b'A' + 10,
     }
+}
+
+/// A `Content-Length` value: digits, or a list of identical ones.
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
+    let mut length = None;
+    for item in value.split(|&byte| byte == b',') {
+        let digits = item.trim_ascii();
+        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let parsed = digits
+            .iter()
+            .fold(0u64, |total, digit| total * 10 + u64::from(digit - b'0'));
+        if length.is_some_and(|previous| previous != parsed) {
+            return None;
+        }
+        length = Some(parsed);
+    }
+    length
+}
+
+/// Whether the comma-separated list `value` holds `token` (any case).
+pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&byte| byte == b',')
+        .any(|item| token_is(item, token))
+}
+
+/// Whether `item`, without surrounding whitespace, is `token` (any case).
+fn token_is(item: &[u8], token: &[u8]) -> bool {
+    item.trim_ascii().eq_ignore_ascii_case(token)
+}
+
+/// Whether a `Transfer-Encoding` value's last coding is `chunked`.
+pub(crate) fn ends_in_chunked(value: &[u8]) -> bool {
+    value
+        .rsplit(|&byte| byte == b',')
+        .next()
+        .is_some_and(|coding| token_is(coding, b"chunked"))
 }

@@ -26,6 +26,9 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{header, Method, Request, StatusCode, Uri, Version};
 
+pub(super) use crate::proxy::framing::has_token;
+use crate::proxy::framing::{content_length, ends_in_chunked};
+
 /// The most header fields a request may have (hyper's limit).
 pub(super) const MAX_HEADERS: usize = 100;
 
@@ -288,8 +291,7 @@ impl Message {
                 if self.version != Version::HTTP_11 {
                     return Err(HeadError::Malformed("Transfer-Encoding in HTTP/1.0"));
                 }
-                let last = value.as_bytes().rsplit(|&byte| byte == b',').next();
-                self.chunked = Some(last.is_some_and(|coding| token_is(coding, b"chunked")));
+                self.chunked = Some(ends_in_chunked(value.as_bytes()));
             }
             header::CONNECTION => {
                 if self.closing || has_token(value.as_bytes(), b"close") {
@@ -324,37 +326,6 @@ impl Message {
             (None, Some(length)) => Ok(BodyFraming::Length(length)),
         }
     }
-}
-
-/// A `Content-Length` value: digits, or a list of identical ones.
-fn content_length(value: &[u8]) -> Option<u64> {
-    let mut length = None;
-    for item in value.split(|&byte| byte == b',') {
-        let digits = item.trim_ascii();
-        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let parsed = digits
-            .iter()
-            .fold(0u64, |total, digit| total * 10 + u64::from(digit - b'0'));
-        if length.is_some_and(|previous| previous != parsed) {
-            return None;
-        }
-        length = Some(parsed);
-    }
-    length
-}
-
-/// Whether the comma-separated list `value` holds `token` (any case).
-pub(super) fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&byte| byte == b',')
-        .any(|item| token_is(item, token))
-}
-
-/// Whether `item`, without surrounding whitespace, is `token` (any case).
-fn token_is(item: &[u8], token: &[u8]) -> bool {
-    item.trim_ascii().eq_ignore_ascii_case(token)
 }
 
 /// A short reason for an httparse error, for the log.

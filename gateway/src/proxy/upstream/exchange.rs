@@ -26,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::connect::Connection;
 use crate::proxy::body::{BoxError, ProxyBody};
+use crate::proxy::framing::{content_length, ends_in_chunked, has_token};
 
 /// The largest response head accepted (nginx's default
 /// `proxy_buffer_size` is 4 or 8 KiB; hyper's client allowed ~400 KiB).
@@ -369,37 +370,30 @@ pub fn response_framing(
         return Ok(Framing::Empty);
     }
     if let Some(codings) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
-        let last = codings.as_bytes().rsplit(|&byte| byte == b',').next();
-        let chunked =
-            last.is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        return Ok(if chunked {
+        return Ok(if ends_in_chunked(codings.as_bytes()) {
             Framing::Chunked
         } else {
             Framing::UntilClose
         });
     }
-    Ok(match content_length(headers)? {
+    Ok(match response_length(headers)? {
         Some(0) => Framing::Empty,
         Some(len) => Framing::Length(len),
         None => Framing::UntilClose,
     })
 }
 
-/// The `Content-Length`, if any; repeated values must agree.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ExchangeError> {
+/// The `Content-Length`, if any; repeated values (in one field or in
+/// several) must agree.
+fn response_length(headers: &HeaderMap) -> Result<Option<u64>, ExchangeError> {
     let mut length = None;
     for value in headers.get_all(CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&byte| byte == b',') {
-            let parsed = std::str::from_utf8(item.trim_ascii())
-                .ok()
-                .filter(|text| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()))
-                .and_then(|text| text.parse::<u64>().ok())
-                .ok_or(ExchangeError::Invalid("invalid content-length"))?;
-            if length.is_some_and(|known| known != parsed) {
-                return Err(ExchangeError::Invalid("conflicting content-length values"));
-            }
-            length = Some(parsed);
+        let parsed = content_length(value.as_bytes())
+            .ok_or(ExchangeError::Invalid("invalid content-length"))?;
+        if length.is_some_and(|known| known != parsed) {
+            return Err(ExchangeError::Invalid("conflicting content-length values"));
         }
+        length = Some(parsed);
     }
     Ok(length)
 }
@@ -408,18 +402,16 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ExchangeError> {
 /// HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
 /// `Connection: keep-alive`.
 fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
-    let has_token = |wanted: &str| {
-        headers.get_all(CONNECTION).iter().any(|value| {
-            value
-                .as_bytes()
-                .split(|&byte| byte == b',')
-                .any(|token| token.trim_ascii().eq_ignore_ascii_case(wanted.as_bytes()))
-        })
+    let listed = |token: &[u8]| {
+        headers
+            .get_all(CONNECTION)
+            .iter()
+            .any(|value| has_token(value.as_bytes(), token))
     };
     if version == Version::HTTP_10 {
-        has_token("keep-alive")
+        listed(b"keep-alive")
     } else {
-        !has_token("close")
+        !listed(b"close")
     }
 }
 
