@@ -182,7 +182,7 @@ pub fn service_host_header(service: &Service) -> String {
 }
 
 /// An IPv6 literal in brackets; other hosts unchanged.
-pub fn bracketed(host: &str) -> String {
+fn bracketed(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
