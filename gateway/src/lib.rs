@@ -1,11 +1,13 @@
 //! The gateway library: everything `gateway serve` and `gateway echo` are made of.
 //!
-//! - [`store`]: entities and sessions in sled, unique indexes, durable writes.
+//! - [`store`]: entities (Kong's DAO rules, durable writes, revisions) and
+//!   session rows, behind backend traits; sled is the embedded backend.
 //! - [`admin`]: the Kong-compatible Admin API over the store.
 //! - [`snapshot`]: the immutable, precompiled config the proxy reads per request.
 //! - [`router`]: route matching and upstream URI construction.
 //! - [`proxy`]: the proxy listener, request pipeline and upstream forwarding.
-//! - [`plugins`]: the plugin trait, the runner and one file per plugin.
+//! - [`plugins`]: the plugin trait and registry, the runner and one module
+//!   per plugin.
 //! - [`tls`]: rustls server and upstream client configuration.
 //! - [`serve`]: `gateway serve`: wiring of store, snapshot, proxy and Admin API.
 //! - [`echo`]: a small httpbin-like upstream for tutorials, tests and benchmarks.

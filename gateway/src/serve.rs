@@ -27,8 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
 use crate::admin::{self, AdminState};
-use crate::plugins::session::storage::SessionStorage;
-use crate::plugins::PluginEnv;
+use crate::plugins::{self, PluginEnv};
 use crate::proxy::{self, Proxy, ProxySettings};
 use crate::snapshot::{updater, SnapshotError, SnapshotHandle};
 use crate::store::{Store, StoreError};
@@ -146,6 +145,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let node_id = Uuid::new_v4();
     let env = plugin_env(&store, node_id);
     let snapshots = Arc::new(SnapshotHandle::new(updater::compile_stored(&store, &env)?));
+    let background = plugins::background_tasks(&env);
     updater::keep_updated(&store, &snapshots, env);
 
     let proxy_listener = bind(args.proxy_listen).await?;
@@ -187,10 +187,9 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             })?,
     });
     tasks.spawn(admin::serve(admin_listener, admin_state, stop.wait()));
-    tasks.spawn(sweep_sessions(
-        SessionStorage::new(store.sessions_tree()),
-        stop.wait(),
-    ));
+    for task in background {
+        tasks.spawn(until(stop.wait(), task));
+    }
 
     terminated.await;
     tracing::info!("shutting down: draining in-flight requests");
@@ -243,41 +242,21 @@ fn load_config_files(store: &Store, files: &[PathBuf]) -> Result<(), ServeError>
     Ok(())
 }
 
-/// The plugin factories' environment: node id, host name, and the session
-/// storage for the session plugin's `storage: kong`.
+/// The plugins' environment: node id, host name, and the database's
+/// session rows (for the session plugin's `storage: kong`).
 fn plugin_env(store: &Store, node_id: Uuid) -> PluginEnv {
-    let mut shared = http::Extensions::new();
-    shared.insert(SessionStorage::new(store.sessions_tree()));
     PluginEnv {
         node_id,
         hostname: hostname(),
-        shared,
+        sessions: Some(store.sessions()),
     }
 }
 
-/// How often expired `storage: kong` session rows are removed.
-const SESSION_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Removes expired session rows every [`SESSION_SWEEP_INTERVAL`] until
-/// `stop` completes. Expired rows are already unreadable; this only frees
-/// the space.
-async fn sweep_sessions(storage: SessionStorage, stop: impl Future<Output = ()>) {
-    tokio::pin!(stop);
-    let mut ticks = tokio::time::interval(SESSION_SWEEP_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            _ = ticks.tick() => {}
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_secs())
-            .unwrap_or(0);
-        match storage.sweep_expired(now) {
-            Ok(0) => {}
-            Ok(removed) => tracing::debug!(removed, "swept expired sessions"),
-            Err(error) => tracing::warn!(%error, "sweeping expired sessions failed"),
-        }
+/// Runs `task` until `stop` completes.
+async fn until(stop: impl Future<Output = ()>, task: plugins::BackgroundTask) {
+    tokio::select! {
+        _ = stop => {}
+        _ = task => {}
     }
 }
 

@@ -1,5 +1,6 @@
-//! Endpoint handlers. They are synchronous (the store is sled) and run on
-//! tokio's blocking pool; [`dispatch`] picks one per endpoint.
+//! Endpoint handlers. They are synchronous (a store write waits for the
+//! disk or the database) and run on tokio's blocking pool; [`dispatch`]
+//! picks one per endpoint.
 //!
 //! This file has the top-level collections and entities
 //! (`/services`, `/services/{id or name}`, ...); nested URLs live in

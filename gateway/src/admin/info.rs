@@ -46,7 +46,7 @@ fn configuration(context: &Context) -> Value {
         .map(|name| (name.to_owned(), Value::Bool(true)))
         .collect();
     json!({
-        "database": "sled",
+        "database": context.state.store.backend_name(),
         "role": "traditional",
         "router_flavor": "traditional_compatible",
         "admin_listen": [context.state.listen_addr.to_string()],

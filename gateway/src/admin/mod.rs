@@ -7,7 +7,8 @@
 //!    `Kong-Admin-Token` must match when a token is configured;
 //! 2. dispatch ([`routes`]): 404 for unknown paths, 405 for wrong methods;
 //! 3. body parsing ([`body`]), capped at 1 MiB (64 MiB for `/config`);
-//! 4. the handler, on tokio's blocking pool because the store is sled.
+//! 4. the handler, on tokio's blocking pool because store writes wait for
+//!    the disk or the database.
 //!
 //! Answers are JSON with Kong's messages and headers (`Server: kong/<v>`,
 //! `X-Kong-Admin-Latency`). Request bodies, keys and entity names are never

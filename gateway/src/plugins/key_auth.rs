@@ -30,14 +30,22 @@ use schemas::plugins::key_auth::KeyAuthConfig;
 
 use super::request_data::{header_arg, query_arg, remove_header, remove_pairs, Arg, ParsedBody};
 use super::{
-    set_identity_headers, AuthCredential, Flow, Plugin, PluginBuildError, PluginEnv, RequestCtx,
+    set_identity_headers, AuthCredential, Flow, Phases, Plugin, PluginBuildError, PluginDescriptor,
+    PluginEnv, RequestCtx,
 };
 
-/// The plugin's name.
-pub const NAME: &str = "key-auth";
+pub use schemas::plugins::key_auth::NAME;
 
-/// Kong's priority for key-auth.
-pub const PRIORITY: u32 = 1250;
+/// key-auth runs in the access phase only.
+pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
+    name: NAME,
+    phases: Phases {
+        access: true,
+        response: false,
+    },
+    build,
+    background: None,
+};
 
 /// Why authentication failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,20 +103,13 @@ pub fn build(
     }))
 }
 
+#[async_trait::async_trait]
 impl Plugin for KeyAuth {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn priority(&self) -> u32 {
-        PRIORITY
-    }
-
     fn needs_body(&self) -> bool {
         self.key_in_body
     }
 
-    fn access(&self, ctx: &mut RequestCtx) -> Flow {
+    async fn access(&self, ctx: &mut RequestCtx) -> Flow {
         if !self.run_on_preflight && ctx.request.method == Method::OPTIONS {
             return Flow::Continue;
         }

@@ -1,4 +1,5 @@
-//! The plugin trait, the per-request context, the runner and one module per
+//! Plugins: the phase trait every plugin implements, the registry of the
+//! plugins this gateway can run ([`DESCRIPTORS`]), and one module per
 //! plugin.
 //!
 //! # Phases
@@ -10,17 +11,24 @@
 //!    descending priority (ties: name descending). For each name it resolves
 //!    the most specific enabled instance for the matched route, its service
 //!    and the consumer authenticated *so far* (Kong's 8-rank table), records
-//!    it, and calls [`Plugin::access`]. A plugin returning
+//!    it, and awaits [`Plugin::access`]. A plugin returning
 //!    [`Flow::Respond`] short-circuits: no further access handlers run, but
 //!    the remaining names are still resolved and recorded.
 //! 2. **response**, when the response head is known: [`Plugin::response`]
-//!    runs for every recorded instance, in the same order, on proxied
-//!    responses, on short-circuit responses and on the gateway's own errors
-//!    produced after routing (502, 503, 504).
+//!    runs for every recorded instance whose descriptor declares the phase,
+//!    in the same order, on proxied responses, on short-circuit responses
+//!    and on the gateway's own errors produced after routing (502, 503,
+//!    504).
 //!
-//! Plugins are built once per configuration snapshot by a [`PluginFactory`]
-//! (see [`factory`]): config parsing and precomputation happen there, not per
-//! request.
+//! Both hooks are async: a plugin may await a database or network call
+//! without blocking the worker thread's other connections.
+//!
+//! # Adding a plugin
+//!
+//! Its config schema in `schemas/src/plugins/<name>.rs` (name, priority,
+//! version, fields; one line in that registry), its handler here in
+//! `<name>.rs` (a [`PluginFactory`] building a [`Plugin`]), and one line in
+//! [`DESCRIPTORS`].
 
 pub mod context;
 pub mod key_auth;
@@ -30,15 +38,20 @@ pub mod runner;
 pub mod session;
 pub mod unavailable;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use schemas::model::Consumer;
+use schemas::plugins::PluginSchema;
 use uuid::Uuid;
 
 pub use context::{AuthCredential, Downstream, Matched, RequestCtx};
 pub use runner::PluginRunner;
+
+use crate::store::SessionStore;
 
 /// A response produced by a plugin (Kong's `kong.response.exit` or
 /// `kong.response.error`); build one with [`RequestCtx::error`] or
@@ -59,13 +72,8 @@ pub enum Flow {
 ///
 /// Instances are shared by all requests of a snapshot, so hooks take
 /// `&self`; per-request state goes into [`RequestCtx::extensions`].
+#[async_trait::async_trait]
 pub trait Plugin: Send + Sync + 'static {
-    /// The plugin's name, e.g. `key-auth`.
-    fn name(&self) -> &'static str;
-
-    /// Kong's `PRIORITY`: higher runs first.
-    fn priority(&self) -> u32;
-
     /// Whether [`Plugin::access`] needs the request body in memory. When
     /// true, the runner buffers the body (up to its cap) before calling
     /// `access`, and [`RequestCtx::body`] returns it; a body over the cap
@@ -79,32 +87,43 @@ pub trait Plugin: Send + Sync + 'static {
     /// earlier plugin already short-circuited. It may change the request
     /// (headers, query, body), authenticate a consumer, queue response
     /// headers, or answer with [`Flow::Respond`]. Default: continue.
-    fn access(&self, ctx: &mut RequestCtx) -> Flow {
+    async fn access(&self, ctx: &mut RequestCtx) -> Flow {
         let _ = ctx;
         Flow::Continue
     }
 
     /// The response-headers phase: runs once the response head is known,
-    /// for every instance resolved during access (in the same order), on
-    /// proxied responses, short-circuit responses and gateway errors after
-    /// routing. `head` is what the client will receive, after the headers
-    /// queued in [`RequestCtx::response_headers`] were added. Default: does
-    /// nothing.
-    fn response(&self, ctx: &mut RequestCtx, head: &mut http::response::Parts) {
+    /// for every instance resolved during access (in the same order) whose
+    /// descriptor declares it, on proxied responses, short-circuit
+    /// responses and gateway errors after routing. `head` is what the
+    /// client will receive, after the headers queued in
+    /// [`RequestCtx::response_headers`] were added. Default: does nothing.
+    async fn response(&self, ctx: &mut RequestCtx, head: &mut http::response::Parts) {
         let _ = (ctx, head);
     }
 }
 
-/// Process-wide facts and shared services a factory may need.
-#[derive(Debug, Clone, Default)]
+/// Process-wide facts and shared services a factory or background task
+/// may need.
+#[derive(Clone, Default)]
 pub struct PluginEnv {
     /// This node's id (request-termination's echo shows it).
     pub node_id: Uuid,
     /// This host's name (request-termination's echo shows it).
     pub hostname: String,
-    /// Shared services by type, e.g. the session storage, inserted by
-    /// `serve` before the first snapshot is built.
-    pub shared: http::Extensions,
+    /// The database's session rows (Kong's `kong.db.sessions`), for the
+    /// session plugin's `storage: kong`; `None` without a database.
+    pub sessions: Option<Arc<dyn SessionStore>>,
+}
+
+impl std::fmt::Debug for PluginEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEnv")
+            .field("node_id", &self.node_id)
+            .field("hostname", &self.hostname)
+            .field("sessions", &self.sessions.is_some())
+            .finish()
+    }
 }
 
 /// Why a plugin row could not be turned into an instance.
@@ -122,39 +141,65 @@ pub enum PluginBuildError {
 pub type PluginFactory =
     fn(&schemas::model::Plugin, &PluginEnv) -> Result<Arc<dyn Plugin>, PluginBuildError>;
 
-/// A plugin this gateway can run.
+/// Work a plugin runs in the background for the node's lifetime (Kong's
+/// `init_worker`), e.g. sweeping expired session rows. The server stops
+/// it at shutdown by dropping it.
+pub type BackgroundTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Which phases a plugin implements; the runner skips the others.
 #[derive(Debug, Clone, Copy)]
-pub struct Available {
-    /// Its name, e.g. `key-auth`.
+pub struct Phases {
+    /// It implements [`Plugin::access`].
+    pub access: bool,
+    /// It implements [`Plugin::response`].
+    pub response: bool,
+}
+
+/// A plugin this gateway can run. Its priority, version and config schema
+/// live with its schema in [`schemas::plugins`], under the same name.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginDescriptor {
+    /// Its name, e.g. `key-auth` (the schema's own constant).
     pub name: &'static str,
-    /// Its priority (the instances' [`Plugin::priority`]).
-    pub priority: u32,
+    /// The phases its instances implement.
+    pub phases: Phases,
     /// Builds an instance from a row.
     pub build: PluginFactory,
+    /// Its background task, started once per node, if it needs one.
+    pub background: Option<fn(&PluginEnv) -> Option<BackgroundTask>>,
+}
+
+impl PluginDescriptor {
+    /// Its schema (every descriptor has one; a unit test holds this).
+    pub fn schema(&self) -> Option<&'static PluginSchema> {
+        schemas::plugins::lookup(self.name)
+    }
+
+    /// Kong's `PRIORITY`: higher runs first.
+    pub fn priority(&self) -> u32 {
+        self.schema().map_or(0, |schema| schema.priority)
+    }
 }
 
 /// The plugins this gateway can run.
-const AVAILABLE: [Available; 3] = [
-    Available {
-        name: "key-auth",
-        priority: key_auth::PRIORITY,
-        build: key_auth::build,
-    },
-    Available {
-        name: "request-termination",
-        priority: request_termination::PRIORITY,
-        build: request_termination::build,
-    },
-    Available {
-        name: "session",
-        priority: session::PRIORITY,
-        build: session::build,
-    },
+pub const DESCRIPTORS: &[PluginDescriptor] = &[
+    key_auth::DESCRIPTOR,
+    request_termination::DESCRIPTOR,
+    session::DESCRIPTOR,
 ];
 
 /// The plugin of this name, if this gateway can run it.
-pub fn available(name: &str) -> Option<Available> {
-    AVAILABLE.into_iter().find(|plugin| plugin.name == name)
+pub fn descriptor(name: &str) -> Option<&'static PluginDescriptor> {
+    DESCRIPTORS.iter().find(|plugin| plugin.name == name)
+}
+
+/// The background tasks of every plugin that has one.
+pub fn background_tasks(env: &PluginEnv) -> Vec<BackgroundTask> {
+    DESCRIPTORS
+        .iter()
+        .filter_map(|plugin| plugin.background)
+        .filter_map(|start| start(env))
+        .collect()
 }
 
 /// Upstream header carrying the consumer's id.
@@ -203,5 +248,22 @@ fn set_or_clear(headers: &mut HeaderMap, name: HeaderName, value: Option<&str>) 
         None => {
             headers.remove(name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_has_a_handler_and_every_handler_a_schema() {
+        let mut handlers: Vec<&str> = DESCRIPTORS.iter().map(|plugin| plugin.name).collect();
+        let mut schemas: Vec<&str> = schemas::plugins::all()
+            .iter()
+            .map(|schema| schema.name)
+            .collect();
+        handlers.sort_unstable();
+        schemas.sort_unstable();
+        assert_eq!(handlers, schemas);
     }
 }

@@ -23,14 +23,21 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::request_data::{header_arg, pairs_to_json, parse_pairs, query_arg, ParsedBody};
-use super::{Flow, Plugin, PluginBuildError, PluginEnv, RequestCtx};
+use super::{Flow, Phases, Plugin, PluginBuildError, PluginDescriptor, PluginEnv, RequestCtx};
 use crate::proxy::respond::ExitBody;
 
-/// The plugin's name.
-pub const NAME: &str = "request-termination";
+pub use schemas::plugins::request_termination::NAME;
 
-/// Kong's priority for request-termination.
-pub const PRIORITY: u32 = 2;
+/// request-termination runs in the access phase only.
+pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
+    name: NAME,
+    phases: Phases {
+        access: true,
+        response: false,
+    },
+    build,
+    background: None,
+};
 
 /// One request-termination instance.
 #[derive(Debug)]
@@ -78,21 +85,14 @@ pub fn build(
     }))
 }
 
+#[async_trait::async_trait]
 impl Plugin for RequestTermination {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn priority(&self) -> u32 {
-        PRIORITY
-    }
-
     /// The echo shows the parsed request body.
     fn needs_body(&self) -> bool {
         self.echo
     }
 
-    fn access(&self, ctx: &mut RequestCtx) -> Flow {
+    async fn access(&self, ctx: &mut RequestCtx) -> Flow {
         if !self.is_triggered(ctx) {
             return Flow::Continue;
         }

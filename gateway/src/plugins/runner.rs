@@ -27,7 +27,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use uuid::Uuid;
 
-use super::{Flow, Plugin, PluginResponse, RequestCtx};
+use super::{Flow, Plugin, PluginDescriptor, PluginResponse, RequestCtx};
 use crate::snapshot::{PluginTable, Protocol, Scope};
 
 /// The default cap on a request body buffered for a plugin (1 MiB); larger
@@ -82,7 +82,7 @@ fn required(needed: bool, id: Option<Uuid>) -> Option<Option<Uuid>> {
 /// Runs the plugins of one request and remembers which instances were
 /// resolved, for the response phase.
 pub struct PluginRunner {
-    collected: Vec<Arc<dyn Plugin>>,
+    collected: Vec<(&'static PluginDescriptor, Arc<dyn Plugin>)>,
     body_cap: usize,
 }
 
@@ -110,8 +110,8 @@ impl PluginRunner {
             let Some(instance) = resolve(table, protocol, route, service, consumer) else {
                 continue;
             };
-            self.collected.push(Arc::clone(instance));
-            if response.is_none() {
+            self.collected.push((table.plugin, Arc::clone(instance)));
+            if response.is_none() && table.plugin.phases.access {
                 response = self.run_access(instance.as_ref(), ctx).await;
             }
         }
@@ -130,23 +130,28 @@ impl PluginRunner {
                 return Some(ctx.error(StatusCode::BAD_REQUEST, None, Default::default()));
             }
         }
-        match plugin.access(ctx) {
+        match plugin.access(ctx).await {
             Flow::Continue => None,
             Flow::Respond(response) => Some(response),
         }
     }
 
-    /// The response phase: every resolved instance's response handler, in
-    /// run order.
-    pub fn response(&self, ctx: &mut RequestCtx, head: &mut http::response::Parts) {
-        for plugin in &self.collected {
-            plugin.response(ctx, head);
+    /// The response phase: the response handler of every resolved instance
+    /// whose plugin has one, in run order.
+    pub async fn response(&self, ctx: &mut RequestCtx, head: &mut http::response::Parts) {
+        for (plugin, instance) in &self.collected {
+            if plugin.phases.response {
+                instance.response(ctx, head).await;
+            }
         }
     }
 
     /// The names of the resolved instances, in run order.
     pub fn collected_names(&self) -> Vec<&'static str> {
-        self.collected.iter().map(|plugin| plugin.name()).collect()
+        self.collected
+            .iter()
+            .map(|(plugin, _)| plugin.name)
+            .collect()
     }
 }
 
@@ -298,7 +303,11 @@ pub(crate) mod tests {
         config: &Config,
     ) -> PluginResponse {
         let mut ctx = ctx_for(Arc::clone(snapshot), config, "/");
-        match instance.access(&mut ctx) {
+        let access = instance.access(&mut ctx);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        match runtime.block_on(access) {
             Flow::Respond(response) => response,
             Flow::Continue => panic!("request-termination responds"),
         }
@@ -345,19 +354,15 @@ pub(crate) mod tests {
         );
     }
 
+    /// Plugins whose descriptor has no response phase are skipped.
     #[tokio::test]
     async fn response_phase_runs_for_collected_plugins_only() {
         use std::sync::atomic::{AtomicUsize, Ordering};
 
         struct Counting(Arc<AtomicUsize>);
+        #[async_trait::async_trait]
         impl Plugin for Counting {
-            fn name(&self) -> &'static str {
-                "counting"
-            }
-            fn priority(&self) -> u32 {
-                1
-            }
-            fn response(&self, _: &mut RequestCtx, head: &mut http::response::Parts) {
+            async fn response(&self, _: &mut RequestCtx, head: &mut http::response::Parts) {
                 self.0.fetch_add(1, Ordering::SeqCst);
                 head.headers
                     .insert("x-counted", http::HeaderValue::from_static("1"));
@@ -373,12 +378,20 @@ pub(crate) mod tests {
         let snapshot = Arc::new(Snapshot::build(&config, &PluginEnv::default()).unwrap());
         let mut ctx = ctx_for(snapshot, &config, "/");
         let calls = Arc::new(AtomicUsize::new(0));
+        let with_response = &crate::plugins::session::DESCRIPTOR;
+        let without_response = &crate::plugins::key_auth::DESCRIPTOR;
         let runner = PluginRunner {
-            collected: vec![Arc::new(Counting(Arc::clone(&calls)))],
+            collected: vec![
+                (
+                    with_response,
+                    Arc::new(Counting(Arc::clone(&calls))) as Arc<dyn Plugin>,
+                ),
+                (without_response, Arc::new(Counting(Arc::clone(&calls)))),
+            ],
             body_cap: DEFAULT_BODY_CAP,
         };
         let (mut head, ()) = http::Response::new(()).into_parts();
-        runner.response(&mut ctx, &mut head);
+        runner.response(&mut ctx, &mut head).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(head.headers["x-counted"], "1");
     }

@@ -12,32 +12,17 @@
 use http::header::HeaderMap;
 use http::StatusCode;
 
-use super::{Available, Flow, Plugin, RequestCtx};
+use super::{Flow, Plugin, RequestCtx};
 
-/// Answers 500 in place of the plugin it stands for.
-#[derive(Debug)]
-pub struct Unavailable {
-    plugin: Available,
-}
+/// Answers 500 in place of the plugin it stands for (whose table it sits
+/// in, so it runs at that plugin's priority).
+#[derive(Debug, Default)]
+pub struct Unavailable;
 
-impl Unavailable {
-    /// A stand-in running where `plugin`'s instance would have run.
-    pub fn new(plugin: Available) -> Self {
-        Unavailable { plugin }
-    }
-}
-
+#[async_trait::async_trait]
 impl Plugin for Unavailable {
-    fn name(&self) -> &'static str {
-        self.plugin.name
-    }
-
-    fn priority(&self) -> u32 {
-        self.plugin.priority
-    }
-
     /// Refuses the request: the plugin it stands for cannot run.
-    fn access(&self, ctx: &mut RequestCtx) -> Flow {
+    async fn access(&self, ctx: &mut RequestCtx) -> Flow {
         Flow::Respond(ctx.error(StatusCode::INTERNAL_SERVER_ERROR, None, HeaderMap::new()))
     }
 }

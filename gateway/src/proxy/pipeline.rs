@@ -92,7 +92,7 @@ impl Proxy {
             Some(response) => Outcome::Generated(response),
             None => self.forward(&mut ctx, &route_match, started).await,
         };
-        respond_with(outcome, &runner, &mut ctx, started)
+        respond_with(outcome, &runner, &mut ctx, started).await
     }
 
     /// Sends the request to the matched service.
@@ -268,7 +268,7 @@ fn https_required(
 }
 
 /// Adds Kong's headers and the queued ones, runs the response phase.
-fn respond_with(
+async fn respond_with(
     outcome: Outcome,
     runner: &PluginRunner,
     ctx: &mut RequestCtx,
@@ -295,7 +295,7 @@ fn respond_with(
         }
     };
     append_all(&mut head.headers, std::mem::take(&mut ctx.response_headers));
-    runner.response(ctx, &mut head);
+    runner.response(ctx, &mut head).await;
     Response::from_parts(head, response_body)
 }
 

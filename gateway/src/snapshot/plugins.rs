@@ -9,7 +9,7 @@ use schemas::model;
 use uuid::Uuid;
 
 use crate::plugins::unavailable::Unavailable;
-use crate::plugins::{self, Plugin, PluginEnv};
+use crate::plugins::{self, Plugin, PluginDescriptor, PluginEnv};
 
 /// The protocol of a request as plugins' `protocols` name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,10 +61,8 @@ impl Scope {
 
 /// The enabled instances of one plugin name, by scope and protocol.
 pub struct PluginTable {
-    /// The plugin name.
-    pub name: String,
-    /// Its priority (higher runs first).
-    pub priority: u32,
+    /// The plugin (name, priority, phases).
+    pub plugin: &'static PluginDescriptor,
     /// Per protocol (`http`, `https`): the instances whose `protocols`
     /// include it, by scope.
     by_scope: [HashMap<Scope, Arc<dyn Plugin>>; 2],
@@ -74,10 +72,9 @@ pub struct PluginTable {
 }
 
 impl PluginTable {
-    fn new(name: &str, priority: u32) -> Self {
+    fn new(plugin: &'static PluginDescriptor) -> Self {
         PluginTable {
-            name: name.to_owned(),
-            priority,
+            plugin,
             by_scope: [HashMap::new(), HashMap::new()],
             shapes: [0; 2],
         }
@@ -108,12 +105,12 @@ impl PluginTable {
     }
 }
 
-/// A plugin row with its instance (`None` when the row is disabled or names
-/// a plugin this gateway does not have).
+/// A plugin row with its plugin and instance (`None` when the row is
+/// disabled or names a plugin this gateway does not have).
 #[derive(Clone)]
 struct BuiltRow {
     row: Arc<model::Plugin>,
-    instance: Option<Arc<dyn Plugin>>,
+    instance: Option<(&'static PluginDescriptor, Arc<dyn Plugin>)>,
 }
 
 /// Every configured plugin name, in run order: priority descending, then
@@ -158,20 +155,19 @@ impl PluginIndex {
     fn index(rows: HashMap<Uuid, BuiltRow>) -> Self {
         let mut tables: HashMap<&str, PluginTable> = HashMap::new();
         for built in rows.values() {
-            let Some(instance) = &built.instance else {
+            let Some((plugin, instance)) = &built.instance else {
                 continue;
             };
             let row = &built.row;
             let table = tables
-                .entry(row.name.as_str())
-                .or_insert_with(|| PluginTable::new(&row.name, instance.priority()));
+                .entry(plugin.name)
+                .or_insert_with(|| PluginTable::new(plugin));
             table.insert(&row.protocols, scope_of(row), Arc::clone(instance));
         }
         let mut tables: Vec<PluginTable> = tables.into_values().collect();
         tables.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then_with(|| b.name.cmp(&a.name))
+            let key = |table: &PluginTable| (table.plugin.priority(), table.plugin.name);
+            key(b).cmp(&key(a))
         });
         PluginIndex { tables, rows }
     }
@@ -192,13 +188,13 @@ impl PluginIndex {
 fn build_row(row: model::Plugin, env: &PluginEnv) -> BuiltRow {
     let instance = if !row.enabled {
         None
-    } else if let Some(plugin) = plugins::available(&row.name) {
+    } else if let Some(plugin) = plugins::descriptor(&row.name) {
         let instance = (plugin.build)(&row, env).unwrap_or_else(|error| {
             tracing::error!(plugin = %row.name, id = %row.id, %error,
                 "plugin cannot run; requests it applies to are answered 500");
-            Arc::new(Unavailable::new(plugin))
+            Arc::new(Unavailable)
         });
-        Some(instance)
+        Some((plugin, instance))
     } else {
         tracing::warn!(plugin = %row.name, id = %row.id, "plugin not available in this gateway; skipped");
         None

@@ -119,7 +119,7 @@ fn plugin_index_orders_by_priority_and_respects_protocols() {
         .plugins
         .tables()
         .iter()
-        .map(|t| t.name.as_str())
+        .map(|t| t.plugin.name)
         .collect();
     assert_eq!(names, ["key-auth", "request-termination"]);
     let key_auth = &snapshot.plugins.tables()[0];
@@ -275,7 +275,7 @@ fn changes_update_only_the_parts_they_touch() {
     let third = second.with_changes(&routing_and_plugins, &env).unwrap();
     assert!(routes_path(&second, "/old") && !routes_path(&second, "/new"));
     assert!(!routes_path(&third, "/old") && routes_path(&third, "/new"));
-    assert_eq!(third.plugins().tables()[0].name, "key-auth");
+    assert_eq!(third.plugins().tables()[0].plugin.name, "key-auth");
     assert!(third.consumer_by_username("alicia").is_none());
     assert!(third.credential_by_key("k2").is_none());
     assert!(third.credential_by_key("k3").is_some());

@@ -8,6 +8,9 @@
 use schemas::{EntityKind, SchemaViolation};
 use serde_json::{json, Map, Value};
 
+/// The error a storage backend reported, whatever the backend.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What went wrong in a store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,12 +59,12 @@ pub enum StoreError {
         reason: &'static str,
     },
 
-    /// Code 8: sled failed.
+    /// Code 8: the storage backend failed.
     #[error("database error while {context}: {source}")]
     Database {
         context: &'static str,
         #[source]
-        source: sled::Error,
+        source: BackendError,
     },
 
     /// Code 8: a stored row could not be decoded.
@@ -121,10 +124,13 @@ impl ConfigEntity {
     /// Describe a raw entity of `kind` as posted.
     pub fn of(kind: EntityKind, raw: &Value) -> Self {
         let text = |field: &str| raw.get(field).and_then(Value::as_str).map(str::to_owned);
-        let name = match kind {
-            EntityKind::KeyAuthCredential => None,
-            other => text(other.endpoint_key()),
-        };
+        // The endpoint key names the entity unless it is a secret (a key).
+        let descriptor = kind.descriptor();
+        let name = descriptor
+            .display_names
+            .contains(&descriptor.endpoint_key)
+            .then(|| text(descriptor.endpoint_key))
+            .flatten();
         Self {
             kind,
             id: text("id"),
@@ -138,9 +144,15 @@ impl ConfigEntity {
 }
 
 impl StoreError {
-    /// A sled failure, with what the store was doing.
-    pub fn database(context: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
-        move |source| StoreError::Database { context, source }
+    /// A backend failure, with what the store was doing.
+    pub fn database<E>(context: &'static str) -> impl FnOnce(E) -> StoreError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |source| StoreError::Database {
+            context,
+            source: Box::new(source),
+        }
     }
 
     /// Kong's error code, if the error has one in Kong's table.

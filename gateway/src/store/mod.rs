@@ -1,34 +1,42 @@
-//! The gateway's durable state in sled: entities with their unique and
-//! parent → child indexes, the `POST /config` generation swap, and the
-//! session plugin's tree.
+//! The gateway's entity store: every entity of the configuration, with
+//! Kong's DAO rules (schemas, references, unique keys, cascades), durable
+//! in a backend.
 //!
-//! Every write validates through [`schemas::EntityKind::validate`], is
-//! applied in one sled transaction (or, for a whole configuration, one
-//! generation flip) and is flushed to disk before the call returns; a write
-//! whose flush fails is undone and never reaches the readers. Writes are
-//! serialized by one lock. Reads are served from an in-memory copy of the
-//! entity rows (`mirror`) plus sled's index trees, both behind one `RwLock`
-//! so a reader never sees half of a swap. After each committed write the
-//! [`Store::set_on_commit`] hook runs with the rows it changed
-//! ([`Commit`]), still under the write lock, so the proxy snapshot it
-//! updates always reflects the latest write.
+//! Layers, top to bottom:
 //!
-//! - [`error`]: [`StoreError`], one variant per Kong error code.
-//! - [`query`]: pagination and tag filters.
-//! - `layout`: tree names and index key formats.
-//! - `mirror`: the in-memory copy of the entity rows.
-//! - `read`: lookups, listings, export.
-//! - `write`: single-entity writes and cascades.
-//! - `prepare`, `replace`, `summary`: the whole-configuration swap
-//!   ([`Store::replace_all`]).
+//! - [`Store`] (this file, `read`, `write`, `prepare`, `replace`): the
+//!   backend-neutral store. Every write validates through
+//!   [`schemas::EntityKind::validate`], is *planned* against the in-memory
+//!   [`state`] under one write lock (`plan`: the rows it puts and removes),
+//!   committed by the backend in one transaction (durable before the call
+//!   returns; a failed commit leaves no trace), then applied to the state,
+//!   and finally announced to the commit hook ([`Store::set_on_commit`]),
+//!   still under the write lock, so the proxy snapshot it updates always
+//!   reflects the latest write. Reads are served from the state.
+//! - [`state`] and [`keys`]: rows in memory with their unique index and
+//!   references, derived from each kind's descriptor.
+//! - [`backend::EntityBackend`]: what a backend does — load rows, commit a
+//!   plan, replace everything, each at a gap-free revision.
+//! - [`sessions::SessionStore`]: the session plugin's `storage: kong` rows,
+//!   async.
+//! - [`sled`]: the embedded backend (both traits). It is the only module
+//!   that names sled.
+//!
+//! Also: [`error`] ([`StoreError`], one variant per Kong error code),
+//! [`query`] (pagination and tag filters), `summary` (what a whole
+//! configuration replace changed).
 
+pub mod backend;
 pub mod error;
-mod layout;
-mod mirror;
+mod keys;
+mod plan;
 mod prepare;
 pub mod query;
 mod read;
 mod replace;
+pub mod sessions;
+pub mod sled;
+mod state;
 mod summary;
 mod write;
 
@@ -36,25 +44,22 @@ mod write;
 mod tests;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use schemas::EntityKind;
 use uuid::Uuid;
 
+pub use backend::EntityBackend;
 pub use error::{ConfigEntity, StoreError};
 pub use query::{ListQuery, Page, TagFilter};
+pub use self::sled::sessions::SledSessions;
+pub use sessions::{SessionError, SessionStore};
 pub use summary::{ChangeSummary, KindChanges};
 
-use layout::{Generation, CURRENT_GENERATION_KEY, META_TREE};
-use mirror::Mirror;
+use plan::Plan;
+use state::State;
 
-/// The sled cache size the gateway uses unless told otherwise (16 MiB).
-pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
-
-/// The name of the tree the session plugin keeps server-side sessions in.
-pub const SESSIONS_TREE: &str = "sessions";
-
-/// Called after every committed and flushed write, with what it changed.
+/// Called after every committed write, with what it changed.
 pub type CommitHook = Box<dyn Fn(&Commit<'_>) + Send + Sync>;
 
 /// What a committed write changed, as the commit hook sees it.
@@ -63,7 +68,7 @@ pub enum Commit<'a> {
     /// These entity rows, in the order the write applied them (an update
     /// is its removal followed by its new row).
     Entities(&'a [ChangedEntity<'a>]),
-    /// The whole configuration was replaced by a new generation.
+    /// The whole configuration was replaced.
     Replaced,
 }
 
@@ -101,61 +106,37 @@ impl EntityKey {
 
 /// The entity store. Share it behind an `Arc`.
 pub struct Store {
-    db: sled::Db,
-    meta: sled::Tree,
-    sessions: sled::Tree,
-    live: RwLock<Live>,
+    backend: Box<dyn EntityBackend>,
+    state: RwLock<State>,
     write_lock: Mutex<()>,
     on_commit: RwLock<Option<CommitHook>>,
 }
 
-/// What readers see: the current generation's trees and its rows.
-pub(crate) struct Live {
-    pub(crate) generation: Generation,
-    pub(crate) rows: Mirror,
-}
-
 impl Store {
-    /// Open (or create) the store in `dir`, capping sled's page cache at
-    /// `cache_capacity_bytes`. Leftover trees of unfinished `POST /config`
-    /// swaps are dropped.
-    pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_capacity_bytes)
-            .open()
-            .map_err(StoreError::database("opening the database"))?;
-        Self::from_db(db)
-    }
-
-    /// A store that lives in a temporary directory removed on drop (tests).
-    pub fn open_temporary() -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .temporary(true)
-            .cache_capacity(DEFAULT_CACHE_CAPACITY_BYTES)
-            .open()
-            .map_err(StoreError::database("opening a temporary database"))?;
-        Self::from_db(db)
-    }
-
-    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
-        let open = |name: &str| db.open_tree(name);
-        let meta = open(META_TREE).map_err(StoreError::database("opening the meta tree"))?;
-        let sessions = open(SESSIONS_TREE).map_err(StoreError::database("opening sessions"))?;
-        let number = current_generation(&meta)?;
-        let generation = Generation::open(&db, number)?;
-        let rows = Mirror::load(&generation)?;
-        let store = Store {
-            db,
-            meta,
-            sessions,
-            live: RwLock::new(Live { generation, rows }),
+    /// The store of `backend`, loaded into memory.
+    pub fn new(backend: Box<dyn EntityBackend>) -> Result<Store, StoreError> {
+        let loaded = backend.load()?;
+        let state = State::from_rows(loaded.revision, loaded.rows)?;
+        Ok(Store {
+            backend,
+            state: RwLock::new(state),
             write_lock: Mutex::new(()),
             on_commit: RwLock::new(None),
-        };
-        store.drop_stale_generations()?;
-        store.flush()?;
-        Ok(store)
+        })
+    }
+
+    /// Opens (or creates) the embedded store in `dir`, capping sled's page
+    /// cache at `cache_capacity_bytes`.
+    pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Store, StoreError> {
+        Store::new(Box::new(sled::SledBackend::open(
+            dir,
+            cache_capacity_bytes,
+        )?))
+    }
+
+    /// An embedded store in a temporary directory removed on drop (tests).
+    pub fn open_temporary() -> Result<Store, StoreError> {
+        Store::new(Box::new(sled::SledBackend::open_temporary()?))
     }
 
     /// Install the hook run after every committed write, before the write
@@ -169,47 +150,71 @@ impl Store {
         *slot = Some(hook);
     }
 
-    /// The tree the session plugin stores server-side sessions in.
-    pub fn sessions_tree(&self) -> sled::Tree {
-        self.sessions.clone()
+    /// The session plugin's `storage: kong` rows, in the same database.
+    pub fn sessions(&self) -> Arc<dyn SessionStore> {
+        self.backend.sessions()
+    }
+
+    /// The backend's name, as `GET /` reports the database.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// The revision of the configuration: it grows by one with every
+    /// committed write.
+    pub fn revision(&self) -> u64 {
+        self.read_state().revision
     }
 
     /// Write everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db
-            .flush()
-            .map(drop)
-            .map_err(StoreError::database("flushing to disk"))
+        self.backend.flush()
     }
 
     /// Is the database usable (for `GET /status`)?
     pub fn is_reachable(&self) -> bool {
-        self.meta.get(CURRENT_GENERATION_KEY).is_ok()
+        self.backend.is_reachable()
     }
 
     /// Read access to the current state. Never take it twice in one
     /// thread (a waiting writer would deadlock the second read).
-    fn read_live(&self) -> RwLockReadGuard<'_, Live> {
-        self.live
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.state
             .read()
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    fn write_live(&self) -> RwLockWriteGuard<'_, Live> {
-        self.live
+    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state
             .write()
             .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    /// The current generation's trees (for writers, who hold the write lock).
-    fn generation(&self) -> Generation {
-        self.read_live().generation.clone()
     }
 
     fn lock_writes(&self) -> MutexGuard<'_, ()> {
         self.write_lock
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Commit a plan through the backend, then apply it to the state and
+    /// run the commit hook. The caller holds the write lock. A commit the
+    /// backend refuses (a disk that is full or read-only) changes nothing.
+    fn commit_plan(&self, plan: &Plan) -> Result<(), StoreError> {
+        let base = self.read_state().revision;
+        let changes: Vec<backend::RowChange<'_>> = plan
+            .ops()
+            .iter()
+            .map(|op| backend::RowChange {
+                kind: op.kind(),
+                id: op.id(),
+                row: op.row(),
+            })
+            .collect();
+        let revision = self.backend.commit(base, &changes)?;
+        self.write_state().apply(plan.ops(), revision);
+        let changed = plan.changed_entities();
+        self.notify_commit(&Commit::Entities(&changed));
+        Ok(())
     }
 
     fn notify_commit(&self, commit: &Commit<'_>) {
@@ -221,40 +226,6 @@ impl Store {
             hook(commit);
         }
     }
-
-    /// Drop the trees of every generation but the current one.
-    fn drop_stale_generations(&self) -> Result<(), StoreError> {
-        let current = self.generation().number;
-        for name in self.db.tree_names() {
-            let stale = layout::generation_of(&name).is_some_and(|number| number != current);
-            if stale {
-                self.db
-                    .drop_tree(&name)
-                    .map_err(StoreError::database("dropping an old generation"))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The generation number stored in `meta`, creating generation 1 if none.
-fn current_generation(meta: &sled::Tree) -> Result<u64, StoreError> {
-    let stored = meta
-        .get(CURRENT_GENERATION_KEY)
-        .map_err(StoreError::database("reading the current generation"))?;
-    if let Some(bytes) = stored {
-        let array: [u8; 8] = bytes
-            .as_ref()
-            .try_into()
-            .map_err(|_| StoreError::CorruptRow {
-                collection: "meta",
-                reason: "current_generation is not 8 bytes".to_owned(),
-            })?;
-        return Ok(u64::from_be_bytes(array));
-    }
-    meta.insert(CURRENT_GENERATION_KEY, &1u64.to_be_bytes())
-        .map_err(StoreError::database("creating the first generation"))?;
-    Ok(1)
 }
 
 /// Epoch seconds now.

@@ -1,6 +1,7 @@
 //! The per-entity half of `POST /config`: validate each posted entity,
-//! compare it with the stored one, and reduce it to the row and index keys
-//! that will be written — then check the configuration as a whole.
+//! compare it with the stored one, and reduce it to the row (with its
+//! index entries) that will be written — then check the configuration as a
+//! whole.
 //!
 //! Entities are prepared one at a time (on several threads for big
 //! configurations) and only their encoded rows are kept: a canonical
@@ -9,16 +10,18 @@
 
 use std::collections::{HashMap, HashSet};
 
-use schemas::config::{id_of, reference_of, Config};
+use bytes::Bytes;
+use schemas::config::{id_of, Config};
+use schemas::entities::Reference;
 use schemas::EntityKind;
 use serde_json::Value;
-use sled::IVec;
 
 use super::error::{ConfigEntity, StoreError};
-use super::layout::{self, kind_index, Link};
-use super::read::{decode, load};
-use super::write::{created_at_of, encode, ensure_id, fill_auto_fields, set_timestamps};
-use super::Live;
+use super::keys;
+use super::plan::{encode, put_of, RowPut};
+use super::read::{decode, load_text};
+use super::state::State;
+use super::write::{created_at_of, ensure_id, fill_auto_fields, set_timestamps};
 
 /// Below this many entities of a kind, preparation runs on one thread.
 const PARALLEL_THRESHOLD: usize = 2048;
@@ -33,16 +36,18 @@ pub(crate) enum Fate {
 
 /// A posted entity reduced to what is written and checked.
 pub(crate) struct Prepared {
-    pub(crate) id: String,
-    /// Canonical JSON with timestamps and automatic fields.
-    pub(crate) row: IVec,
-    /// Its unique index keys.
-    pub(crate) unique: Vec<Vec<u8>>,
-    /// Its parent → child link keys.
-    pub(crate) links: Vec<Vec<u8>>,
+    /// Its row (canonical JSON with timestamps and generated fields) and
+    /// index entries.
+    pub(crate) put: RowPut,
     /// The entities it references.
-    references: Vec<(Link, String)>,
+    references: Vec<(&'static Reference, String)>,
     pub(crate) fate: Fate,
+}
+
+impl Prepared {
+    pub(crate) fn id(&self) -> &str {
+        &self.put.id_text
+    }
 }
 
 /// Every posted entity, prepared, per kind in posted order.
@@ -52,7 +57,12 @@ pub(crate) struct PreparedConfig {
 
 impl PreparedConfig {
     pub(crate) fn of(&self, kind: EntityKind) -> &[Prepared] {
-        &self.kinds[kind_index(kind)]
+        &self.kinds[kind.index()]
+    }
+
+    /// Every prepared entity, kind by kind in [`EntityKind::ALL`] order.
+    pub(crate) fn into_kinds(self) -> Vec<Vec<Prepared>> {
+        self.kinds
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -62,32 +72,32 @@ impl PreparedConfig {
 
 /// Prepare every entity of `config` against the stored state.
 pub(crate) fn prepare_config(
-    live: &Live,
+    state: &State,
     config: &Config,
     now: i64,
 ) -> Result<PreparedConfig, StoreError> {
     let mut kinds: Vec<Vec<Prepared>> = EntityKind::ALL.iter().map(|_| Vec::new()).collect();
     for kind in EntityKind::ALL {
-        kinds[kind_index(kind)] = prepare_kind(live, kind, config.entities(kind), now)?;
+        kinds[kind.index()] = prepare_kind(state, kind, config.entities(kind), now)?;
     }
     Ok(PreparedConfig { kinds })
 }
 
 fn prepare_kind(
-    live: &Live,
+    state: &State,
     kind: EntityKind,
     raws: &[Value],
     now: i64,
 ) -> Result<Vec<Prepared>, StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if raws.len() < PARALLEL_THRESHOLD || threads < 2 {
-        return prepare_chunk(live, kind, raws, now);
+        return prepare_chunk(state, kind, raws, now);
     }
     let chunk_size = raws.len().div_ceil(threads);
     let results: Vec<Result<Vec<Prepared>, StoreError>> = std::thread::scope(|scope| {
         let workers: Vec<_> = raws
             .chunks(chunk_size)
-            .map(|chunk| scope.spawn(move || prepare_chunk(live, kind, chunk, now)))
+            .map(|chunk| scope.spawn(move || prepare_chunk(state, kind, chunk, now)))
             .collect();
         workers
             .into_iter()
@@ -109,14 +119,14 @@ fn prepare_kind(
 }
 
 fn prepare_chunk(
-    live: &Live,
+    state: &State,
     kind: EntityKind,
     raws: &[Value],
     now: i64,
 ) -> Result<Vec<Prepared>, StoreError> {
     raws.iter()
         .map(|raw| {
-            prepare_one(live, kind, raw, now)
+            prepare_one(state, kind, raw, now)
                 .map_err(|error| error.in_config(ConfigEntity::of(kind, raw)))
         })
         .collect()
@@ -126,7 +136,7 @@ fn prepare_chunk(
 /// unchanged entities keep the stored row; changed ones keep `created_at`
 /// and get a new `updated_at`; new ones keep posted timestamps or get now.
 fn prepare_one(
-    live: &Live,
+    state: &State,
     kind: EntityKind,
     raw: &Value,
     now: i64,
@@ -134,7 +144,7 @@ fn prepare_one(
     let mut entity = kind.validate(raw)?;
     ensure_id(&mut entity);
     let id = id_of(&entity).unwrap_or_default().to_owned();
-    let previous = load(live, kind, &id)?;
+    let previous = load_text(state, kind, &id)?;
     fill_auto_fields(kind, &mut entity, previous.as_ref());
     let fate = match &previous {
         Some(old) if same_ignoring_timestamps(&entity, old) => Fate::Unchanged,
@@ -152,21 +162,18 @@ fn prepare_one(
             Fate::Created
         }
     };
-    let row = match (fate, live.rows.get(kind, &id)) {
+    let stored = uuid::Uuid::parse_str(&id)
+        .ok()
+        .and_then(|uuid| state.row(kind, &uuid));
+    let row = match (fate, stored) {
         (Fate::Unchanged, Some(stored)) => stored.clone(),
-        _ => IVec::from(encode(kind, &entity)?),
+        _ => Bytes::from(encode(kind, &entity)?),
     };
     Ok(Prepared {
-        unique: layout::unique_keys(kind, &entity)
-            .into_iter()
-            .map(|unique| unique.key)
+        references: keys::referenced(kind, &entity)
+            .map(|(reference, parent)| (reference, parent.to_owned()))
             .collect(),
-        links: layout::child_link_keys(kind, &entity),
-        references: layout::links_of(kind)
-            .filter_map(|link| Some((*link, reference_of(&entity, link.field)?.to_owned())))
-            .collect(),
-        id,
-        row,
+        put: put_of(kind, &entity, row)?,
         fate,
     })
 }
@@ -193,22 +200,22 @@ pub(crate) fn check_config(raw: &Config, prepared: &PreparedConfig) -> Result<()
     for kind in EntityKind::ALL {
         let seen = ids.entry(kind).or_default();
         for (position, entity) in prepared.of(kind).iter().enumerate() {
-            if !seen.insert(&entity.id) {
+            if !seen.insert(entity.id()) {
                 let error = StoreError::PrimaryKeyViolation {
-                    id: entity.id.clone(),
+                    id: entity.id().to_owned(),
                 };
-                return Err(error.in_config(named(raw, kind, position, &entity.id)));
+                return Err(error.in_config(named(raw, kind, position, entity.id())));
             }
         }
     }
     let mut owners: HashMap<&[u8], &str> = HashMap::new();
     for kind in EntityKind::ALL {
         for (position, entity) in prepared.of(kind).iter().enumerate() {
-            let located = || named(raw, kind, position, &entity.id);
+            let located = || named(raw, kind, position, entity.id());
             check_references(&ids, entity).map_err(|error| error.in_config(located()))?;
-            for key in &entity.unique {
-                let previous = owners.insert(key, &entity.id);
-                if previous.is_some_and(|owner| owner != entity.id) {
+            for key in &entity.put.unique {
+                let previous = owners.insert(key, entity.id());
+                if previous.is_some_and(|owner| owner != entity.id()) {
                     return Err(unique_violation(kind, entity, key)?.in_config(located()));
                 }
             }
@@ -221,15 +228,15 @@ fn check_references(
     ids: &HashMap<EntityKind, HashSet<&str>>,
     entity: &Prepared,
 ) -> Result<(), StoreError> {
-    for (link, parent_id) in &entity.references {
+    for (reference, parent_id) in &entity.references {
         let known = ids
-            .get(&link.parent)
+            .get(&reference.parent)
             .is_some_and(|set| set.contains(parent_id.as_str()));
         if !known {
             return Err(StoreError::ForeignKeyViolation {
-                field: link.field.to_owned(),
+                field: reference.field.to_owned(),
                 id: parent_id.clone(),
-                collection: link.parent.collection(),
+                collection: reference.parent.collection(),
             });
         }
     }
@@ -242,8 +249,8 @@ fn unique_violation(
     entity: &Prepared,
     key: &[u8],
 ) -> Result<StoreError, StoreError> {
-    let decoded = decode(kind, &entity.row)?;
-    let fields = layout::unique_keys(kind, &decoded)
+    let decoded = decode(kind, &entity.put.row)?;
+    let fields = keys::unique_keys(kind, &decoded)
         .into_iter()
         .find(|unique| unique.key == key)
         .map(|unique| unique.fields)

@@ -1,11 +1,7 @@
 //! Reads: one entity by id or endpoint key, listings (top-level and nested
-//! under a parent), the whole configuration, and small index lookups.
-//!
-//! Entity rows come from the in-memory mirror; unique keys and parent →
-//! child links from sled's index trees. Every public read holds the store's
-//! read lock for its whole duration, so it sees one consistent state.
-
-use std::ops::Bound;
+//! under a parent), the whole configuration, and small index lookups, all
+//! from the in-memory state. Every public read holds the state's read lock
+//! for its whole duration, so it sees one consistent revision.
 
 use schemas::config::Config;
 use schemas::EntityKind;
@@ -13,14 +9,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::layout::{self, Generation, PLUGIN_IDENTITY};
+use super::keys;
 use super::query::{paginate, ListQuery, Page};
-use super::{EntityKey, Live, Store};
+use super::state::State;
+use super::{EntityKey, Store};
 
 impl Store {
     /// The entity `key` names, if it exists.
     pub fn get(&self, kind: EntityKind, key: &EntityKey) -> Result<Option<Value>, StoreError> {
-        resolve(&self.read_live(), kind, key)
+        resolve(&self.read_state(), kind, key)
     }
 
     /// The entity whose unique `field` (e.g. consumer `custom_id`) equals
@@ -31,7 +28,7 @@ impl Store {
         field: &str,
         value: &str,
     ) -> Result<Option<Value>, StoreError> {
-        lookup_unique(&self.read_live(), kind, field, value)
+        lookup_unique(&self.read_state(), kind, field, value)
     }
 
     /// One page of `kind`, optionally only the children of `parent`
@@ -42,17 +39,16 @@ impl Store {
         parent: Option<(EntityKind, Uuid)>,
         query: &ListQuery,
     ) -> Result<Page, StoreError> {
-        let live = self.read_live();
-        let after = query.after.as_deref();
+        let state = self.read_state();
+        let after = query.after.as_deref().map(parse_offset_id).transpose()?;
         match parent {
-            None => paginate(entities_after(&live, kind, after), query),
+            None => {
+                let rows = state.rows_after(kind, after);
+                paginate(rows.map(|(_, row)| decode(kind, row)), query)
+            }
             Some((parent_kind, parent_id)) => {
-                let parent_id = parent_id.to_string();
-                let ids = child_ids_after(&live.generation, parent_kind, &parent_id, kind, after);
-                let entities = ids.filter_map(|id| match id {
-                    Ok(id) => load(&live, kind, &id).transpose(),
-                    Err(error) => Some(Err(error)),
-                });
+                let children = state.children_after(parent_kind, parent_id, kind, after);
+                let entities = children.filter_map(|id| load(&state, kind, &id).transpose());
                 paginate(entities, query)
             }
         }
@@ -60,10 +56,13 @@ impl Store {
 
     /// Every stored entity, canonical, in id order per kind.
     pub fn export(&self) -> Result<Config, StoreError> {
-        let live = self.read_live();
+        let state = self.read_state();
         let mut config = Config::default();
         for kind in EntityKind::ALL {
-            let entities = entities_after(&live, kind, None).collect::<Result<Vec<_>, _>>()?;
+            let entities = state
+                .rows_after(kind, None)
+                .map(|(_, row)| decode(kind, row))
+                .collect::<Result<Vec<_>, _>>()?;
             *config.entities_mut(kind) = entities;
         }
         Ok(config)
@@ -71,35 +70,38 @@ impl Store {
 
     /// How many entities of `kind` are stored.
     pub fn count(&self, kind: EntityKind) -> usize {
-        self.read_live().rows.count(kind)
+        self.read_state().count(kind)
     }
 
     /// The distinct names of the stored plugins, sorted. Costs one index
     /// seek per distinct name, however many plugins there are.
     pub fn plugin_names_in_use(&self) -> Result<Vec<String>, StoreError> {
-        let live = self.read_live();
-        let unique = live.generation.unique();
-        let prefix = layout::unique_index_key(EntityKind::Plugin, PLUGIN_IDENTITY, "");
+        let state = self.read_state();
+        let prefix = keys::plugin_identity_prefix();
         let mut names = Vec::new();
         let mut start = prefix.clone();
         loop {
-            let next = unique
-                .range(start.as_slice()..)
-                .keys()
+            let next = state
+                .unique_from(&start)
                 .next()
-                .transpose()
-                .map_err(StoreError::database("scanning plugin names"))?;
-            let Some(key) = next.filter(|key| key.starts_with(&prefix)) else {
+                .filter(|key| key.starts_with(&prefix));
+            let Some(name) = next.and_then(|key| keys::plugin_name_of_identity(key)) else {
                 break;
             };
-            let Some(name) = layout::plugin_name_of_identity(&key) else {
-                break;
-            };
-            start = layout::after_plugin_name(name);
+            start = keys::after_plugin_name(name);
             names.push(name.to_owned());
         }
         Ok(names)
     }
+}
+
+/// The id a listing offset carries. Offsets this store makes always carry
+/// an entity id; anything else was not made here.
+fn parse_offset_id(id: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(id).map_err(|_| StoreError::InvalidOffset {
+        offset: super::query::encode_offset(id),
+        reason: "bad json encoding",
+    })
 }
 
 /// Decode a stored row.
@@ -111,102 +113,57 @@ pub(crate) fn decode(kind: EntityKind, bytes: &[u8]) -> Result<Value, StoreError
 }
 
 /// The entity of `kind` with this id.
-pub(crate) fn load(live: &Live, kind: EntityKind, id: &str) -> Result<Option<Value>, StoreError> {
-    live.rows
-        .get(kind, id)
+pub(crate) fn load(
+    state: &State,
+    kind: EntityKind,
+    id: &Uuid,
+) -> Result<Option<Value>, StoreError> {
+    state
+        .row(kind, id)
         .map(|bytes| decode(kind, bytes))
         .transpose()
 }
 
+/// The entity of `kind` whose id is this text (`None` for text that is no
+/// UUID: no entity has such an id).
+pub(crate) fn load_text(
+    state: &State,
+    kind: EntityKind,
+    id: &str,
+) -> Result<Option<Value>, StoreError> {
+    match Uuid::parse_str(id) {
+        Ok(id) => load(state, kind, &id),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Does an entity of `kind` with this id exist?
-pub(crate) fn exists(live: &Live, kind: EntityKind, id: &str) -> bool {
-    live.rows.get(kind, id).is_some()
+pub(crate) fn exists(state: &State, kind: EntityKind, id: &str) -> bool {
+    Uuid::parse_str(id).is_ok_and(|id| state.row(kind, &id).is_some())
 }
 
 /// The entity `key` names.
 pub(crate) fn resolve(
-    live: &Live,
+    state: &State,
     kind: EntityKind,
     key: &EntityKey,
 ) -> Result<Option<Value>, StoreError> {
     match key {
-        EntityKey::Id(id) => load(live, kind, &id.to_string()),
-        EntityKey::EndpointKey(value) => lookup_unique(live, kind, kind.endpoint_key(), value),
+        EntityKey::Id(id) => load(state, kind, id),
+        EntityKey::EndpointKey(value) => lookup_unique(state, kind, kind.endpoint_key(), value),
     }
 }
 
 /// The entity of `kind` whose unique `field` equals `value`.
 pub(crate) fn lookup_unique(
-    live: &Live,
+    state: &State,
     kind: EntityKind,
     field: &str,
     value: &str,
 ) -> Result<Option<Value>, StoreError> {
-    let key = layout::unique_index_key(kind, field, value);
-    match unique_owner(&live.generation, &key)? {
-        Some(id) => load(live, kind, &id),
+    let key = keys::unique_index_key(kind, field, value);
+    match state.unique_owner(&key) {
+        Some(id) => load(state, kind, &id),
         None => Ok(None),
     }
-}
-
-/// Who owns a unique index key, if anyone.
-pub(crate) fn unique_owner(
-    generation: &Generation,
-    key: &[u8],
-) -> Result<Option<String>, StoreError> {
-    let owner = generation
-        .unique()
-        .get(key)
-        .map_err(StoreError::database("reading a unique index"))?;
-    Ok(owner.map(|id| String::from_utf8_lossy(&id).into_owned()))
-}
-
-/// Entities of `kind` in id order, starting after `after`.
-fn entities_after<'a>(
-    live: &'a Live,
-    kind: EntityKind,
-    after: Option<&str>,
-) -> impl Iterator<Item = Result<Value, StoreError>> + 'a {
-    live.rows
-        .after(kind, after)
-        .map(move |row| decode(kind, row))
-}
-
-/// Ids of `child` entities linked to `parent_id`, in id order, after `after`.
-fn child_ids_after<'a>(
-    generation: &'a Generation,
-    parent: EntityKind,
-    parent_id: &str,
-    child: EntityKind,
-    after: Option<&str>,
-) -> impl Iterator<Item = Result<String, StoreError>> + 'a {
-    let prefix = layout::children_prefix(parent, parent_id, child);
-    let start = match after {
-        Some(id) => {
-            let mut key = prefix.clone();
-            key.extend_from_slice(id.as_bytes());
-            Bound::Excluded(key)
-        }
-        None => Bound::Included(prefix.clone()),
-    };
-    let prefix_len = prefix.len();
-    generation
-        .children()
-        .range::<Vec<u8>, _>((start, Bound::Unbounded))
-        .keys()
-        .take_while(move |key| key.as_ref().map_or(true, |key| key.starts_with(&prefix)))
-        .map(move |key| {
-            let key = key.map_err(StoreError::database("listing children"))?;
-            Ok(String::from_utf8_lossy(&key[prefix_len..]).into_owned())
-        })
-}
-
-/// Every id of `child` entities linked to `parent_id`.
-pub(crate) fn child_ids(
-    generation: &Generation,
-    parent: EntityKind,
-    parent_id: &str,
-    child: EntityKind,
-) -> Result<Vec<String>, StoreError> {
-    child_ids_after(generation, parent, parent_id, child, None).collect()
 }

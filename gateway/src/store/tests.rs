@@ -2,6 +2,7 @@
 //! whole-configuration swap, durability across reopen, and a bulk smoke.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use schemas::config::Config;
@@ -13,6 +14,55 @@ use super::*;
 
 fn store() -> Store {
     Store::open_temporary().expect("temporary store")
+}
+
+/// How often a store called its backend's `commit` and `replace`.
+#[derive(Default)]
+struct Calls {
+    commits: AtomicUsize,
+    replaces: AtomicUsize,
+}
+
+/// The sled backend, counting the calls it gets.
+struct Counted {
+    inner: sled::SledBackend,
+    calls: Arc<Calls>,
+}
+
+impl EntityBackend for Counted {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn load(&self) -> Result<backend::Loaded, StoreError> {
+        self.inner.load()
+    }
+    fn commit(&self, base: u64, changes: &[backend::RowChange<'_>]) -> Result<u64, StoreError> {
+        self.calls.commits.fetch_add(1, Ordering::SeqCst);
+        self.inner.commit(base, changes)
+    }
+    fn replace(&self, base: u64, rows: &[backend::KindRows]) -> Result<u64, StoreError> {
+        self.calls.replaces.fetch_add(1, Ordering::SeqCst);
+        self.inner.replace(base, rows)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+    fn is_reachable(&self) -> bool {
+        self.inner.is_reachable()
+    }
+    fn sessions(&self) -> Arc<dyn SessionStore> {
+        self.inner.sessions()
+    }
+}
+
+/// A temporary store whose backend calls are counted.
+fn counted_store() -> (Store, Arc<Calls>) {
+    let calls = Arc::new(Calls::default());
+    let backend = Counted {
+        inner: sled::SledBackend::open_temporary().expect("temporary backend"),
+        calls: Arc::clone(&calls),
+    };
+    (Store::new(Box::new(backend)).expect("store"), calls)
 }
 
 fn id(entity: &Value) -> Uuid {
@@ -482,7 +532,7 @@ fn sample_config() -> Config {
 
 #[test]
 fn replace_all_counts_and_keeps_unchanged_entities() {
-    let store = store();
+    let (store, calls) = counted_store();
     let stale = service(&store, "stale");
     let config = sample_config();
     let summary = store.replace_all(&config).unwrap();
@@ -503,17 +553,21 @@ fn replace_all_counts_and_keeps_unchanged_entities() {
     assert_eq!(store.export().unwrap(), first);
 
     assert_eq!(
-        store.generation().number,
-        2,
-        "a big change writes a new generation"
+        calls.replaces.load(Ordering::SeqCst),
+        1,
+        "a big change replaces every row"
     );
+    let commits = calls.commits.load(Ordering::SeqCst);
     let mut changed = config.clone();
     changed.services[0]["retries"] = json!(1);
     let summary = store.replace_all(&changed).unwrap();
     assert_eq!(summary.of(EntityKind::Service).updated, 1);
     assert_eq!(
-        store.generation().number,
-        2,
+        (
+            calls.replaces.load(Ordering::SeqCst),
+            calls.commits.load(Ordering::SeqCst)
+        ),
+        (1, commits + 1),
         "a small change is one transaction"
     );
     let after = store.export().unwrap();
@@ -561,7 +615,7 @@ fn replace_all_is_all_or_nothing() {
 
 #[test]
 fn incremental_replace_moves_unique_names() {
-    let store = store();
+    let (store, calls) = counted_store();
     let mut config = Config::default();
     for index in 0..10 {
         config
@@ -572,7 +626,7 @@ fn incremental_replace_moves_unique_names() {
         .services
         .push(json!({"id": Uuid::new_v4().to_string(), "name": "svc", "host": "a"}));
     store.replace_all(&config).unwrap();
-    let generation = store.generation().number;
+    let replaces = calls.replaces.load(Ordering::SeqCst);
 
     let replacement = Uuid::new_v4().to_string();
     config.services[0] = json!({"id": replacement, "name": "svc", "host": "b"});
@@ -585,7 +639,7 @@ fn incremental_replace_moves_unique_names() {
             ..KindChanges::default()
         }
     );
-    assert_eq!(store.generation().number, generation);
+    assert_eq!(calls.replaces.load(Ordering::SeqCst), replaces);
     let svc = store
         .get(EntityKind::Service, &EntityKey::parse("svc"))
         .unwrap()
@@ -620,14 +674,15 @@ fn single_writes_use_the_new_generation_after_replace_all() {
 fn reopen_keeps_data() {
     let dir = TempDir::new();
     let kept = {
-        let store = Store::open(&dir.0, DEFAULT_CACHE_CAPACITY_BYTES).unwrap();
+        let store = Store::open(&dir.0, sled::DEFAULT_CACHE_CAPACITY_BYTES).unwrap();
         store.replace_all(&sample_config()).unwrap();
         let extra = service(&store, "extra");
-        store.sessions_tree().insert("s1", "data").unwrap();
+        let sessions = store.sessions();
+        block_on(sessions.insert("s1", "data", u64::MAX)).unwrap();
         store.flush().unwrap();
         extra
     };
-    let store = Store::open(&dir.0, DEFAULT_CACHE_CAPACITY_BYTES).unwrap();
+    let store = Store::open(&dir.0, sled::DEFAULT_CACHE_CAPACITY_BYTES).unwrap();
     assert_eq!(
         store
             .get(EntityKind::Service, &EntityKey::parse("extra"))
@@ -635,14 +690,19 @@ fn reopen_keeps_data() {
         Some(kept)
     );
     assert_eq!(store.export().unwrap().len(), 6);
-    assert!(store.sessions_tree().get("s1").unwrap().is_some());
-    let generation_trees = store
-        .db
-        .tree_names()
-        .iter()
-        .filter(|name| layout::generation_of(name).is_some())
-        .count();
-    assert_eq!(generation_trees, 7);
+    let sessions = store.sessions();
+    assert_eq!(
+        block_on(sessions.get("s1", 0)).unwrap().as_deref(),
+        Some("data")
+    );
+    assert_eq!(store.revision(), 2, "a replace, then an insert");
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(future)
 }
 
 #[test]

@@ -1,195 +1,35 @@
 //! Single-entity writes: insert, upsert (PUT), partial update (PATCH) and
 //! delete with cascades.
 //!
-//! Each write first *plans*: it validates, fills automatic fields, checks
-//! references and unique keys against the current generation (safe, since
-//! the write lock is held), and lists the row and index changes. The plan
-//! is then applied in one sled transaction over the generation's trees and
-//! flushed, so bad input never leaves half a change behind.
+//! Each write first *plans*: it validates, fills generated fields, checks
+//! references and unique keys against the in-memory state (safe, since the
+//! write lock is held), and lists the row changes. The backend then
+//! commits the plan in one transaction, so bad input never leaves half a
+//! change behind.
 
-use schemas::config::reference_of;
-use schemas::entities::keyauth_credential;
-use schemas::plugins::session;
+use schemas::entities::{Generated, OnDelete};
 use schemas::{EntityKind, FieldPath, SchemaViolation};
 use serde_json::{Map, Value};
-use sled::transaction::{ConflictableTransactionResult, TransactionError, Transactional};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::layout::{self, Generation, Slot};
-use super::read::{child_ids, exists, load, resolve, unique_owner};
-use super::{now_seconds, ChangedEntity, Commit, EntityKey, Live, Store};
-
-/// One change to one tree.
-#[derive(Debug)]
-pub(crate) enum Op {
-    Put {
-        slot: Slot,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
-    Remove {
-        slot: Slot,
-        key: Vec<u8>,
-    },
-}
-
-/// The changes of one write, applied together.
-#[derive(Debug, Default)]
-pub(crate) struct Plan {
-    ops: Vec<Op>,
-}
-
-impl Plan {
-    /// Store `entity` with its unique index entries and parent links.
-    pub(crate) fn put_entity(
-        &mut self,
-        kind: EntityKind,
-        entity: &Value,
-    ) -> Result<(), StoreError> {
-        let id = entity_id(kind, entity)?;
-        let unique: Vec<Vec<u8>> = layout::unique_keys(kind, entity)
-            .into_iter()
-            .map(|unique| unique.key)
-            .collect();
-        let links = layout::child_link_keys(kind, entity);
-        self.put_row(kind, id, encode(kind, entity)?, &unique, &links);
-        Ok(())
-    }
-
-    /// Store an encoded row with its unique index keys and link keys.
-    pub(crate) fn put_row(
-        &mut self,
-        kind: EntityKind,
-        id: &str,
-        row: Vec<u8>,
-        unique: &[Vec<u8>],
-        links: &[Vec<u8>],
-    ) {
-        self.ops.push(Op::Put {
-            slot: Slot::Entity(kind),
-            key: id.as_bytes().to_vec(),
-            value: row,
-        });
-        for key in unique {
-            self.ops.push(Op::Put {
-                slot: Slot::Unique,
-                key: key.clone(),
-                value: id.as_bytes().to_vec(),
-            });
-        }
-        for link in links {
-            self.ops.push(Op::Put {
-                slot: Slot::Children,
-                key: link.clone(),
-                value: Vec::new(),
-            });
-        }
-    }
-
-    /// Remove `entity` with its unique index entries and parent links.
-    pub(crate) fn remove_entity(
-        &mut self,
-        kind: EntityKind,
-        entity: &Value,
-    ) -> Result<(), StoreError> {
-        let id = entity_id(kind, entity)?;
-        self.ops.push(Op::Remove {
-            slot: Slot::Entity(kind),
-            key: id.as_bytes().to_vec(),
-        });
-        for unique in layout::unique_keys(kind, entity) {
-            self.ops.push(Op::Remove {
-                slot: Slot::Unique,
-                key: unique.key,
-            });
-        }
-        for link in layout::child_link_keys(kind, entity) {
-            self.ops.push(Op::Remove {
-                slot: Slot::Children,
-                key: link,
-            });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-
-    /// The operations, in the order they apply.
-    pub(crate) fn ops(&self) -> &[Op] {
-        &self.ops
-    }
-
-    /// The entity rows this plan puts and removes, in order (for the
-    /// commit hook).
-    pub(crate) fn changed_entities(&self) -> Vec<ChangedEntity<'_>> {
-        self.ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::Put {
-                    slot: Slot::Entity(kind),
-                    key,
-                    value,
-                } => Some((*kind, key, Some(value.as_slice()))),
-                Op::Remove {
-                    slot: Slot::Entity(kind),
-                    key,
-                } => Some((*kind, key, None)),
-                _ => None,
-            })
-            .filter_map(|(kind, key, row)| {
-                let id = std::str::from_utf8(key).ok()?;
-                Some(ChangedEntity { kind, id, row })
-            })
-            .collect()
-    }
-}
-
-impl Op {
-    /// The operation that puts `key` of `slot` back to `previous`.
-    fn restoring(slot: Slot, key: Vec<u8>, previous: Option<sled::IVec>) -> Op {
-        match previous {
-            Some(value) => Op::Put {
-                slot,
-                key,
-                value: value.to_vec(),
-            },
-            None => Op::Remove { slot, key },
-        }
-    }
-}
-
-/// Serialize a canonical entity for storage.
-pub(crate) fn encode(kind: EntityKind, entity: &Value) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(entity).map_err(|error| StoreError::CorruptRow {
-        collection: kind.collection(),
-        reason: error.to_string(),
-    })
-}
-
-fn entity_id(kind: EntityKind, entity: &Value) -> Result<&str, StoreError> {
-    entity
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| StoreError::CorruptRow {
-            collection: kind.collection(),
-            reason: "entity without an id".to_owned(),
-        })
-}
+use super::keys;
+use super::plan::{entity_id, Plan};
+use super::read::{exists, load, resolve};
+use super::state::State;
+use super::{now_seconds, EntityKey, Store};
 
 impl Store {
     /// Create an entity (`POST`). A given `id` must be free (code 3).
     pub fn insert(&self, kind: EntityKind, input: Value) -> Result<Value, StoreError> {
-        self.write(|live, plan| {
+        self.write(|state, plan| {
             let now = now_seconds();
             let entity = canonicalize(kind, &input, None, now, now)?;
-            let id = entity_id(kind, &entity)?;
-            if load(live, kind, id)?.is_some() {
-                return Err(StoreError::PrimaryKeyViolation { id: id.to_owned() });
+            let (id, id_text) = entity_id(kind, &entity)?;
+            if load(state, kind, &id)?.is_some() {
+                return Err(StoreError::PrimaryKeyViolation { id: id_text });
             }
-            check_constraints(live, kind, &entity)?;
+            check_constraints(state, kind, &entity)?;
             plan.put_entity(kind, &entity)?;
             Ok(entity)
         })
@@ -203,13 +43,13 @@ impl Store {
         key: &EntityKey,
         input: Value,
     ) -> Result<Value, StoreError> {
-        self.write(|live, plan| {
-            let existing = resolve(live, kind, key)?;
+        self.write(|state, plan| {
+            let existing = resolve(state, kind, key)?;
             let mut input = input;
             if let Some(object) = input.as_object_mut() {
                 let id = match (key, &existing) {
                     (EntityKey::Id(id), _) => id.to_string(),
-                    (EntityKey::EndpointKey(_), Some(found)) => entity_id(kind, found)?.to_owned(),
+                    (EntityKey::EndpointKey(_), Some(found)) => entity_id(kind, found)?.1,
                     (EntityKey::EndpointKey(_), None) => Uuid::new_v4().to_string(),
                 };
                 object.insert("id".to_owned(), Value::from(id));
@@ -220,7 +60,7 @@ impl Store {
             let now = now_seconds();
             let created_at = existing.as_ref().and_then(created_at_of).unwrap_or(now);
             let entity = canonicalize(kind, &input, existing.as_ref(), created_at, now)?;
-            check_constraints(live, kind, &entity)?;
+            check_constraints(state, kind, &entity)?;
             if let Some(old) = &existing {
                 plan.remove_entity(kind, old)?;
             }
@@ -237,13 +77,13 @@ impl Store {
         key: &EntityKey,
         patch: Value,
     ) -> Result<Value, StoreError> {
-        self.write(|live, plan| {
-            let existing = resolve(live, kind, key)?.ok_or(StoreError::NotFound)?;
+        self.write(|state, plan| {
+            let existing = resolve(state, kind, key)?.ok_or(StoreError::NotFound)?;
             let merged = merge_patch(kind, &existing, &patch)?;
             let now = now_seconds();
             let created_at = created_at_of(&existing).unwrap_or(now);
             let entity = canonicalize(kind, &merged, Some(&existing), created_at, now)?;
-            check_constraints(live, kind, &entity)?;
+            check_constraints(state, kind, &entity)?;
             plan.remove_entity(kind, &existing)?;
             plan.put_entity(kind, &entity)?;
             Ok(entity)
@@ -253,86 +93,28 @@ impl Store {
     /// Delete the entity `key` names and what cascades from it. Returns
     /// whether it existed; deleting a missing entity is not an error.
     pub fn delete(&self, kind: EntityKind, key: &EntityKey) -> Result<bool, StoreError> {
-        self.write(|live, plan| {
-            let Some(existing) = resolve(live, kind, key)? else {
+        self.write(|state, plan| {
+            let Some(existing) = resolve(state, kind, key)? else {
                 return Ok(false);
             };
-            plan_delete(live, kind, &existing, plan)?;
+            plan_delete(state, kind, &existing, plan)?;
             Ok(true)
         })
     }
 
-    /// Run `body` under the write lock, then apply its plan.
+    /// Run `body` under the write lock, then commit its plan.
     fn write<T>(
         &self,
-        body: impl FnOnce(&Live, &mut Plan) -> Result<T, StoreError>,
+        body: impl FnOnce(&State, &mut Plan) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _writing = self.lock_writes();
         let mut plan = Plan::default();
-        let outcome = body(&self.read_live(), &mut plan)?;
+        let outcome = body(&self.read_state(), &mut plan)?;
         if !plan.is_empty() {
-            self.apply_plan(&plan)?;
+            self.commit_plan(&plan)?;
         }
         Ok(outcome)
     }
-
-    /// Commit a plan to the current generation, flush, then mirror it and
-    /// run the commit hook. The caller holds the write lock.
-    ///
-    /// A flush that fails (read-only or full disk) undoes the transaction
-    /// before the error is returned, and the mirror (which every read and
-    /// the proxy snapshot come from) is never touched: a write that got a
-    /// 5xx leaves no trace, neither now nor when sled flushes later.
-    pub(crate) fn apply_plan(&self, plan: &Plan) -> Result<(), StoreError> {
-        let generation = self.generation();
-        let undo = commit(&generation, plan)?;
-        if let Err(error) = self.flush() {
-            if let Err(undo_error) = commit(&generation, &undo) {
-                tracing::error!(error = %undo_error, "could not undo a write that failed to reach the disk");
-            }
-            return Err(error);
-        }
-        self.write_live().rows.apply(plan.ops());
-        let changed = plan.changed_entities();
-        self.notify_commit(&Commit::Entities(&changed));
-        Ok(())
-    }
-}
-
-/// Apply a plan in one transaction over all of a generation's trees, and
-/// return the plan that undoes it.
-fn commit(generation: &Generation, plan: &Plan) -> Result<Plan, StoreError> {
-    let trees = generation.all_trees();
-    let result = trees
-        .as_slice()
-        .transaction(|views| -> ConflictableTransactionResult<Plan, ()> {
-            let mut undo = Vec::with_capacity(plan.ops.len());
-            for op in &plan.ops {
-                let (slot, key, previous) = match op {
-                    Op::Put { slot, key, value } => {
-                        let previous =
-                            views[slot.index()].insert(key.as_slice(), value.as_slice())?;
-                        (slot, key, previous)
-                    }
-                    Op::Remove { slot, key } => {
-                        (slot, key, views[slot.index()].remove(key.as_slice())?)
-                    }
-                };
-                undo.push(Op::restoring(*slot, key.clone(), previous));
-            }
-            undo.reverse();
-            Ok(Plan { ops: undo })
-        });
-    result.map_err(|error| match error {
-        TransactionError::Storage(source) => StoreError::Database {
-            context: "committing a write",
-            source,
-        },
-        TransactionError::Abort(()) => StoreError::CorruptRow {
-            collection: "transaction",
-            reason: "aborted".to_owned(),
-        },
-    })
 }
 
 /// Validate raw input and complete the canonical entity: automatic fields
@@ -365,44 +147,53 @@ pub(crate) fn ensure_id(entity: &mut Value) {
     object.insert("id".to_owned(), Value::from(id.to_string()));
 }
 
-/// Fill a missing key-auth `key` or session `secret`: from the previous
-/// version of the entity if it had one, else freshly generated.
+/// Fill the generated fields the input left out (a key-auth `key`, a
+/// session plugin's `config.secret`): from the previous version of the
+/// entity if it had one, else freshly made. Which fields are generated is
+/// declared by the kind's descriptor and, for plugins, the plugin's schema.
 pub(crate) fn fill_auto_fields(kind: EntityKind, entity: &mut Value, previous: Option<&Value>) {
-    match kind {
-        EntityKind::KeyAuthCredential => {
-            let Some(object) = entity.as_object_mut() else {
-                return;
-            };
-            if object.get("key").is_none_or(Value::is_null) {
-                let kept = previous
-                    .and_then(|old| old.get("key"))
-                    .filter(|key| key.is_string());
-                let key = kept
-                    .cloned()
-                    .unwrap_or_else(|| Value::from(keyauth_credential::generate_key()));
-                object.insert("key".to_owned(), key);
-            }
-        }
-        EntityKind::Plugin => fill_session_secret(entity, previous),
-        _ => {}
+    fill_generated(entity, kind.descriptor().generated, previous);
+    if kind == EntityKind::Plugin {
+        fill_plugin_config(entity, previous);
     }
 }
 
-fn fill_session_secret(entity: &mut Value, previous: Option<&Value>) {
-    if entity.get("name").and_then(Value::as_str) != Some("session") {
-        return;
-    }
-    let kept = previous
-        .filter(|old| old.get("name").and_then(Value::as_str) == Some("session"))
-        .and_then(|old| old.get("config")?.get("secret"))
-        .filter(|secret| secret.is_string())
-        .cloned();
-    let Some(config) = entity.get_mut("config").and_then(Value::as_object_mut) else {
+fn fill_plugin_config(entity: &mut Value, previous: Option<&Value>) {
+    let Some(plugin) = entity
+        .get("name")
+        .and_then(Value::as_str)
+        .and_then(schemas::plugins::lookup)
+    else {
         return;
     };
-    if config.get("secret").is_none_or(Value::is_null) {
-        let secret = kept.unwrap_or_else(|| Value::from(session::generate_secret()));
-        config.insert("secret".to_owned(), secret);
+    if plugin.generated.is_empty() {
+        return;
+    }
+    // Only the same plugin's previous config can lend its values.
+    let previous_config = previous
+        .filter(|old| old.get("name").and_then(Value::as_str) == Some(plugin.name))
+        .and_then(|old| old.get("config"));
+    if let Some(config) = entity.get_mut("config") {
+        fill_generated(config, plugin.generated, previous_config);
+    }
+}
+
+/// Fill each of `generated` that `record` lacks (absent or null) from
+/// `previous`, or make a fresh value.
+fn fill_generated(record: &mut Value, generated: &[Generated], previous: Option<&Value>) {
+    let Some(object) = record.as_object_mut() else {
+        return;
+    };
+    for field in generated {
+        if !object.get(field.field).is_none_or(Value::is_null) {
+            continue;
+        }
+        let kept = previous
+            .and_then(|old| old.get(field.field))
+            .filter(|value| value.is_string())
+            .cloned();
+        let value = kept.unwrap_or_else(|| Value::from((field.make)()));
+        object.insert(field.field.to_owned(), value);
     }
 }
 
@@ -459,25 +250,22 @@ fn merge_config(current: &mut Map<String, Value>, update: &Map<String, Value>) {
 
 /// References must exist and unique keys must be free (or ours).
 pub(crate) fn check_constraints(
-    live: &Live,
+    state: &State,
     kind: EntityKind,
     entity: &Value,
 ) -> Result<(), StoreError> {
-    for link in layout::links_of(kind) {
-        let Some(parent_id) = reference_of(entity, link.field) else {
-            continue;
-        };
-        if !exists(live, link.parent, parent_id) {
+    for (reference, parent_id) in keys::referenced(kind, entity) {
+        if !exists(state, reference.parent, parent_id) {
             return Err(StoreError::ForeignKeyViolation {
-                field: link.field.to_owned(),
+                field: reference.field.to_owned(),
                 id: parent_id.to_owned(),
-                collection: link.parent.collection(),
+                collection: reference.parent.collection(),
             });
         }
     }
-    let own_id = entity_id(kind, entity)?;
-    for unique in layout::unique_keys(kind, entity) {
-        let owner = unique_owner(&live.generation, &unique.key)?;
+    let (own_id, _) = entity_id(kind, entity)?;
+    for unique in keys::unique_keys(kind, entity) {
+        let owner = state.unique_owner(&unique.key);
         if owner.is_some_and(|owner| owner != own_id) {
             return Err(StoreError::UniqueViolation {
                 fields: unique.fields,
@@ -487,36 +275,32 @@ pub(crate) fn check_constraints(
     Ok(())
 }
 
-/// The kinds removed along with a deleted parent (Kong's `on_delete = cascade`).
-fn cascaded_children(kind: EntityKind) -> &'static [EntityKind] {
-    match kind {
-        EntityKind::Service | EntityKind::Route => &[EntityKind::Plugin],
-        EntityKind::Consumer => &[EntityKind::Plugin, EntityKind::KeyAuthCredential],
-        EntityKind::Plugin | EntityKind::KeyAuthCredential => &[],
-    }
-}
-
-/// Plan the removal of `entity` and its cascade. A service that routes
-/// still point at is refused, as Kong's `routes.service` restricts.
+/// Plan the removal of `entity` and what cascades from it (Kong's
+/// `on_delete`): children whose reference cascades go with it, recursively;
+/// a child whose reference restricts (a route of a service) refuses the
+/// delete.
 fn plan_delete(
-    live: &Live,
+    state: &State,
     kind: EntityKind,
     entity: &Value,
     plan: &mut Plan,
 ) -> Result<(), StoreError> {
-    let id = entity_id(kind, entity)?;
-    if kind == EntityKind::Service
-        && !child_ids(&live.generation, kind, id, EntityKind::Route)?.is_empty()
-    {
-        return Err(StoreError::ReferencedBy {
-            parent: EntityKind::Service.collection(),
-            child: EntityKind::Route.collection(),
-        });
-    }
-    for child_kind in cascaded_children(kind) {
-        for child_id in child_ids(&live.generation, kind, id, *child_kind)? {
-            if let Some(child) = load(live, *child_kind, &child_id)? {
-                plan.remove_entity(*child_kind, &child)?;
+    let (id, _) = entity_id(kind, entity)?;
+    for (child_kind, reference) in schemas::entities::descriptor::references_to(kind) {
+        // A kind references a parent kind through one field at most (a
+        // descriptor test holds this), so the children index says which.
+        for child_id in state.children(kind, id, child_kind) {
+            let Some(child) = load(state, child_kind, &child_id)? else {
+                continue;
+            };
+            match reference.on_delete {
+                OnDelete::Restrict => {
+                    return Err(StoreError::ReferencedBy {
+                        parent: kind.collection(),
+                        child: child_kind.collection(),
+                    })
+                }
+                OnDelete::Cascade => plan_delete(state, child_kind, &child, plan)?,
             }
         }
     }

@@ -2,9 +2,22 @@
 
 use serde_json::{Map, Value};
 
-use super::common;
+use super::{common, EntityDescriptor};
 use crate::error::{FieldError, FieldPath};
 use crate::schema::{is_present, Field, Record};
+
+/// Consumers (Kong's `consumers`, endpoint key `username`).
+pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
+    collection: "consumers",
+    admin_path: "consumers",
+    deck_kind: "consumer",
+    endpoint_key: "username",
+    unique: &["username", "custom_id"],
+    display_names: &["username", "custom_id"],
+    references: &[],
+    generated: &[],
+    schema,
+};
 
 pub fn schema() -> Record {
     Record::new(vec![

@@ -1,7 +1,29 @@
 //! The key-auth credential entity (`keyauth_credentials`).
 
-use super::common;
+use super::{common, EntityDescriptor, EntityKind, Generated, OnDelete, Reference};
 use crate::schema::{Field, Record};
+
+/// key-auth credentials (Kong's `keyauth_credentials`, Admin API
+/// `/key-auths`, endpoint key `key`); deleted with their consumer. The key
+/// is a secret, so it never names the credential in output.
+pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
+    collection: "keyauth_credentials",
+    admin_path: "key-auths",
+    deck_kind: "key-auth",
+    endpoint_key: "key",
+    unique: &["key"],
+    display_names: &[],
+    references: &[Reference {
+        field: "consumer",
+        parent: EntityKind::Consumer,
+        on_delete: OnDelete::Cascade,
+    }],
+    generated: &[Generated {
+        field: "key",
+        make: generate_key,
+    }],
+    schema,
+};
 
 pub fn schema() -> Record {
     Record::new(vec![

@@ -1,101 +1,105 @@
-//! The five entity kinds of the model and the one entry point that turns
-//! raw JSON for any of them into its canonical form.
+//! The entity kinds of the model and the one entry point that turns raw
+//! JSON for any of them into its canonical form.
+//!
+//! Each kind lives in its own file: its schema and its [`EntityDescriptor`]
+//! (collection and Admin API names, endpoint key, unique fields,
+//! references, generated fields). The list in [`entity_kinds!`] below is the
+//! only other place a kind is named.
 
 pub mod common;
 pub mod consumer;
+pub mod descriptor;
 pub mod keyauth_credential;
 pub mod plugin;
 pub mod route;
 pub mod service;
 
-use std::collections::HashMap;
-
 use once_cell::sync::Lazy;
 use serde_json::Value;
+
+pub use descriptor::{EntityDescriptor, Generated, OnDelete, Reference};
 
 use crate::error::{FieldError, FieldPath, SchemaViolation};
 use crate::plugins;
 use crate::schema::Record;
 
-/// The kinds of entity the gateway stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EntityKind {
-    Service,
-    Route,
-    Consumer,
-    Plugin,
-    KeyAuthCredential,
+/// Declares [`EntityKind`], [`EntityKind::ALL`] and
+/// [`EntityKind::descriptor`] from one list of `Kind => DESCRIPTOR`.
+macro_rules! entity_kinds {
+    ($($kind:ident => $descriptor:path),+ $(,)?) => {
+        /// The kinds of entity the gateway stores.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EntityKind {
+            $($kind),+
+        }
+
+        impl EntityKind {
+            /// Every kind, in dependency order: parents before the
+            /// entities that refer to them.
+            pub const ALL: [EntityKind; [$(EntityKind::$kind),+].len()] = [$(EntityKind::$kind),+];
+
+            /// What the kind declares about itself.
+            pub fn descriptor(self) -> &'static EntityDescriptor {
+                match self {
+                    $(EntityKind::$kind => &$descriptor),+
+                }
+            }
+        }
+    };
+}
+
+entity_kinds! {
+    Consumer => consumer::DESCRIPTOR,
+    Service => service::DESCRIPTOR,
+    KeyAuthCredential => keyauth_credential::DESCRIPTOR,
+    Route => route::DESCRIPTOR,
+    Plugin => plugin::DESCRIPTOR,
 }
 
 impl EntityKind {
-    /// In dependency order: parents before the entities that refer to them.
-    pub const ALL: [EntityKind; 5] = [
-        EntityKind::Consumer,
-        EntityKind::Service,
-        EntityKind::KeyAuthCredential,
-        EntityKind::Route,
-        EntityKind::Plugin,
-    ];
-
     /// The DAO / declarative name: `services`, `keyauth_credentials`, ...
     pub fn collection(self) -> &'static str {
-        match self {
-            Self::Service => "services",
-            Self::Route => "routes",
-            Self::Consumer => "consumers",
-            Self::Plugin => "plugins",
-            Self::KeyAuthCredential => "keyauth_credentials",
-        }
+        self.descriptor().collection
     }
 
-    /// The Admin API collection path: `/services`, `/key-auths`, ...
+    /// The Admin API collection path: `services`, `key-auths`, ...
     pub fn admin_path(self) -> &'static str {
-        match self {
-            Self::KeyAuthCredential => "key-auths",
-            other => other.collection(),
-        }
+        self.descriptor().admin_path
     }
 
     /// decK's kind word in diff output: `service`, `key-auth`, ...
     pub fn deck_kind(self) -> &'static str {
-        match self {
-            Self::Service => "service",
-            Self::Route => "route",
-            Self::Consumer => "consumer",
-            Self::Plugin => "plugin",
-            Self::KeyAuthCredential => "key-auth",
-        }
+        self.descriptor().deck_kind
     }
 
+    /// The kind whose collection name or Admin API path is `name`.
     pub fn from_collection(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|kind| kind.collection() == name || kind.admin_path() == name)
     }
 
+    /// The position of the kind in [`EntityKind::ALL`], for per-kind arrays
+    /// (the variants are declared in that order).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The unique field that the Admin API accepts in place of an id.
     pub fn endpoint_key(self) -> &'static str {
-        match self {
-            Self::Service | Self::Route => "name",
-            Self::Consumer => "username",
-            Self::Plugin => "instance_name",
-            Self::KeyAuthCredential => "key",
-        }
+        self.descriptor().endpoint_key
     }
 
     /// The schema of this kind. For plugins it is the record without a
     /// plugin-specific config; use [`plugin_record`] for a named plugin.
     pub fn schema(self) -> &'static Record {
-        static SCHEMAS: Lazy<HashMap<EntityKind, Record>> = Lazy::new(|| {
-            HashMap::from([
-                (EntityKind::Service, service::schema()),
-                (EntityKind::Route, route::schema()),
-                (EntityKind::Consumer, consumer::schema()),
-                (EntityKind::KeyAuthCredential, keyauth_credential::schema()),
-                (EntityKind::Plugin, Record::default()),
-            ])
+        static SCHEMAS: Lazy<Vec<Record>> = Lazy::new(|| {
+            EntityKind::ALL
+                .iter()
+                .map(|kind| (kind.descriptor().schema)())
+                .collect()
         });
-        &SCHEMAS[&self]
+        &SCHEMAS[self.index()]
     }
 
     /// The record a canonical entity of this kind follows (plugins by name).
@@ -127,7 +131,7 @@ impl EntityKind {
 
 /// The full record of a plugin entity named `name`, if the plugin exists.
 pub fn plugin_record(name: &str) -> Option<&'static Record> {
-    static RECORDS: Lazy<HashMap<&'static str, Record>> = Lazy::new(|| {
+    static RECORDS: Lazy<std::collections::HashMap<&'static str, Record>> = Lazy::new(|| {
         plugins::all()
             .iter()
             .map(|plugin| (plugin.name, plugin::schema(plugin)))

@@ -3,10 +3,41 @@
 
 use serde_json::{json, Value};
 
-use super::common;
+use super::{common, EntityDescriptor, EntityKind, OnDelete, Reference};
 use crate::error::{FieldError, FieldPath};
 use crate::plugins::PluginSchema;
 use crate::schema::{Field, Record, Type};
+
+/// Plugins (Kong's `plugins`, endpoint key `instance_name`); deleted with
+/// the route, service or consumer they are scoped to. Their `config`
+/// follows the named plugin's schema ([`crate::plugins`]).
+pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
+    collection: "plugins",
+    admin_path: "plugins",
+    deck_kind: "plugin",
+    endpoint_key: "instance_name",
+    unique: &["instance_name"],
+    display_names: &["instance_name"],
+    references: &[
+        Reference {
+            field: "service",
+            parent: EntityKind::Service,
+            on_delete: OnDelete::Cascade,
+        },
+        Reference {
+            field: "route",
+            parent: EntityKind::Route,
+            on_delete: OnDelete::Cascade,
+        },
+        Reference {
+            field: "consumer",
+            parent: EntityKind::Consumer,
+            on_delete: OnDelete::Cascade,
+        },
+    ],
+    generated: &[],
+    schema: generic_schema,
+};
 
 pub const HTTP_PROTOCOLS: &[&str] = &["grpc", "grpcs", "http", "https"];
 pub const ALL_PROTOCOLS: &[&str] = &[
@@ -29,6 +60,16 @@ pub fn schema(plugin: &PluginSchema) -> Record {
     } else {
         ALL_PROTOCOLS
     };
+    record(plugin.config.clone(), protocols)
+}
+
+/// The plugin entity's fields with an empty `config` (which depends on the
+/// plugin named).
+pub fn generic_schema() -> Record {
+    record(Record::default(), ALL_PROTOCOLS)
+}
+
+fn record(config: Record, protocols: &'static [&'static str]) -> Record {
     Record::new(vec![
         common::id(),
         Field::string("name").required(),
@@ -38,7 +79,7 @@ pub fn schema(plugin: &PluginSchema) -> Record {
         Field::foreign("route", "routes"),
         Field::foreign("service", "services"),
         Field::foreign("consumer", "consumers"),
-        Field::record("config", plugin.config.clone())
+        Field::record("config", config)
             .required()
             .default(json!({})),
         Field::set("protocols", Field::item(Type::String).one_of(protocols))

@@ -2,10 +2,28 @@
 
 use serde_json::{json, Map, Value};
 
-use super::common;
+use super::{common, EntityDescriptor, EntityKind, OnDelete, Reference};
 use crate::error::{FieldError, FieldPath};
 use crate::matching::{self, MatchFieldError};
 use crate::schema::{is_present, pattern, Check, Field, Record, Type};
+
+/// Routes (Kong's `routes`, endpoint key `name`). A service cannot be
+/// deleted while routes point at it (Kong's default `on_delete`).
+pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
+    collection: "routes",
+    admin_path: "routes",
+    deck_kind: "route",
+    endpoint_key: "name",
+    unique: &["name"],
+    display_names: &["name"],
+    references: &[Reference {
+        field: "service",
+        parent: EntityKind::Service,
+        on_delete: OnDelete::Restrict,
+    }],
+    generated: &[],
+    schema,
+};
 
 pub fn schema() -> Record {
     Record::new(vec![

@@ -2,9 +2,22 @@
 
 use serde_json::{json, Map, Value};
 
-use super::common;
+use super::{common, EntityDescriptor};
 use crate::error::{FieldError, FieldPath};
 use crate::schema::{Check, Field, Record, Type};
+
+/// Services (Kong's `services`, endpoint key `name`).
+pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
+    collection: "services",
+    admin_path: "services",
+    deck_kind: "service",
+    endpoint_key: "name",
+    unique: &["name"],
+    display_names: &["name"],
+    references: &[],
+    generated: &[],
+    schema,
+};
 
 const TIMEOUT_MAX: i64 = 2_147_483_646;
 

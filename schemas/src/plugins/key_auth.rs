@@ -7,15 +7,19 @@ use super::PluginSchema;
 use crate::entities::common::header_name_check;
 use crate::schema::{Field, Record, Type};
 
+/// The plugin's name.
+pub const NAME: &str = "key-auth";
+
 pub fn plugin_schema() -> PluginSchema {
     PluginSchema {
-        name: "key-auth",
+        name: NAME,
         priority: 1250,
         version: "3.10.0",
         config: config_schema(),
         no_consumer: true,
         http_only: true,
         translate_shorthands: super::no_shorthands,
+        generated: &[],
     }
 }
 

@@ -10,6 +10,7 @@ pub mod session;
 use once_cell::sync::Lazy;
 use serde_json::Value;
 
+use crate::entities::Generated;
 use crate::schema::Record;
 
 /// Everything the model knows about one plugin.
@@ -26,6 +27,9 @@ pub struct PluginSchema {
     pub http_only: bool,
     /// Rewrites deprecated config fields to their current names.
     pub translate_shorthands: fn(&Value) -> Value,
+    /// `config` fields the server generates when left out (the session
+    /// plugin's `secret`).
+    pub generated: &'static [Generated],
 }
 
 static PLUGINS: Lazy<Vec<PluginSchema>> = Lazy::new(|| {
@@ -56,4 +60,70 @@ pub fn enabled_names() -> Vec<&'static str> {
 /// No deprecated fields to translate.
 pub fn no_shorthands(config: &Value) -> Value {
     config.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `PRIORITY` of every plugin bundled with Kong 3.10 (each
+    /// `kong/plugins/<name>/handler.lua`), for the plugins this gateway
+    /// has and those it may add.
+    const KONG_PRIORITIES: &[(&str, u32)] = &[
+        ("correlation-id", 100_001),
+        ("zipkin", 100_000),
+        ("bot-detection", 2500),
+        ("cors", 2000),
+        ("session", 1900),
+        ("acme", 1705),
+        ("jwt", 1450),
+        ("oauth2", 1400),
+        ("key-auth", 1250),
+        ("ldap-auth", 1200),
+        ("basic-auth", 1100),
+        ("hmac-auth", 1030),
+        ("grpc-gateway", 998),
+        ("ip-restriction", 990),
+        ("request-size-limiting", 951),
+        ("acl", 950),
+        ("rate-limiting", 910),
+        ("response-ratelimiting", 900),
+        ("request-transformer", 801),
+        ("response-transformer", 800),
+        ("redirect", 779),
+        ("aws-lambda", 750),
+        ("azure-functions", 749),
+        ("proxy-cache", 100),
+        ("opentelemetry", 14),
+        ("prometheus", 13),
+        ("http-log", 12),
+        ("statsd", 11),
+        ("datadog", 10),
+        ("file-log", 9),
+        ("udp-log", 8),
+        ("tcp-log", 7),
+        ("loggly", 6),
+        ("syslog", 4),
+        ("grpc-web", 3),
+        ("request-termination", 2),
+    ];
+
+    #[test]
+    fn priorities_are_kongs() {
+        for plugin in all() {
+            let kong = KONG_PRIORITIES
+                .iter()
+                .find(|(name, _)| *name == plugin.name)
+                .map(|(_, priority)| *priority);
+            assert_eq!(kong, Some(plugin.priority), "{}", plugin.name);
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<&str> = all().iter().map(|plugin| plugin.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all().len());
+    }
 }

@@ -8,15 +8,19 @@ use crate::entities::common::header_name_check;
 use crate::error::{FieldError, FieldPath};
 use crate::schema::{is_present, Field, Record};
 
+/// The plugin's name.
+pub const NAME: &str = "request-termination";
+
 pub fn plugin_schema() -> PluginSchema {
     PluginSchema {
-        name: "request-termination",
+        name: NAME,
         priority: 2,
         version: "3.10.0",
         config: config_schema(),
         no_consumer: false,
         http_only: true,
         translate_shorthands: super::no_shorthands,
+        generated: &[],
     }
 }
 

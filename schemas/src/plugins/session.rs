@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::PluginSchema;
+use crate::entities::Generated;
 use crate::schema::{Field, Record, Type};
 
 pub const HEADER_NAMES: &[&str] = &[
@@ -17,15 +18,22 @@ pub const HEADER_NAMES: &[&str] = &[
     "absolute-timeout",
 ];
 
+/// The plugin's name.
+pub const NAME: &str = "session";
+
 pub fn plugin_schema() -> PluginSchema {
     PluginSchema {
-        name: "session",
+        name: NAME,
         priority: 1900,
         version: "3.10.0",
         config: config_schema(),
         no_consumer: true,
         http_only: false,
         translate_shorthands,
+        generated: &[Generated {
+            field: "secret",
+            make: generate_secret,
+        }],
     }
 }
 

@@ -1,8 +1,7 @@
-//! Server-side session rows for the session plugin's `storage: kong`.
+//! [`SledSessions`]: the session plugin's `storage: kong` rows in sled.
 //!
-//! The rows live in one sled tree handed in by the store (which owns the
-//! database). The tree must be dedicated to sessions; it holds two kinds of
-//! keys:
+//! The rows live in one tree of the gateway's database, dedicated to
+//! sessions; it holds two kinds of keys:
 //!
 //! - **rows**: key = the session id (base64url of the SID, 43 characters),
 //!   value = `expires` (u64, big-endian) followed by the data, i.e. the
@@ -20,39 +19,34 @@
 //! they cannot drift apart; the sweep still double-checks the row's expiry
 //! before deleting it.
 //!
-//! Expiry follows Kong's database TTL: a row is readable while
-//! `now <= expires` and expired once `expires < now`.
+//! Expiry follows Kong's database TTL (see [`crate::store::sessions`]).
+//! sled calls take microseconds and do not wait for the disk (sled flushes
+//! every 500 ms in the background), so the [`SessionStore`] futures run
+//! them inline.
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Tree;
-use thiserror::Error;
+
+use crate::store::sessions::{validate_session_id, SessionError, SessionFuture, SessionStore};
 
 /// First byte of every expiry-index key.
 const INDEX_MARKER: u8 = 0x00;
 /// Size of the big-endian expiry in records and index keys.
 const EXPIRES_SIZE: usize = 8;
-/// Longest session id accepted (Kong's are 43 characters).
-const MAX_SESSION_ID_SIZE: usize = 255;
 
-/// Errors of the session storage.
-#[derive(Debug, Error)]
-pub enum StorageError {
-    /// The underlying sled database failed.
-    #[error("session storage error: {0}")]
-    Sled(#[from] sled::Error),
-    /// The session id is empty, too long, or not visible ASCII.
-    #[error("invalid session id")]
-    InvalidSessionId,
-    /// A stored row could not be decoded.
-    #[error("corrupt session row for {0:?}")]
-    CorruptRecord(String),
+type StorageError = SessionError;
+
+impl From<sled::Error> for SessionError {
+    fn from(error: sled::Error) -> Self {
+        SessionError::backend(error)
+    }
 }
 
-impl From<TransactionError<StorageError>> for StorageError {
-    fn from(error: TransactionError<StorageError>) -> Self {
+impl From<TransactionError<SessionError>> for SessionError {
+    fn from(error: TransactionError<SessionError>) -> Self {
         match error {
             TransactionError::Abort(error) => error,
-            TransactionError::Storage(error) => StorageError::Sled(error),
+            TransactionError::Storage(error) => SessionError::backend(error),
         }
     }
 }
@@ -107,25 +101,22 @@ fn parse_index_key(key: &[u8]) -> Option<(u64, &str)> {
     Some((expires, std::str::from_utf8(session_id).ok()?))
 }
 
-/// Rejects ids that could collide with index keys or are unreasonable.
-fn validate_session_id(session_id: &str) -> Result<(), StorageError> {
-    let valid = !session_id.is_empty()
-        && session_id.len() <= MAX_SESSION_ID_SIZE
-        && session_id.bytes().all(|byte| byte.is_ascii_graphic());
-    if valid {
-        Ok(())
-    } else {
-        Err(StorageError::InvalidSessionId)
-    }
-}
-
 /// Session rows keyed by session id, with an expiry index for sweeping.
+/// (Session ids are visible ASCII, so a row key never starts with the
+/// index marker.)
 #[derive(Clone, Debug)]
-pub struct SessionStorage {
+pub struct SledSessions {
     tree: Tree,
 }
 
-impl SessionStorage {
+impl SledSessions {
+    /// Rows in a temporary database removed on drop (tests).
+    #[cfg(test)]
+    pub fn temporary() -> Result<Self, StorageError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Ok(Self::new(db.open_tree("sessions")?))
+    }
+
     /// Wraps a tree dedicated to session rows.
     pub fn new(tree: Tree) -> Self {
         Self { tree }
@@ -195,12 +186,22 @@ impl SessionStorage {
     /// Deletes every row that expired before `now` and returns how many.
     /// Only the expired part of the expiry index is read.
     pub fn sweep_expired(&self, now: u64) -> Result<usize, StorageError> {
+        self.sweep_expired_batch(now, usize::MAX)
+    }
+
+    /// Deletes up to `batch` expired rows (visiting at most `batch` expired
+    /// index entries) and returns how many rows it deleted.
+    pub fn sweep_expired_batch(&self, now: u64, batch: usize) -> Result<usize, StorageError> {
         let start = [INDEX_MARKER];
         // Index keys sort by expiry; everything below `0x00 ‖ now` has
         // `expires < now` (a key with `expires == now` sorts after it).
         let end = index_key(now, "");
         let mut removed = 0;
-        for entry in self.tree.range(start.as_slice()..end.as_slice()) {
+        for entry in self
+            .tree
+            .range(start.as_slice()..end.as_slice())
+            .take(batch)
+        {
             let (key, _) = entry?;
             if self.remove_expired_entry(&key)? {
                 removed += 1;
@@ -236,6 +237,33 @@ impl SessionStorage {
     }
 }
 
+impl SessionStore for SledSessions {
+    fn insert<'a>(
+        &'a self,
+        session_id: &'a str,
+        data: &'a str,
+        expires: u64,
+    ) -> SessionFuture<'a, ()> {
+        Box::pin(async move { SledSessions::insert(self, session_id, data, expires) })
+    }
+
+    fn get<'a>(&'a self, session_id: &'a str, now: u64) -> SessionFuture<'a, Option<String>> {
+        Box::pin(async move { SledSessions::get(self, session_id, now) })
+    }
+
+    fn set_expiry<'a>(&'a self, session_id: &'a str, expires: u64) -> SessionFuture<'a, bool> {
+        Box::pin(async move { SledSessions::set_expiry(self, session_id, expires) })
+    }
+
+    fn remove<'a>(&'a self, session_id: &'a str) -> SessionFuture<'a, bool> {
+        Box::pin(async move { SledSessions::remove(self, session_id) })
+    }
+
+    fn sweep_expired(&self, now: u64, batch: usize) -> SessionFuture<'_, usize> {
+        Box::pin(async move { self.sweep_expired_batch(now, batch) })
+    }
+}
+
 /// Within a transaction: removes the index entry of the current row of
 /// `session_id`, if any. Returns whether a row exists. A corrupt row has no
 /// findable index entry; it is left for the caller to overwrite or delete.
@@ -258,9 +286,8 @@ mod tests {
 
     const NOW: u64 = 1_700_000_000;
 
-    fn storage() -> SessionStorage {
-        let db = sled::Config::new().temporary(true).open().expect("sled");
-        SessionStorage::new(db.open_tree("sessions").expect("tree"))
+    fn storage() -> SledSessions {
+        SledSessions::temporary().expect("sled")
     }
 
     fn id(n: usize) -> String {
@@ -268,7 +295,7 @@ mod tests {
     }
 
     /// Number of (row, index) keys in the tree.
-    fn key_counts(storage: &SessionStorage) -> (usize, usize) {
+    fn key_counts(storage: &SledSessions) -> (usize, usize) {
         let index = storage.tree.scan_prefix([INDEX_MARKER]).count();
         (storage.tree.len() - index, index)
     }

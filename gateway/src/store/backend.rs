@@ -1,0 +1,74 @@
+//! [`EntityBackend`]: what a storage backend must do for the entity store.
+//!
+//! A backend keeps entity rows durably and nothing else: validation,
+//! references, unique keys, cascades and the indexes live in the
+//! backend-neutral [`super::Store`] above it. The contract:
+//!
+//! - [`EntityBackend::load`] returns every row and the revision they are at.
+//! - [`EntityBackend::commit`] writes one plan's row changes in one
+//!   transaction and returns the next revision; the changes are durable
+//!   (on disk, or committed) when it returns `Ok`, and absent when it
+//!   returns `Err`.
+//! - [`EntityBackend::replace`] swaps the whole configuration for another,
+//!   all or nothing, durable on `Ok`.
+//! - Revisions grow by one per commit or replace, with no gaps.
+//!
+//! The store calls these with its write lock held, so a single-node backend
+//! never sees two writes at once. sled ([`super::sled`]) is the embedded
+//! default.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use schemas::EntityKind;
+use uuid::Uuid;
+
+use super::error::StoreError;
+use super::sessions::SessionStore;
+
+/// One row change of a commit: the new row, or `None` to remove it.
+#[derive(Debug, Clone, Copy)]
+pub struct RowChange<'a> {
+    pub kind: EntityKind,
+    pub id: Uuid,
+    pub row: Option<&'a Bytes>,
+}
+
+/// Every stored row of one kind, by id.
+pub type KindRows = std::collections::BTreeMap<Uuid, Bytes>;
+
+/// What [`EntityBackend::load`] finds.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The revision of these rows.
+    pub revision: u64,
+    /// One map per kind, in [`EntityKind::ALL`] order.
+    pub rows: [KindRows; EntityKind::ALL.len()],
+}
+
+/// Durable storage for entity rows. See the module documentation.
+pub trait EntityBackend: Send + Sync {
+    /// Its name, as `GET /` reports the database (`sled`, `postgres`).
+    fn name(&self) -> &'static str;
+
+    /// Every stored row, and their revision.
+    fn load(&self) -> Result<Loaded, StoreError>;
+
+    /// Writes `changes` (in order) in one transaction on top of
+    /// `base_revision`, durably; returns the new revision.
+    fn commit(&self, base_revision: u64, changes: &[RowChange<'_>]) -> Result<u64, StoreError>;
+
+    /// Replaces every row with `rows` (one map per kind), atomically and
+    /// durably; returns the new revision.
+    fn replace(&self, base_revision: u64, rows: &[KindRows]) -> Result<u64, StoreError>;
+
+    /// Makes everything written so far durable (at shutdown).
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// Whether the database answers (`GET /status`).
+    fn is_reachable(&self) -> bool;
+
+    /// The session rows of the session plugin's `storage: kong`, kept in
+    /// the same database.
+    fn sessions(&self) -> Arc<dyn SessionStore>;
+}
