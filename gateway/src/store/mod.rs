@@ -49,10 +49,10 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use schemas::EntityKind;
 use uuid::Uuid;
 
+pub use self::sled::sessions::SledSessions;
 pub use backend::EntityBackend;
 pub use error::{ConfigEntity, StoreError};
 pub use query::{ListQuery, Page, TagFilter};
-pub use self::sled::sessions::SledSessions;
 pub use sessions::{SessionError, SessionStore};
 pub use summary::{ChangeSummary, KindChanges};
 
