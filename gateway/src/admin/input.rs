@@ -73,7 +73,7 @@ pub fn resolve_references(
         let Some(reference) = object.get(relation.field) else {
             continue;
         };
-        if let Some(resolved) = resolve_reference(store, relation, reference)? {
+        if let Some(resolved) = resolve_reference(store, &relation, reference)? {
             object.insert(relation.field.to_owned(), resolved);
         }
     }

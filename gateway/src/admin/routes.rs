@@ -20,45 +20,21 @@ pub struct Relation {
     pub field: &'static str,
 }
 
-/// Every nested collection: `/services/{s}/routes`, `/consumers/{c}/key-auth`, ...
-pub const RELATIONS: [Relation; 5] = [
-    Relation {
-        parent: EntityKind::Service,
-        segment: "routes",
-        child: EntityKind::Route,
-        field: "service",
-    },
-    Relation {
-        parent: EntityKind::Service,
-        segment: "plugins",
-        child: EntityKind::Plugin,
-        field: "service",
-    },
-    Relation {
-        parent: EntityKind::Route,
-        segment: "plugins",
-        child: EntityKind::Plugin,
-        field: "route",
-    },
-    Relation {
-        parent: EntityKind::Consumer,
-        segment: "plugins",
-        child: EntityKind::Plugin,
-        field: "consumer",
-    },
-    Relation {
-        parent: EntityKind::Consumer,
-        segment: "key-auth",
-        child: EntityKind::KeyAuthCredential,
-        field: "consumer",
-    },
-];
+/// Every nested collection, one per reference between kinds (see each
+/// kind's descriptor): `/services/{s}/routes`, `/consumers/{c}/key-auth`,
+/// ...
+pub fn relations() -> impl Iterator<Item = Relation> {
+    schemas::entities::descriptor::all_references().map(|(child, reference)| Relation {
+        parent: reference.parent,
+        segment: child.descriptor().nested_path,
+        child,
+        field: reference.field,
+    })
+}
 
 /// The reference fields of `kind` and the kind each points at.
-pub fn reference_fields(kind: EntityKind) -> impl Iterator<Item = &'static Relation> {
-    RELATIONS
-        .iter()
-        .filter(move |relation| relation.child == kind)
+pub fn reference_fields(kind: EntityKind) -> impl Iterator<Item = Relation> {
+    relations().filter(move |relation| relation.child == kind)
 }
 
 /// One Admin API endpoint, with the keys its URL carries (decoded).
@@ -226,14 +202,11 @@ fn nested_or_foreign(kind: EntityKind, key: &str, segment: &str) -> Option<Endpo
         return Some(Endpoint::Nested(relation, key.to_owned()));
     }
     let relation = reference_fields(kind).find(|relation| relation.field == segment)?;
-    Some(Endpoint::Foreign(*relation, key.to_owned()))
+    Some(Endpoint::Foreign(relation, key.to_owned()))
 }
 
 fn nested_relation(parent: EntityKind, segment: &str) -> Option<Relation> {
-    RELATIONS
-        .iter()
-        .find(|relation| relation.parent == parent && relation.segment == segment)
-        .copied()
+    relations().find(|relation| relation.parent == parent && relation.segment == segment)
 }
 
 #[cfg(test)]

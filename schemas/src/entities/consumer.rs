@@ -11,6 +11,7 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
     collection: "consumers",
     admin_path: "consumers",
     deck_kind: "consumer",
+    nested_path: "consumers",
     endpoint_key: "username",
     unique: &["username", "custom_id"],
     display_names: &["username", "custom_id"],

@@ -55,6 +55,9 @@ pub struct EntityDescriptor {
     pub admin_path: &'static str,
     /// decK's word for one entity in diff output: `service`, `key-auth`.
     pub deck_kind: &'static str,
+    /// The URL segment of this kind's collection under an entity it
+    /// references: `/services/{s}/routes`, `/consumers/{c}/key-auth`.
+    pub nested_path: &'static str,
     /// The unique field the Admin API accepts in place of an id.
     pub endpoint_key: &'static str,
     /// String-valued fields whose values are unique among the kind.

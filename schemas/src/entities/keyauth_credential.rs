@@ -10,6 +10,7 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
     collection: "keyauth_credentials",
     admin_path: "key-auths",
     deck_kind: "key-auth",
+    nested_path: "key-auth",
     endpoint_key: "key",
     unique: &["key"],
     display_names: &[],

@@ -15,6 +15,7 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
     collection: "plugins",
     admin_path: "plugins",
     deck_kind: "plugin",
+    nested_path: "plugins",
     endpoint_key: "instance_name",
     unique: &["instance_name"],
     display_names: &["instance_name"],

@@ -13,6 +13,7 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
     collection: "routes",
     admin_path: "routes",
     deck_kind: "route",
+    nested_path: "routes",
     endpoint_key: "name",
     unique: &["name"],
     display_names: &["name"],

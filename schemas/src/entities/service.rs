@@ -11,6 +11,7 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
     collection: "services",
     admin_path: "services",
     deck_kind: "service",
+    nested_path: "services",
     endpoint_key: "name",
     unique: &["name"],
     display_names: &["name"],
