@@ -32,6 +32,9 @@ impl Builder {
                     Identity::Field { field, value, .. } => {
                         first_with(&mut unique, (entity.kind, field, value), index)
                     }
+                    // A reference that points nowhere (reported) left the
+                    // scope short: it says nothing about duplicates.
+                    Identity::Scope(_) if entity.dangling => None,
                     Identity::Scope(scope) => first_with(&mut scopes, scope, index),
                 };
                 if let Some(first) = first {

@@ -2,17 +2,25 @@
 //!
 //! The steps, in order:
 //! 1. read each document's top level (`_format_version`, `_info`, entity
-//!    arrays) and flatten nested entities, remembering where each came from;
+//!    arrays) and flatten nested entities, remembering where each came from
+//!    ([`read`]); the blocks of a Markdown page are applied one after the
+//!    other ([`fold`]);
 //! 2. give every entity an id: its own, the id of the live entity it
 //!    matches (as decK matches: names, usernames, keys, plugin scope), or a
 //!    new one;
-//! 3. resolve references by name or id, within the files first and then in
-//!    the current state;
+//! 3. resolve references by name or id ([`resolve`]): within the files,
+//!    then, by id, among the gateway's entities outside the select tags;
+//!    the rest of the live state only when the files go on top of it
+//!    ([`BuildOptions::partial_apply`]), since a full sync deletes what the
+//!    files leave out;
 //! 4. validate every entity against its schema;
-//! 5. find duplicate identities across all the files.
+//! 5. find duplicate identities across all the files ([`identity`]).
 //!
 //! Every problem is reported, not only the first, each with the file
-//! position of the entity or field it is about.
+//! position of the entity or field it is about, and each once: what
+//! follows from another problem (a child's copy of its parent's bad id, a
+//! duplicate that only a dangling reference made) is left out. Notes after
+//! the errors say what to do about references that point nowhere.
 //!
 //! Step 1 needs only the files ([`flatten`]), so a caller can take it while
 //! the live state is still being read. A configuration can hold tens of
@@ -21,6 +29,7 @@
 //! validation runs on all cores, and the indexes hash with
 //! [`super::hash::FastHasher`].
 
+mod fold;
 mod identity;
 mod index;
 mod read;
@@ -39,7 +48,7 @@ use super::parallel;
 use super::pos::Pos;
 use crate::config::{id_of, Config};
 use crate::entities::EntityKind;
-use crate::error::{FieldPath, SchemaViolation};
+use crate::error::{FieldError, FieldPath, PathSeg, SchemaViolation};
 
 pub use identity::{plugin_identity, PluginIdentity};
 use index::LiveIndex;
@@ -70,6 +79,9 @@ impl Origin {
 pub enum Severity {
     Error,
     Warning,
+    /// Advice that goes with errors (what to do about them), printed
+    /// after them.
+    Note,
 }
 
 /// One problem found in the files.
@@ -93,8 +105,10 @@ impl fmt::Display for Diagnostic {
             write!(f, ":{}:{}", pos.line, pos.column)?;
         }
         write!(f, ": ")?;
-        if self.severity == Severity::Warning {
-            write!(f, "warning: ")?;
+        match self.severity {
+            Severity::Error => {}
+            Severity::Warning => write!(f, "warning: ")?,
+            Severity::Note => write!(f, "note: ")?,
         }
         let mut place = self.entity.clone();
         if !self.field.is_root() {
@@ -115,6 +129,13 @@ impl fmt::Display for Diagnostic {
 pub struct BuildOptions {
     /// `--select-tag` values; must agree with `_info.select_tags`.
     pub select_tags: Vec<String>,
+    /// The files go on top of the live configuration and delete nothing
+    /// (`gwctl sync --no-deletes`, decK's `apply`): references may name
+    /// any live entity. Otherwise (a full sync, `gateway serve --config`)
+    /// the live entities the files leave out are deleted by the same
+    /// change, so a reference may name only an entity of the files or,
+    /// by id, one outside the select tags, as decK's `sync` resolves.
+    pub partial_apply: bool,
 }
 
 /// The result of a successful build.
@@ -135,8 +156,9 @@ impl Built {
     }
 }
 
-/// Build one canonical configuration from `docs`, matching ids and
-/// resolving references against `current` (the live state; empty offline).
+/// Build one canonical configuration from `docs`, matching ids against
+/// `current` (the live state; empty offline) and resolving references as
+/// `options` say.
 pub fn build(
     docs: &[SourceDoc],
     current: &Config,
@@ -161,6 +183,7 @@ pub fn build_owned(
 /// still being read, then [`Flattened::build`] against it.
 pub fn flatten(docs: Vec<SourceDoc>, options: &BuildOptions) -> Flattened {
     let mut builder = Builder::new(docs);
+    builder.partial_apply = options.partial_apply;
     builder.read_documents();
     builder.settle_select_tags(&options.select_tags);
     Flattened { builder }
@@ -173,17 +196,35 @@ pub struct Flattened {
 }
 
 impl Flattened {
-    /// The remaining steps, against `current` (the live state; empty
-    /// offline).
+    /// The remaining steps, against `current` (the live state within the
+    /// select tags; empty offline).
     pub fn build(self, current: &Config) -> Result<Built, Vec<Diagnostic>> {
+        self.build_with(current, &Config::default())
+    }
+
+    /// [`Flattened::build`], also resolving references by id among
+    /// `outside`: gateway entities outside the select tags, which a sync
+    /// leaves as they are (see [`Flattened::ids_to_look_up`]).
+    pub fn build_with(self, current: &Config, outside: &Config) -> Result<Built, Vec<Diagnostic>> {
         let mut builder = self.builder;
         let live = LiveIndex::new(current);
+        let outside = LiveIndex::new(outside);
         builder.assign_ids(&live);
-        builder.resolve_references(&live);
-        builder.check_anonymous_consumers(&live);
+        builder.resolve_references(&live, &outside);
+        builder.check_anonymous_consumers(&live, &outside);
         builder.validate_entities(&live);
         builder.find_duplicates();
         builder.finish()
+    }
+}
+
+impl Flattened {
+    /// The references written as a UUID that name no entity of the files
+    /// nor of `current`: look them up on the gateway (they may name
+    /// entities outside the select tags) and pass what exists to
+    /// [`Flattened::build_with`].
+    pub fn ids_to_look_up(&self, current: &Config) -> Vec<(EntityKind, String)> {
+        self.builder.ids_to_look_up(current)
     }
 }
 
@@ -203,6 +244,9 @@ struct RawEntity {
     /// `input` because validation consumes the input.
     label: Option<String>,
     canonical: Option<Value>,
+    /// A reference of this entity points nowhere (reported): its other
+    /// problems that follow from that are not.
+    dangling: bool,
 }
 
 /// A reference found: the entity, its field and the id it points at.
@@ -230,8 +274,14 @@ struct Builder {
     entities: Vec<RawEntity>,
     diagnostics: Vec<Diagnostic>,
     file_select_tags: Option<(usize, Vec<String>)>,
+    /// The first `_workspace` named, and its document.
+    workspace: Option<(usize, String)>,
     select_tags: Vec<String>,
     defaults: Vec<(usize, EntityKind, Map<String, Value>)>,
+    /// See [`BuildOptions::partial_apply`].
+    partial_apply: bool,
+    /// The entities of Markdown pages, for applying blocks in turn.
+    pages: fold::PageFold,
 }
 
 impl Builder {
@@ -241,8 +291,11 @@ impl Builder {
             entities: Vec::new(),
             diagnostics: Vec::new(),
             file_select_tags: None,
+            workspace: None,
             select_tags: Vec::new(),
             defaults: Vec::new(),
+            partial_apply: false,
+            pages: fold::PageFold::default(),
         }
     }
 
@@ -378,9 +431,26 @@ impl Builder {
         });
         for (index, violation) in violations.into_iter().enumerate() {
             for error in violation.into_iter().flat_map(|v| v.errors) {
-                self.entity_error(index, error.path, error.message);
+                if !self.is_parents_bad_id(index, &error.path) {
+                    self.entity_error(index, error.path, error.message);
+                }
             }
         }
+    }
+
+    /// Whether an error at `path` of entity `index` is about the id a
+    /// reference of it resolved to (`routes[0].service.id`): resolved ids
+    /// come from the gateway, or from an entity of the files whose own
+    /// `id` error is reported already. The user never wrote that field.
+    fn is_parents_bad_id(&self, index: usize, path: &FieldPath) -> bool {
+        let [PathSeg::Key(field), PathSeg::Key(id)] = path.0.as_slice() else {
+            return false;
+        };
+        id == "id"
+            && self.entities[index]
+                .references
+                .iter()
+                .any(|reference| reference.field == field)
     }
 
     // ----- step 5: duplicates ------------------------------------------------
@@ -391,9 +461,13 @@ impl Builder {
             .iter()
             .any(|d| d.severity == Severity::Error);
         if has_errors {
-            let mut diagnostics = self.diagnostics;
+            let (mut diagnostics, notes): (Vec<Diagnostic>, Vec<Diagnostic>) = self
+                .diagnostics
+                .into_iter()
+                .partition(|d| d.severity != Severity::Note);
             diagnostics
                 .sort_by(|a, b| (&a.file, a.pos, a.severity).cmp(&(&b.file, b.pos, b.severity)));
+            diagnostics.extend(notes);
             return Err(diagnostics);
         }
         let mut built = Built {
@@ -434,12 +508,34 @@ impl Builder {
 /// kept; the input is consumed, the canonical form kept.
 fn validate_entity(entity: &mut RawEntity, live: &LiveIndex<'_>) -> Result<(), SchemaViolation> {
     let mut input = std::mem::take(&mut entity.input);
+    if entity.kind == EntityKind::Plugin {
+        if let Some(name) = input.get("name").and_then(Value::as_str) {
+            if crate::plugins::lookup(name).is_none() {
+                return Err(SchemaViolation::new(vec![unsupported_plugin(name)]));
+            }
+        }
+    }
     if let Some(id) = &entity.id {
         input.insert("id".into(), Value::from(id.clone()));
     }
     keep_live_secrets(entity, live, &mut input);
     entity.canonical = Some(entity.kind.validate(&Value::Object(input))?);
     Ok(())
+}
+
+/// A plugin this gateway does not have. Kong's own text ("not enabled; add
+/// it to the 'plugins' configuration property") is advice this gateway
+/// has no way to follow: say so, and name the plugins it has.
+fn unsupported_plugin(name: &str) -> FieldError {
+    let mut supported: Vec<&str> = crate::plugins::all().iter().map(|p| p.name).collect();
+    supported.sort_unstable();
+    FieldError::new(
+        FieldPath::root().key("name"),
+        format!(
+            "plugin '{name}' is not supported by this gateway; its plugins are: {}",
+            supported.join(", ")
+        ),
+    )
 }
 
 /// Secrets the gateway generated (a session plugin's `secret`) and the

@@ -1,5 +1,12 @@
 //! Step 1 of the build: each document's top level read and its entities
 //! flattened, nested children taken out and their references recorded.
+//!
+//! Sections decK knows and this gateway does not implement (other entity
+//! kinds, consumer credentials other than key-auth, Konnect settings) are
+//! reported as not supported, by name, rather than as unknown fields: the
+//! user did not misspell them. `_format_version` may be left out (the file
+//! is read as 3.0, the only format gwctl reads); when given, it must be
+//! `"3.0"`. All the files must name the same `_workspace`, if any.
 
 use serde_json::{Map, Value};
 
@@ -14,6 +21,31 @@ pub(super) const TOP_LEVEL_ENTITIES: &[(&str, EntityKind)] = &[
     ("plugins", EntityKind::Plugin),
     ("keyauth_credentials", EntityKind::KeyAuthCredential),
 ];
+
+/// Top-level sections of decK files that are not entity arrays and that
+/// this gateway does not implement, with what they are.
+pub(super) const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
+    ("_konnect", "Konnect control-plane settings"),
+    ("_plugin_configs", "named plugin config fragments"),
+];
+
+/// Nested entity arrays decK reads under an entity of a kind and this
+/// gateway does not implement.
+pub(super) fn unsupported_children(kind: EntityKind) -> &'static [&'static str] {
+    match kind {
+        EntityKind::Consumer => &[
+            "basicauth_credentials",
+            "hmacauth_credentials",
+            "jwt_secrets",
+            "oauth2_credentials",
+            "acls",
+            "mtls_auth_credentials",
+            "groups",
+        ],
+        EntityKind::Service | EntityKind::Route => &["filter_chains"],
+        _ => &[],
+    }
+}
 
 /// decK entity arrays this gateway does not implement.
 pub(super) const UNSUPPORTED_ENTITIES: &[&str] = &[
@@ -30,6 +62,8 @@ pub(super) const UNSUPPORTED_ENTITIES: &[&str] = &[
     "custom_entities",
     "rbac_roles",
     "service_packages",
+    "cloned_plugins",
+    "custom_plugins",
 ];
 
 impl Builder {
@@ -58,19 +92,16 @@ impl Builder {
                 "_transform" if value == Value::Bool(false) => {
                     self.doc_error(doc, path, "false is not supported")
                 }
-                "_transform" | "_workspace" => {}
+                "_transform" => {}
+                "_workspace" => self.note_workspace(doc, path, &value),
                 "_info" => self.read_info(doc, path, &value),
                 _ => {
                     if let Some((_, kind)) =
                         TOP_LEVEL_ENTITIES.iter().find(|(name, _)| *name == key)
                     {
                         self.read_list(doc, path, value, *kind, None);
-                    } else if UNSUPPORTED_ENTITIES.contains(&key.as_str()) {
-                        self.doc_error(
-                            doc,
-                            path,
-                            format!("'{key}' entities are not supported by this gateway"),
-                        );
+                    } else if let Some(message) = unsupported_section(&key) {
+                        self.doc_error(doc, path, message);
                     } else {
                         self.doc_error(doc, path, "unknown field");
                     }
@@ -88,6 +119,28 @@ impl Builder {
                 format!("cannot apply '{other}' config format version to Kong version 3.0 or above; use '3.0'"),
             ),
             None => self.doc_error(doc, path, "expected a string"),
+        }
+    }
+
+    /// decK syncs one workspace at a time and refuses files that name
+    /// different ones (go-database-reconciler `validateWorkspaces`).
+    pub(super) fn note_workspace(&mut self, doc: usize, path: FieldPath, value: &Value) {
+        let Some(workspace) = value.as_str() else {
+            self.doc_error(doc, path, "expected a string");
+            return;
+        };
+        match &self.workspace {
+            None => self.workspace = Some((doc, workspace.to_owned())),
+            Some((_, first)) if first == workspace => {}
+            Some((first_doc, first)) => {
+                let message = format!(
+                    "'{workspace}' differs from the _workspace '{first}' of {}: it seems like you \
+                     are trying to sync multiple workspaces at the same time; sync one workspace \
+                     at a time",
+                    self.docs[*first_doc].origin
+                );
+                self.doc_error(doc, path, message);
+            }
         }
     }
 
@@ -186,6 +239,11 @@ impl Builder {
             return;
         };
         let nested = take_nested(kind, &mut input);
+        let unsupported: Vec<&str> = unsupported_children(kind)
+            .iter()
+            .copied()
+            .filter(|key| input.shift_remove(*key).is_some())
+            .collect();
         let index = self.entities.len();
         let explicit_id = input.get("id").and_then(Value::as_str).map(str::to_owned);
         let label = label_of(kind, &input);
@@ -198,8 +256,13 @@ impl Builder {
             id: explicit_id,
             label,
             canonical: None,
+            dangling: false,
         });
+        for key in unsupported {
+            self.entity_error(index, FieldPath::root().key(key), unsupported_child(key));
+        }
         self.collect_references(index, parent);
+        let index = self.fold_page_block(index);
         for (key, child_value, child_kind) in nested {
             self.read_list(doc, path.key(&key), child_value, child_kind, Some(index));
         }
@@ -315,5 +378,26 @@ pub(super) fn reference_text(value: &Value) -> Result<Option<String>, String> {
             .map(|text| Some(text.to_owned()))
             .ok_or_else(|| "expected a name or an id".to_owned()),
         _ => Err("expected a name or an id".to_owned()),
+    }
+}
+
+/// The message for a top-level section decK knows and this gateway does
+/// not implement; `None` for a key decK does not know either.
+fn unsupported_section(key: &str) -> Option<String> {
+    if UNSUPPORTED_ENTITIES.contains(&key) {
+        return Some(format!("'{key}' entities are not supported by this gateway"));
+    }
+    UNSUPPORTED_SECTIONS
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|(name, what)| format!("'{name}' ({what}) is not supported by this gateway"))
+}
+
+/// The message for a nested section decK knows and this gateway does not
+/// implement.
+fn unsupported_child(key: &str) -> String {
+    match key {
+        "groups" => "'groups' (consumer-group membership) is not supported by this gateway".to_owned(),
+        other => format!("'{other}' entities are not supported by this gateway"),
     }
 }
