@@ -70,7 +70,8 @@ fn apply(args: &SyncArgs, prepared: &Prepared) -> Result<ExitCode, CommandError>
         &prepared.built.config,
         &prepared.live.config,
         &prepared.built.origins,
-    );
+    )
+    .naming(&prepared.outside);
     if let Some(keep) = kept_entities(args, prepared)? {
         match applier.apply_atomic(&keep) {
             Ok(AtomicOutcome::Applied) => {

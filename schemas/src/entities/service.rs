@@ -53,15 +53,19 @@ pub fn schema() -> Record {
 }
 
 fn no_client_certificates(_: &Value) -> Result<(), String> {
-    Err("client certificates are not supported by this gateway (it has no certificates \
+    Err(
+        "client certificates are not supported by this gateway (it has no certificates \
          to present to the upstream); remove client_certificate"
-        .to_owned())
+            .to_owned(),
+    )
 }
 
 fn no_ca_certificates(_: &Value) -> Result<(), String> {
-    Err("CA certificates are not supported by this gateway (it has no ca_certificates \
+    Err(
+        "CA certificates are not supported by this gateway (it has no ca_certificates \
          to verify the upstream with); remove ca_certificates"
-        .to_owned())
+            .to_owned(),
+    )
 }
 
 fn timeout(name: &'static str) -> Field {

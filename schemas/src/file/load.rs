@@ -488,12 +488,11 @@ fn load_block(
     let line_offset = block.first_line.saturating_sub(1);
     let rendered = template::render_all(&block.yaml, env)
         .map_err(|errors| template_errors(origin, errors, line_offset))?;
-    let docs = yaml::parse_documents_at(&rendered.text, line_offset).map_err(|error| {
-        LoadError::Yaml {
+    let docs =
+        yaml::parse_documents_at(&rendered.text, line_offset).map_err(|error| LoadError::Yaml {
             origin: origin.to_owned(),
             error,
-        }
-    })?;
+        })?;
     for sub in &rendered.substitutions {
         record_substitution(&mut loaded.substitutions, &sub.name, &sub.value);
     }
@@ -795,13 +794,19 @@ mod tests {
     fn empty_inputs_are_an_error() {
         for text in ["", "# only a comment\n", "---\n"] {
             let error = load(&[], text).unwrap_err();
-            assert!(matches!(error, LoadError::Empty { .. }), "{text:?}: {error}");
+            assert!(
+                matches!(error, LoadError::Empty { .. }),
+                "{text:?}: {error}"
+            );
             assert!(error.to_string().starts_with(
                 "it seems like you are trying to sync an empty configuration file or directory"
             ));
         }
         let dir = TempDir::new();
-        assert!(matches!(load(&[&dir.path()], ""), Err(LoadError::Empty { .. })));
+        assert!(matches!(
+            load(&[&dir.path()], ""),
+            Err(LoadError::Empty { .. })
+        ));
         // An empty file next to a non-empty one is fine.
         let empty = dir.write("empty.yaml", "");
         assert_eq!(load(&[&empty, "-"], "services: []").unwrap().docs.len(), 1);

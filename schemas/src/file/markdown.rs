@@ -723,10 +723,9 @@ entities:
             literal_block: false,
         }];
         let (mut value, positions) = parsed("k: ${x}\n");
-        let error =
-            substitute_variables(&mut value, &positions, &unset, &env, &mut subs)
-                .unwrap_err()
-                .remove(0);
+        let error = substitute_variables(&mut value, &positions, &unset, &env, &mut subs)
+            .unwrap_err()
+            .remove(0);
         assert_eq!(
             error.message,
             "environment variable 'DECK_UNSET' present in state file but not set"

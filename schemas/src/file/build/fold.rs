@@ -119,10 +119,9 @@ impl Builder {
                 match reference.map(|r| (&r.written, r.target)) {
                     None => String::new(),
                     Some((RefValue::Parent(parent), _)) => format!("#{parent}"),
-                    Some((RefValue::Text(text), target)) => {
-                        self.page_entity_named(page, target, text)
-                            .map_or_else(|| format!("={text}"), |found| format!("#{found}"))
-                    }
+                    Some((RefValue::Text(text), target)) => self
+                        .page_entity_named(page, target, text)
+                        .map_or_else(|| format!("={text}"), |found| format!("#{found}")),
                 }
             })
             .collect();

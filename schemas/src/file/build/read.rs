@@ -385,7 +385,9 @@ pub(super) fn reference_text(value: &Value) -> Result<Option<String>, String> {
 /// not implement; `None` for a key decK does not know either.
 fn unsupported_section(key: &str) -> Option<String> {
     if UNSUPPORTED_ENTITIES.contains(&key) {
-        return Some(format!("'{key}' entities are not supported by this gateway"));
+        return Some(format!(
+            "'{key}' entities are not supported by this gateway"
+        ));
     }
     UNSUPPORTED_SECTIONS
         .iter()
@@ -397,7 +399,9 @@ fn unsupported_section(key: &str) -> Option<String> {
 /// implement.
 fn unsupported_child(key: &str) -> String {
     match key {
-        "groups" => "'groups' (consumer-group membership) is not supported by this gateway".to_owned(),
+        "groups" => {
+            "'groups' (consumer-group membership) is not supported by this gateway".to_owned()
+        }
         other => format!("'{other}' entities are not supported by this gateway"),
     }
 }

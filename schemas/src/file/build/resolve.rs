@@ -115,7 +115,11 @@ impl Builder {
     /// Advice for the references that point nowhere: one note per
     /// Markdown page whose front matter lists them as prerequisites, and
     /// one for those the gateway has but a full sync would delete.
-    fn dangling_notes(&self, dangling: &[(usize, Reference)], live: &LiveIndex<'_>) -> Vec<Diagnostic> {
+    fn dangling_notes(
+        &self,
+        dangling: &[(usize, Reference)],
+        live: &LiveIndex<'_>,
+    ) -> Vec<Diagnostic> {
         let mut notes = Vec::new();
         let mut pages_noted: Vec<&str> = Vec::new();
         let mut on_gateway: Vec<String> = Vec::new();
@@ -126,7 +130,8 @@ impl Builder {
             };
             let entity = &self.entities[*index];
             let block = self.docs[entity.doc].block.as_ref();
-            let prereqs = block.and_then(|block| Some((&block.page.origin, block.page.prereqs.as_ref()?)));
+            let prereqs =
+                block.and_then(|block| Some((&block.page.origin, block.page.prereqs.as_ref()?)));
             if let Some((page, prereqs)) = prereqs {
                 if prereqs.lists(reference.target.collection(), text) {
                     if !pages_noted.contains(&page.as_str()) {
@@ -156,7 +161,12 @@ impl Builder {
                  of the gateway with `gwctl sync --no-deletes`",
                 on_gateway.join(", "),
             );
-            let mut note = self.entity_diagnostic(index, Severity::Note, FieldPath::root().key(field), message);
+            let mut note = self.entity_diagnostic(
+                index,
+                Severity::Note,
+                FieldPath::root().key(field),
+                message,
+            );
             note.entity.clear();
             note.field = FieldPath::root();
             notes.push(note);
@@ -182,7 +192,12 @@ impl Builder {
         let in_files = FileNames::new(&self.entities, &wanted);
         let live: FastSet<(EntityKind, &str)> = EntityKind::ALL
             .into_iter()
-            .flat_map(|kind| current.entities(kind).iter().filter_map(move |e| Some((kind, id_of(e)?))))
+            .flat_map(|kind| {
+                current
+                    .entities(kind)
+                    .iter()
+                    .filter_map(move |e| Some((kind, id_of(e)?)))
+            })
             .filter(|key| wanted.contains(key))
             .collect();
         let mut ids: Vec<(EntityKind, String)> = wanted
@@ -219,7 +234,11 @@ impl Builder {
 
     /// key-auth's `anonymous` names a consumer by id or username; warn when
     /// it names none that the configuration will hold (see [`Targets`]).
-    pub(super) fn check_anonymous_consumers(&mut self, live: &LiveIndex<'_>, outside: &LiveIndex<'_>) {
+    pub(super) fn check_anonymous_consumers(
+        &mut self,
+        live: &LiveIndex<'_>,
+        outside: &LiveIndex<'_>,
+    ) {
         let named = self.anonymous_consumers();
         if named.is_empty() {
             return;
@@ -268,7 +287,10 @@ struct Targets<'a> {
 
 impl Targets<'_> {
     fn find(&self, kind: EntityKind, text: &str) -> Option<String> {
-        let live = self.partial_apply.then(|| self.live.find(kind, text)).flatten();
+        let live = self
+            .partial_apply
+            .then(|| self.live.find(kind, text))
+            .flatten();
         live.or_else(|| self.outside.get(kind, "id", text))
     }
 }

@@ -172,7 +172,10 @@ fn ids_outside_the_selection_are_looked_up_and_resolve() {
     // Not found there either: decK's error, and no "already defined".
     let errors = build(&docs(&text), &Config::default(), &BuildOptions::default()).unwrap_err();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].message.ends_with("entity not found"), "{errors:?}");
+    assert!(
+        errors[0].message.ends_with("entity not found"),
+        "{errors:?}"
+    );
 }
 
 fn page_docs(text: &str) -> Vec<SourceDoc> {
@@ -225,26 +228,52 @@ entities:
 /// that names an entity again replaces its fields; children accumulate.
 #[test]
 fn a_pages_blocks_are_applied_in_turn() {
-    let built = build(&page_docs(PAGE), &Config::default(), &BuildOptions::default())
-        .expect("re-declarations are not duplicates");
+    let built = build(
+        &page_docs(PAGE),
+        &Config::default(),
+        &BuildOptions::default(),
+    )
+    .expect("re-declarations are not duplicates");
     let config = &built.config;
     assert_eq!(config.services.len(), 1);
     let service = &config.services[0];
     // The last block's declaration, with defaults: not https, not 3 retries.
     assert_eq!(
-        (&service["host"], &service["protocol"], &service["port"], &service["retries"]),
-        (&json!("upstream.internal"), &json!("http"), &json!(80), &json!(5))
+        (
+            &service["host"],
+            &service["protocol"],
+            &service["port"],
+            &service["retries"]
+        ),
+        (
+            &json!("upstream.internal"),
+            &json!("http"),
+            &json!(80),
+            &json!(5)
+        )
     );
     assert!(service["path"].is_null());
     assert_eq!(config.consumers.len(), 2);
     assert_eq!(config.keyauth_credentials.len(), 1);
-    let key_auth: Vec<&Value> = config.plugins.iter().filter(|p| p["name"] == "key-auth").collect();
+    let key_auth: Vec<&Value> = config
+        .plugins
+        .iter()
+        .filter(|p| p["name"] == "key-auth")
+        .collect();
     assert_eq!(key_auth.len(), 1, "the second key-auth replaces the first");
     assert_eq!(key_auth[0]["config"]["key_names"], json!(["key"]));
     assert_eq!(key_auth[0]["config"]["hide_credentials"], json!(false));
     assert_eq!(key_auth[0]["service"]["id"], service["id"]);
-    let anonymous = config.consumers.iter().find(|c| c["username"] == "anonymous").unwrap();
-    let termination = config.plugins.iter().find(|p| p["name"] == "request-termination").unwrap();
+    let anonymous = config
+        .consumers
+        .iter()
+        .find(|c| c["username"] == "anonymous")
+        .unwrap();
+    let termination = config
+        .plugins
+        .iter()
+        .find(|p| p["name"] == "request-termination")
+        .unwrap();
     assert_eq!(termination["consumer"]["id"], anonymous["id"]);
     // Positions point at the declaration in force.
     let origin = built.origin_of(id_of(service).unwrap()).unwrap();
@@ -269,7 +298,10 @@ fn a_bad_parent_id_is_reported_once() {
     let text = "services:\n  - name: s\n    id: not-a-uuid\n    host: h\n    routes:\n      - name: r1\n        paths: [/a]\n      - name: r2\n        paths: [/b]\n";
     let errors = build(&docs(text), &Config::default(), &BuildOptions::default()).unwrap_err();
     let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    assert_eq!(lines, ["kong.yaml:3:9: services[0] (s).id: expected a valid UUID"]);
+    assert_eq!(
+        lines,
+        ["kong.yaml:3:9: services[0] (s).id: expected a valid UUID"]
+    );
 }
 
 #[test]
