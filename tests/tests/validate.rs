@@ -847,3 +847,63 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     files.sort();
     files
 }
+
+// ----- --json-output ------------------------------------------------------------------
+
+/// `--json-output`: one report on stdout, the same exit codes as text.
+#[test]
+fn json_output_reports_entities_warnings_and_errors() {
+    let parse = |out: &Output| -> serde_json::Value {
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e})\n{out}"))
+    };
+    let valid = validate(&["--json-output", "fixtures/tutorial/"]);
+    valid.assert_status(0);
+    assert_eq!(
+        parse(&valid),
+        serde_json::json!({"valid": true, "entities": TUTORIAL_ENTITIES, "warnings": [], "errors": []})
+    );
+    let file = "fixtures/tutorial/01-key-auth.yaml";
+    let warned = validate(&[
+        "--json-output",
+        "fixtures/tutorial/00-prerequisites.yaml",
+        file,
+    ]);
+    warned.assert_status(0);
+    assert_eq!(
+        parse(&warned)["warnings"],
+        serde_json::json!([format!(
+            "{file}:10:20: warning: plugins[0] (key-auth).config.anonymous: anonymous consumer \
+             '81823632-10c0-4098-a4f7-31062520c1e6' is not defined in these files"
+        )])
+    );
+    let invalid = "fixtures/invalid/unknown-plugin.yaml";
+    let refused = validate(&["--json-output", invalid]);
+    refused.assert_status(1);
+    assert_eq!(
+        parse(&refused),
+        serde_json::json!({"valid": false, "entities": 0, "warnings": [], "errors": [
+            format!("{invalid}:4:11: plugins[0] (rate-limiting).name: plugin 'rate-limiting' is \
+                     not supported by this gateway; its plugins are: key-auth, \
+                     request-termination, session"),
+            "the files are invalid: 1 error",
+        ]})
+    );
+}
+
+/// Kong's getting-started page re-declares a service in a later block: a
+/// page is a sequence of applies, not one file with a duplicate.
+#[test]
+fn kongs_getting_started_page_validates_alone() {
+    let page = "fixtures/guide/get-started.md";
+    let out = validate(&[page]);
+    assert_checked(&out, 5);
+    assert_eq!(
+        out.stderr_lines(),
+        [format!(
+            "{page}:34:1: warning: skipped `{{% include how-tos/steps/ping-gateway.md %}}`: gwctl \
+             does not read included files; entities they define must be given in a file of their \
+             own"
+        )],
+        "{out}"
+    );
+}
