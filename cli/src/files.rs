@@ -88,6 +88,7 @@ fn print_lines(lines: &[String]) {
 /// Warnings go to stderr; errors become one command error listing them all.
 /// The documents are consumed: their values become the entities, so a
 /// large file is not held twice.
+#[cfg(test)]
 pub fn build_config(
     docs: Vec<SourceDoc>,
     current: &Config,

@@ -907,3 +907,40 @@ fn kongs_getting_started_page_validates_alone() {
         "{out}"
     );
 }
+
+/// decK's `041-plugins-nested-foreign-keys` file: with select tags, a
+/// reference by id to an entity the files lack may name a gateway entity
+/// outside the tags (a sync looks it up): a warning offline, not an error.
+/// Without select tags it must be in the files.
+#[test]
+fn with_select_tags_an_unknown_id_is_a_warning_offline() {
+    let external = "8ca63651-4068-4baa-b2b9-08dc99c29666";
+    let file = format!(
+        "_format_version: \"3.0\"\n_info:\n  select_tags: [managed-by-test]\nroutes:\n- name: r1\n  \
+         paths: [/r1]\n  plugins:\n    - name: request-termination\n      config: {{status_code: \
+         403}}\n    - name: request-termination\n      service: {external}\n      config: \
+         {{status_code: 404}}\n"
+    );
+    let out = Run::gwctl(&["validate", "-"]).stdin(file.as_str()).run();
+    assert_checked(&out, 3);
+    assert_eq!(
+        out.stderr_lines(),
+        [format!(
+            "warning: service {external} is not in these files: with select tags it may be a \
+             gateway entity outside them, which `gwctl sync` looks up; not checked offline"
+        )],
+        "{out}"
+    );
+    let untagged = file.replace("_info:\n  select_tags: [managed-by-test]\n", "");
+    let out = Run::gwctl(&["validate", "-"])
+        .stdin(untagged.as_str())
+        .run();
+    assert_invalid(
+        &out,
+        "-",
+        &[&format!(
+            "-:9:16: routes[0].plugins[1] (request-termination).service: service {external} for \
+             plugin request-termination: entity not found"
+        )],
+    );
+}

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use clap::Args;
 use schemas::config::Config;
+use schemas::EntityKind;
 use serde_json::json;
 
 use crate::error::CommandError;
 use crate::files;
 use crate::output;
+use crate::reconcile;
 
 /// Check decK files (YAML, JSON, docs blocks or Markdown) without a
 /// gateway. Reports every problem as `file:line:column: entity: message`
@@ -17,6 +19,8 @@ use crate::output;
 ///
 /// References must name entities of the files (a sync deletes the rest),
 /// so a partial file is checked together with the files it builds on.
+/// With select tags, a reference by id may also name a gateway entity
+/// outside them, which only a sync can look up: a warning here.
 /// `_format_version` may be left out: gwctl reads only format 3.0, and a
 /// file without it is read as 3.0; when given, it must be "3.0".
 #[derive(Debug, Args)]
@@ -74,12 +78,33 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, CommandError> {
 
 fn check(args: &ValidateArgs) -> Result<Checked, CommandError> {
     let files = files::read(&args.files, files::Purpose::Validate)?;
-    let built = files::build_config(files.docs, &Config::default(), &args.select_tags)?;
+    let selecting = !reconcile::select_tags(&files.docs, &args.select_tags).is_empty();
+    let flattened = files::flatten(files.docs, &args.select_tags, false);
     let mut warnings = files.warnings;
+    let mut outside = Config::default();
+    if selecting {
+        for (kind, id) in flattened.ids_to_look_up(&Config::default()) {
+            let warning = not_checked_offline(kind, &id);
+            eprintln!("{warning}");
+            warnings.push(warning);
+            outside.entities_mut(kind).push(json!({ "id": id }));
+        }
+    }
+    let built = files::build_flattened(flattened, &Config::default(), &outside)?;
     warnings.extend(built.warnings.iter().map(ToString::to_string));
     let entities = built.config.len();
     // The process exits next, which frees the entities faster than
     // dropping them one by one would.
     std::mem::forget(built);
     Ok(Checked { entities, warnings })
+}
+
+/// A reference by id to an entity the files lack, which with select tags
+/// may be a gateway entity outside them (a sync looks it up).
+fn not_checked_offline(kind: EntityKind, id: &str) -> String {
+    format!(
+        "warning: {} {id} is not in these files: with select tags it may be a gateway entity \
+         outside them, which `gwctl sync` looks up; not checked offline",
+        kind.deck_kind()
+    )
 }

@@ -945,6 +945,51 @@ status_code: 403
     }
 
     #[test]
+    fn markdown_blocks_know_their_page_and_includes_are_warned_about() {
+        let page = "---\ntitle: T\nprereqs:\n  entities:\n    services: [example-service]\n---\n\
+            {% include how-tos/steps/ping.md %}\n\
+            {% entity_examples %}\nentities:\n  consumers: [{username: a}]\n{% endentity_examples %}\n\
+            {% entity_examples %}\nentities:\n  consumers: [{username: b}]\n{% endentity_examples %}\n";
+        let loaded = load_text("page.md", page, &no_env).unwrap();
+        let blocks: Vec<&PageBlock> = loaded
+            .docs
+            .iter()
+            .filter_map(|d| d.block.as_ref())
+            .collect();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!((blocks[0].index, blocks[1].index), (0, 1));
+        assert!(blocks[0].same_page(blocks[1]));
+        let prereqs = blocks[0].page.prereqs.as_ref().expect("prerequisites");
+        assert!(prereqs.lists("services", "example-service"));
+        assert_eq!((prereqs.line, prereqs.column), (3, 1));
+        assert_eq!(
+            loaded.warnings[0].to_string(),
+            "page.md:7:1: warning: skipped `{% include how-tos/steps/ping.md %}`: gwctl does not \
+             read included files; entities they define must be given in a file of their own"
+        );
+        // Another reading of the same text is another page.
+        let again = load_text("page.md", page, &no_env).unwrap();
+        assert!(!again.docs[0].block.as_ref().unwrap().same_page(blocks[0]));
+        // A YAML file's documents are no page's blocks.
+        assert!(load(&[], "services: []\n").unwrap().docs[0].block.is_none());
+    }
+
+    #[test]
+    fn every_unset_variable_of_every_block_is_reported() {
+        let page = "{% entity_examples %}\nentities:\n  services:\n  - host: ${{ env \"DECK_A\" }}\n    \
+            name: ${{ env \"DECK_A\" }}\n{% endentity_examples %}\n{% entity_examples %}\nentities:\n  \
+            services:\n  - host: ${{ env \"DECK_B\" | toInt }}\n{% endentity_examples %}\n";
+        let error = load_text("p.md", page, &no_env).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "p.md:4:11: environment variable 'DECK_A' present in state file but not set\n\
+             p.md:10:11: environment variable 'DECK_B' present in state file but not set"
+        );
+        let empty = load(&["-"], "# nothing\n").unwrap_err();
+        assert!(matches!(&empty, LoadError::Empty { inputs, .. } if inputs == &["-"]));
+    }
+
+    #[test]
     fn markdown_variables_are_substituted() {
         let page = "{% entity_examples %}\nentities:\n  plugins:\n  - name: key-auth\n    config:\n      key_names: ['${header}']\nvariables:\n  header:\n    value: $HEADER\n{% endentity_examples %}\n";
         let env = |name: &str| (name == "DECK_HEADER").then(|| "x-api-key".to_owned());

@@ -581,6 +581,41 @@ entities:
     }
 
     #[test]
+    fn include_tags_outside_blocks_are_listed() {
+        let markdown = "{% include a.md %}\n{%- include_cached b.md x=1 -%}\n{% raw %}{% include c.md %}{% endraw %}\n\
+            {% entity_examples %}\n{% include d.md %}\n{% endentity_examples %}\n";
+        let scan = scan_page(markdown).unwrap();
+        let found: Vec<(&str, usize)> = scan
+            .includes
+            .iter()
+            .map(|t| (t.text.as_str(), t.line))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("{% include a.md %}", 1),
+                ("{%- include_cached b.md x=1 -%}", 2)
+            ]
+        );
+        assert_eq!(scan.blocks.len(), 1);
+    }
+
+    #[test]
+    fn prerequisites_come_from_the_front_matter() {
+        let page = "---\ntitle: x\nprereqs:\n  entities:\n    services:\n      - s1\n    routes: [r1]\n  inline: []\n---\nText\n";
+        let prereqs = prerequisites(page).unwrap();
+        assert_eq!(prereqs.describe(), "services s1; routes r1");
+        assert_eq!((prereqs.line, prereqs.column), (3, 1));
+        assert!(prereqs.lists("routes", "r1") && !prereqs.lists("services", "r1"));
+        assert_eq!(prerequisites("---\ntitle: x\n---\n"), None);
+        assert_eq!(
+            prerequisites("no front matter\nprereqs: {entities: {services: [s]}}\n"),
+            None
+        );
+        assert_eq!(prerequisites("---\n: : bad yaml [\n---\n"), None);
+    }
+
+    #[test]
     fn a_body_may_start_on_the_tag_line() {
         let blocks =
             extract_entity_examples("{% entity_examples %}entities: {}{% endentity_examples %}")

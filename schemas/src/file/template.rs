@@ -801,6 +801,28 @@ mod tests {
     }
 
     #[test]
+    fn render_all_reports_every_unset_variable_once() {
+        let text = "a: ${{ env \"DECK_X\" }}\nb: ${{ env \"DECK_X\" | toInt }}\nc: ${{ env \"X\" }}\nd: ${{ env \"DECK_SET\" }}\n";
+        let errors = render_all(text, &env_of(&[("DECK_SET", "1")])).unwrap_err();
+        let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "environment variable 'DECK_X' present in state file but not set at line 1, column 4",
+                "environment variables in the state file must be prefixed with 'DECK_', found: 'X' at line 3, column 4",
+            ]
+        );
+        // Other errors still stop at once.
+        let errors =
+            render_all("a: ${{ env \"DECK_X\" }}\nb: ${{ nope }}\n", &env_of(&[])).unwrap_err();
+        assert_eq!(errors.len(), 2);
+        assert!(
+            errors[1].message.contains("\"nope\" not defined"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn converts_with_to_bool_to_int_and_to_float() {
         let vars = [
             ("DECK_B", "T"),
