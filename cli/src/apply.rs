@@ -126,13 +126,22 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// The gateway's error, naming the entity it is about.
+    /// Also name the entities of `known` (gateway entities the files
+    /// refer to from outside the select tags) in messages.
+    pub fn naming(mut self, known: &Config) -> Self {
+        self.names = Names::new(&[self.target, self.current, known]);
+        self
+    }
+
+    /// The gateway's error, naming the entity it is about (and, for a
+    /// foreign key, the entity it refers to rather than its id).
     fn rejection(&self, error: &ClientError, keep: &Config) -> String {
         let body = error.body().unwrap_or(&Value::Null);
-        let message = body
-            .get("message")
-            .and_then(Value::as_str)
-            .map_or_else(|| error.to_string(), str::to_owned);
+        let message = self.foreign_key_text(body, keep).unwrap_or_else(|| {
+            body.get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| error.to_string(), str::to_owned)
+        });
         let about = body.get("entity");
         let kind = about
             .and_then(|entity| entity.get("kind"))
@@ -145,6 +154,31 @@ impl<'a> Applier<'a> {
             (Some(kind), Some(id)) => format!("{}: {message}", self.blame(kind, id, keep)),
             _ => message,
         }
+    }
+
+    /// Kong's foreign-key error (code 4, `fields: {service: {id}}`) in
+    /// words: which entity is referred to, and why it is not there.
+    fn foreign_key_text(&self, body: &Value, keep: &Config) -> Option<String> {
+        if body.get("code")?.as_u64()? != 4 {
+            return None;
+        }
+        let (field, reference) = body.get("fields")?.as_object()?.iter().next()?;
+        let id = reference.get("id")?.as_str()?;
+        let kind = match field.as_str() {
+            "service" => EntityKind::Service,
+            "route" => EntityKind::Route,
+            "consumer" => EntityKind::Consumer,
+            _ => return None,
+        };
+        let referred = format!("{} {}", kind.deck_kind(), self.names.name_or_id(kind, id));
+        let kept =
+            find_by_id(self.target, kind, id).is_some() || find_by_id(keep, kind, id).is_some();
+        let why = if !kept && find_by_id(self.current, kind, id).is_some() {
+            "which this sync deletes"
+        } else {
+            "which the gateway does not have"
+        };
+        Some(format!("its {field} is {referred}, {why}"))
     }
 
     /// The entity an error is about; when that is a live entity kept as it

@@ -22,6 +22,9 @@ use serde_json::Value;
 const RETRIES: u32 = 3;
 /// The first pause before a retry; each later one is three times longer.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// How Kong's `/config` answers when Kong runs with a database.
+const KONG_DB_ONLY: &str =
+    "this endpoint is only available when Kong is configured to not use a database";
 /// The least time a whole-configuration request (`/config`) may take.
 const MIN_CONFIG_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -84,10 +87,18 @@ impl ClientError {
         }
     }
 
-    /// Whether the endpoint does not exist on this server (404 or 405):
-    /// a real Kong has no `POST /config` in database mode.
+    /// Whether the endpoint does not exist on this server (404 or 405), or
+    /// is one a real Kong with a database refuses: its `/config` answers
+    /// 400 "this endpoint is only available when Kong is configured to not
+    /// use a database" (kong/api/routes/config.lua).
     pub fn is_unsupported_endpoint(&self) -> bool {
-        matches!(self.status(), Some(404 | 405))
+        match self {
+            Self::Status(answer) => {
+                matches!(answer.status, 404 | 405)
+                    || (answer.status == 400 && answer.message.starts_with(KONG_DB_ONLY))
+            }
+            _ => false,
+        }
     }
 }
 
@@ -397,6 +408,27 @@ mod tests {
             r#"PUT /services/1: HTTP status 409 (message: "UNIQUE violation detected on '{name=\"svc1\"}'")"#
         );
         assert!(!error.is_unsupported_endpoint());
+    }
+
+    #[test]
+    fn kongs_config_endpoint_with_a_database_is_unsupported() {
+        let answer = |status: u16, message: &str| {
+            ClientError::Status(Box::new(StatusError {
+                method: Method::POST,
+                path: "/config".to_owned(),
+                status,
+                message: message.to_owned(),
+                body: Value::Null,
+            }))
+        };
+        assert!(answer(400, KONG_DB_ONLY).is_unsupported_endpoint());
+        assert!(answer(404, "Not found").is_unsupported_endpoint());
+        assert!(answer(405, "Method not allowed").is_unsupported_endpoint());
+        assert!(!answer(
+            400,
+            "schema violation (services.1.host: required field missing)"
+        )
+        .is_unsupported_endpoint());
     }
 
     #[test]

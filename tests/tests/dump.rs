@@ -294,3 +294,51 @@ fn a_dump_with_select_tags_holds_only_the_tagged_entities() {
     );
     assert_eq!(env.snapshot().len(), 9);
 }
+
+/// Files that pin an id: only `dump --with-id` restores the configuration
+/// exactly; the default dump (names, no ids) recreates the service under a
+/// new id, which such files then see as a delete and a create. The help
+/// says which dump to keep as a backup.
+#[test]
+fn only_a_dump_with_ids_restores_files_that_pin_ids() {
+    let help = dump_help();
+    assert!(
+        help.contains("For a backup that restores the configuration exactly, ids included, dump with --with-id"),
+        "{help}"
+    );
+    let env = Env::start();
+    let dir = Dir::new();
+    let pinned = dir.write(
+        "pinned.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: pinned\n    id: 0c5e9d8a-6f1b-4c1e-9a57-3d2b8f0e4a11\n    host: pinned.example\n",
+    );
+    env.ok(&["sync", &pinned]);
+    let dump = dir.file("dump.yaml");
+    env.ok(&["dump", "-o", &dump]);
+    env.ok(&["reset", "--force"]);
+    env.ok(&["sync", &dump]);
+    let drifted = env.run(&["diff", "--non-zero-exit-code", &pinned]);
+    drifted.assert_status(2);
+    assert_stdout(
+        &drifted,
+        &with_summary(
+            &["creating service pinned", "deleting service pinned"],
+            (1, 0, 1),
+        ),
+    );
+    env.ok(&["sync", &pinned]);
+    env.ok(&["dump", "--with-id", "-o", &dump]);
+    env.ok(&["reset", "--force"]);
+    env.ok(&["sync", &dump]);
+    assert_stdout(
+        &env.ok(&["diff", "--non-zero-exit-code", &pinned]),
+        &summary(0, 0, 0),
+    );
+}
+
+/// `gwctl dump --help`.
+fn dump_help() -> String {
+    let out = e2e::gwctl(&["dump", "--help"]);
+    out.assert_status(0);
+    out.stdout.split_whitespace().collect::<Vec<_>>().join(" ")
+}

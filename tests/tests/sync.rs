@@ -22,6 +22,12 @@
 //! `dump.rs` covers `gwctl dump` and the dump → reset → sync round trip.
 
 mod gwctl_support;
+#[path = "sync/new_user.rs"]
+mod new_user;
+#[path = "sync/pages.rs"]
+mod pages;
+#[path = "sync/references.rs"]
+mod references;
 
 use e2e::closed_port;
 use gwctl_support::{

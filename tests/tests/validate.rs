@@ -26,8 +26,9 @@ const TEMPLATE_ENV: &[(&str, &str)] = &[
     ("DECK_ERIN_KEY", "erin-secret"),
 ];
 
-/// The tutorial as given on the command line (relative to the repo root).
-const TUTORIAL_MD: &str = "../shared/seed/key-auth-session-tutorial.md";
+/// The tutorial page (a verbatim copy of the seed tutorial), as given on
+/// the command line (relative to the repo root).
+const TUTORIAL_MD: &str = "fixtures/guide/key-auth-session-tutorial.md";
 
 // ----- helpers -------------------------------------------------------------------
 
@@ -72,7 +73,7 @@ fn assert_invalid(out: &Output, file: &str, expected: &[&str]) {
     assert_eq!(diagnostics(out), expected, "diagnostics differ\n{out}");
     let errors = expected
         .iter()
-        .filter(|line| !line.contains(": warning: "))
+        .filter(|line| !line.contains(": warning: ") && !line.contains(": note: "))
         .count();
     let noun = if errors == 1 { "error" } else { "errors" };
     let summary = format!("Error: the files are invalid: {errors} {noun}");
@@ -107,19 +108,9 @@ fn read(path: &str) -> String {
         .unwrap_or_else(|error| panic!("cannot read {}: {error}", full.display()))
 }
 
-/// The tutorial, or `None` (with a note) when `../shared` is not there.
-fn tutorial_text() -> Option<String> {
-    let path = repo_root().join(TUTORIAL_MD);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(error) => {
-            eprintln!(
-                "skipped: the tutorial is not at {} ({error})",
-                path.display()
-            );
-            None
-        }
-    }
+/// The tutorial page's text.
+fn tutorial_text() -> String {
+    read(TUTORIAL_MD)
 }
 
 // ----- the tutorial --------------------------------------------------------------
@@ -157,9 +148,6 @@ fn the_first_tutorial_block_alone_warns_about_the_anonymous_consumer() {
 
 #[test]
 fn the_tutorial_markdown_with_the_prerequisites_is_valid() {
-    if tutorial_text().is_none() {
-        return;
-    }
     let out = validate(&["fixtures/tutorial/00-prerequisites.yaml", TUTORIAL_MD]);
     assert_checked(&out, TUTORIAL_ENTITIES);
     assert_eq!(out.stderr, "", "no warnings expected\n{out}");
@@ -167,13 +155,11 @@ fn the_tutorial_markdown_with_the_prerequisites_is_valid() {
 
 /// Alone, the tutorial's blocks refer to `example-service`, which only its
 /// prerequisites define: one error per block, at the block's line in the
-/// Markdown file.
+/// Markdown file, and a note pointing at the page's `prereqs.entities`.
 #[test]
 fn the_tutorial_markdown_alone_reports_the_dangling_service() {
-    let Some(text) = tutorial_text() else {
-        return;
-    };
-    let expected: Vec<String> = service_references(&text)
+    let text = tutorial_text();
+    let mut expected: Vec<String> = service_references(&text)
         .into_iter()
         .map(|reference| {
             let ServiceReference {
@@ -189,6 +175,17 @@ fn the_tutorial_markdown_alone_reports_the_dangling_service() {
         })
         .collect();
     assert_eq!(expected.len(), 3, "the tutorial has three plugin blocks");
+    let prereqs_line = text
+        .lines()
+        .position(|line| line == "prereqs:")
+        .expect("the front matter lists prerequisites")
+        + 1;
+    expected.push(format!(
+        "{TUTORIAL_MD}:{prereqs_line}:1: note: the page expects entities to exist before its first \
+         block (prereqs.entities: services example-service; routes example-route): give the files \
+         that define them along with the page, or apply the page on top of a gateway that has \
+         them with `gwctl sync --no-deletes`"
+    ));
     let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
     assert_invalid(&validate(&[TUTORIAL_MD]), TUTORIAL_MD, &expected);
 }
@@ -331,14 +328,25 @@ fn env_templates_read_deck_variables() {
         file,
         &["{}:7:11: services[0] (templated).port: value should be between 0 and 65535"],
     );
-    // Without the variables (the test's own environment never leaks in).
+    // Without the variables (the test's own environment never leaks in):
+    // every one of them is reported at once, each at its first use.
     let out = gwctl(&["validate", file]);
     assert_read_errors(
         &out,
-        &[format!(
-            "{file}:6:11: environment variable 'DECK_UPSTREAM_HOST' present in state file but not \
-             set"
-        )],
+        &[
+            format!(
+                "{file}:6:11: environment variable 'DECK_UPSTREAM_HOST' present in state file but \
+                 not set"
+            ),
+            format!(
+                "{file}:7:11: environment variable 'DECK_UPSTREAM_PORT' present in state file but \
+                 not set"
+            ),
+            format!(
+                "{file}:15:14: environment variable 'DECK_ERIN_KEY' present in state file but not \
+                 set"
+            ),
+        ],
     );
 }
 
@@ -417,8 +425,8 @@ fn unknown_plugin() {
     check_invalid(
         "unknown-plugin.yaml",
         &[
-            "{}:4:11: plugins[0] (rate-limiting).name: plugin 'rate-limiting' not enabled; add it \
-             to the 'plugins' configuration property",
+            "{}:4:11: plugins[0] (rate-limiting).name: plugin 'rate-limiting' is not supported by \
+             this gateway; its plugins are: key-auth, request-termination, session",
         ],
     );
 }
@@ -838,4 +846,101 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files.sort();
     files
+}
+
+// ----- --json-output ------------------------------------------------------------------
+
+/// `--json-output`: one report on stdout, the same exit codes as text.
+#[test]
+fn json_output_reports_entities_warnings_and_errors() {
+    let parse = |out: &Output| -> serde_json::Value {
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e})\n{out}"))
+    };
+    let valid = validate(&["--json-output", "fixtures/tutorial/"]);
+    valid.assert_status(0);
+    assert_eq!(
+        parse(&valid),
+        serde_json::json!({"valid": true, "entities": TUTORIAL_ENTITIES, "warnings": [], "errors": []})
+    );
+    let file = "fixtures/tutorial/01-key-auth.yaml";
+    let warned = validate(&[
+        "--json-output",
+        "fixtures/tutorial/00-prerequisites.yaml",
+        file,
+    ]);
+    warned.assert_status(0);
+    assert_eq!(
+        parse(&warned)["warnings"],
+        serde_json::json!([format!(
+            "{file}:10:20: warning: plugins[0] (key-auth).config.anonymous: anonymous consumer \
+             '81823632-10c0-4098-a4f7-31062520c1e6' is not defined in these files"
+        )])
+    );
+    let invalid = "fixtures/invalid/unknown-plugin.yaml";
+    let refused = validate(&["--json-output", invalid]);
+    refused.assert_status(1);
+    assert_eq!(
+        parse(&refused),
+        serde_json::json!({"valid": false, "entities": 0, "warnings": [], "errors": [
+            format!("{invalid}:4:11: plugins[0] (rate-limiting).name: plugin 'rate-limiting' is \
+                     not supported by this gateway; its plugins are: key-auth, \
+                     request-termination, session"),
+            "the files are invalid: 1 error",
+        ]})
+    );
+}
+
+/// Kong's getting-started page re-declares a service in a later block: a
+/// page is a sequence of applies, not one file with a duplicate.
+#[test]
+fn kongs_getting_started_page_validates_alone() {
+    let page = "fixtures/guide/get-started.md";
+    let out = validate(&[page]);
+    assert_checked(&out, 5);
+    assert_eq!(
+        out.stderr_lines(),
+        [format!(
+            "{page}:34:1: warning: skipped `{{% include how-tos/steps/ping-gateway.md %}}`: gwctl \
+             does not read included files; entities they define must be given in a file of their \
+             own"
+        )],
+        "{out}"
+    );
+}
+
+/// decK's `041-plugins-nested-foreign-keys` file: with select tags, a
+/// reference by id to an entity the files lack may name a gateway entity
+/// outside the tags (a sync looks it up): a warning offline, not an error.
+/// Without select tags it must be in the files.
+#[test]
+fn with_select_tags_an_unknown_id_is_a_warning_offline() {
+    let external = "8ca63651-4068-4baa-b2b9-08dc99c29666";
+    let file = format!(
+        "_format_version: \"3.0\"\n_info:\n  select_tags: [managed-by-test]\nroutes:\n- name: r1\n  \
+         paths: [/r1]\n  plugins:\n    - name: request-termination\n      config: {{status_code: \
+         403}}\n    - name: request-termination\n      service: {external}\n      config: \
+         {{status_code: 404}}\n"
+    );
+    let out = Run::gwctl(&["validate", "-"]).stdin(file.as_str()).run();
+    assert_checked(&out, 3);
+    assert_eq!(
+        out.stderr_lines(),
+        [format!(
+            "warning: service {external} is not in these files: with select tags it may be a \
+             gateway entity outside them, which `gwctl sync` looks up; not checked offline"
+        )],
+        "{out}"
+    );
+    let untagged = file.replace("_info:\n  select_tags: [managed-by-test]\n", "");
+    let out = Run::gwctl(&["validate", "-"])
+        .stdin(untagged.as_str())
+        .run();
+    assert_invalid(
+        &out,
+        "-",
+        &[&format!(
+            "-:9:16: routes[0].plugins[1] (request-termination).service: service {external} for \
+             plugin request-termination: entity not found"
+        )],
+    );
 }

@@ -116,7 +116,7 @@ impl EntityKind {
     /// Validate raw input (shorthands allowed) and return the canonical form.
     pub fn validate(self, input: &Value) -> Result<Value, SchemaViolation> {
         let result = match self {
-            Self::Service => service::expand_url(input)
+            Self::Service => service::expand_shorthands(input)
                 .map_err(|error| vec![error])
                 .and_then(|expanded| self.schema().validate(&expanded)),
             Self::Route => self

@@ -1,4 +1,11 @@
 //! The Service entity (Kong 3.x `services`), including the `url` shorthand.
+//!
+//! `client_certificate` and `ca_certificates` name certificate entities,
+//! which this gateway does not have: a service naming one would be stored
+//! and the certificate never presented nor used. Both are refused, in
+//! files and in the Admin API alike, until certificates exist. decK writes
+//! `client_certificate` as a plain id string, Kong's Admin API as `{id}`;
+//! both forms are read.
 
 use serde_json::{json, Map, Value};
 
@@ -45,17 +52,34 @@ pub fn schema() -> Record {
         timeout("write_timeout"),
         timeout("read_timeout"),
         common::tags(),
-        Field::foreign("client_certificate", "certificates"),
+        Field::foreign("client_certificate", "certificates").custom(no_client_certificates),
         Field::boolean("tls_verify"),
         Field::integer("tls_verify_depth").between(0, 64),
         Field::set(
             "ca_certificates",
             Field::item(Type::String).check(Check::Uuid),
-        ),
+        )
+        .custom(no_ca_certificates),
         Field::boolean("enabled").required().default(json!(true)),
     ])
     .with_check(path_only_for_http)
     .with_check(tls_fields_only_for_tls)
+}
+
+fn no_client_certificates(_: &Value) -> Result<(), String> {
+    Err(
+        "client certificates are not supported by this gateway (it has no certificates \
+         to present to the upstream); remove client_certificate"
+            .to_owned(),
+    )
+}
+
+fn no_ca_certificates(_: &Value) -> Result<(), String> {
+    Err(
+        "CA certificates are not supported by this gateway (it has no ca_certificates \
+         to verify the upstream with); remove ca_certificates"
+            .to_owned(),
+    )
 }
 
 fn timeout(name: &'static str) -> Field {
@@ -106,6 +130,19 @@ fn tls_fields_only_for_tls(record: &Map<String, Value>) -> Vec<FieldError> {
         )
     })
     .collect()
+}
+
+/// Expand the input's shorthands: decK's plain-id `client_certificate`
+/// becomes `{id}`, and `url` becomes protocol, host, port and path.
+pub fn expand_shorthands(input: &Value) -> Result<Value, FieldError> {
+    match input.get("client_certificate") {
+        Some(Value::String(id)) => {
+            let mut object = input.as_object().cloned().unwrap_or_default();
+            object.insert("client_certificate".into(), json!({ "id": id }));
+            expand_url(&Value::Object(object))
+        }
+        _ => expand_url(input),
+    }
 }
 
 /// Expand the write-only `url` shorthand into protocol, host, port and path.
@@ -177,6 +214,23 @@ mod tests {
         assert!(local.get("path").is_none());
         let slash = expand_url(&json!({"url": "https://h/"})).unwrap();
         assert_eq!(slash["path"], "/");
+    }
+
+    #[test]
+    fn certificates_are_refused_in_both_forms() {
+        let id = "5f3b3c42-8bd2-4c3a-9a4e-0c6a1e1d2b01";
+        for form in [json!(id), json!({ "id": id })] {
+            let input = json!({"host": "h", "protocol": "https", "client_certificate": form});
+            let expanded = expand_shorthands(&input).unwrap();
+            let errors = schema().validate(&expanded).unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].path.to_string(), "client_certificate");
+            assert!(errors[0].message.contains("not supported by this gateway"));
+        }
+        let input = json!({"host": "h", "protocol": "https", "ca_certificates": [id]});
+        let errors = schema().validate(&input).unwrap_err();
+        assert_eq!(errors[0].path.to_string(), "ca_certificates");
+        assert!(errors[0].message.contains("not supported by this gateway"));
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //!   `gwctl` runs aimed at it, and the Admin API read back as JSON.
 //! - [`Recorder`]: a small HTTP relay put between `gwctl` and the Admin API
 //!   that records every request's method and path, to show that a command
-//!   sent no write (or nothing at all).
+//!   sent no write (or nothing at all). It can also answer `/config` the way
+//!   a Kong with a database does (400), which sends `gwctl sync` down its
+//!   per-entity path ([`Env::run_like_kong`]), and run a hook before it
+//!   forwards a request (someone else changing the gateway meanwhile).
 //! - [`Snapshot`]: every entity of the gateway with its timestamps, to show
 //!   that a command left the configuration exactly as it was.
 //! - [`Dir`]: decK files written into a temporary directory, and a copy of
@@ -95,7 +98,25 @@ impl Env {
 
     /// `gwctl ARGS...` through a [`Recorder`]: the output and the requests.
     pub fn run_recorded(&self, args: &[&str]) -> (Output, Vec<Request>) {
-        let recorder = Recorder::start(self.gateway.admin_addr());
+        self.run_through(Recorder::start(self.gateway.admin_addr()), args)
+    }
+
+    /// `gwctl ARGS...` through a relay that answers `/config` as a Kong
+    /// with a database does: `sync` takes the per-entity path (one Admin
+    /// API call per change), the one it takes against Kong.
+    pub fn run_like_kong(&self, args: &[&str]) -> (Output, Vec<Request>) {
+        let options = RelayOptions {
+            like_kong: true,
+            ..RelayOptions::default()
+        };
+        self.run_through(
+            Recorder::start_with(self.gateway.admin_addr(), options),
+            args,
+        )
+    }
+
+    /// `gwctl ARGS...` through `recorder`: the output and the requests.
+    pub fn run_through(&self, recorder: Recorder, args: &[&str]) -> (Output, Vec<Request>) {
         let out = Run::gwctl(args).env("GWCTL_ADDR", recorder.url()).run();
         (out, recorder.requests())
     }
@@ -174,6 +195,47 @@ impl Env {
             request = request.header(*name, *value);
         }
         send(request)
+    }
+}
+
+/// The two ways `gwctl sync` applies a change: one `POST /config` (this
+/// gateway), or one Admin API call per change (a Kong with a database,
+/// whose `/config` answers 400; see [`Env::run_like_kong`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPath {
+    Config,
+    PerEntity,
+}
+
+impl SyncPath {
+    pub const BOTH: [SyncPath; 2] = [SyncPath::Config, SyncPath::PerEntity];
+
+    /// `gwctl ARGS...` through a recording relay that takes this path.
+    pub fn run(self, env: &Env, args: &[&str]) -> (Output, Vec<Request>) {
+        match self {
+            SyncPath::Config => env.run_recorded(args),
+            SyncPath::PerEntity => env.run_like_kong(args),
+        }
+    }
+
+    /// [`SyncPath::run`] that must exit 0; also checks that the writes
+    /// went the way of this path.
+    #[track_caller]
+    pub fn ok(self, env: &Env, args: &[&str]) -> Output {
+        let (out, requests) = self.run(env, args);
+        out.assert_status(0);
+        let writes = writes(&requests);
+        let per_entity = writes
+            .iter()
+            .any(|r| r.method == "PUT" || r.method == "DELETE");
+        match self {
+            SyncPath::Config => assert!(!per_entity, "{self:?}: {writes:?}\n{out}"),
+            SyncPath::PerEntity => assert!(
+                writes.is_empty() || per_entity,
+                "{self:?}: {writes:?}\n{out}"
+            ),
+        }
+        out
     }
 }
 
@@ -357,6 +419,25 @@ pub fn writes(requests: &[Request]) -> Vec<&Request> {
     requests.iter().filter(|r| r.method != "GET").collect()
 }
 
+/// Run by the relay before it forwards a request (not for the `/config`
+/// requests it answers itself).
+pub type Hook = Arc<dyn Fn(&Request) + Send + Sync>;
+
+/// How a [`Recorder`] relays.
+#[derive(Clone, Default)]
+pub struct RelayOptions {
+    /// Answer every `/config` request as Kong with a database does.
+    pub like_kong: bool,
+    /// Called before each request is forwarded.
+    pub before: Option<Hook>,
+}
+
+/// Kong's answer to `/config` when it runs with a database
+/// (kong/api/routes/config.lua).
+const KONG_DB_CONFIG_ANSWER: &str = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; \
+charset=utf-8\r\ncontent-length: 91\r\n\r\n{\"message\":\"this endpoint is only available when \
+Kong is configured to not use a database\"}";
+
 /// An HTTP/1.1 relay on a free loopback port that forwards every request to
 /// `upstream` and records it. Keep-alive connections are served until the
 /// client closes them; bodies must come with `Content-Length` (as gwctl
@@ -368,6 +449,10 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start(upstream: SocketAddr) -> Recorder {
+        Recorder::start_with(upstream, RelayOptions::default())
+    }
+
+    pub fn start_with(upstream: SocketAddr, options: RelayOptions) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a port for the recorder");
         let addr = listener.local_addr().expect("the recorder's address");
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -375,8 +460,8 @@ impl Recorder {
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let log = log.clone();
-                thread::spawn(move || relay(stream, upstream, &log));
+                let (log, options) = (log.clone(), options.clone());
+                thread::spawn(move || relay(stream, upstream, &log, &options));
             }
         });
         Recorder { addr, requests }
@@ -394,7 +479,12 @@ impl Recorder {
 }
 
 /// Serve one client connection until it closes.
-fn relay(stream: TcpStream, upstream: SocketAddr, log: &Mutex<Vec<Request>>) {
+fn relay(
+    stream: TcpStream,
+    upstream: SocketAddr,
+    log: &Mutex<Vec<Request>>,
+    options: &RelayOptions,
+) {
     let client = reqwest::blocking::Client::builder()
         .no_proxy()
         .http1_only()
@@ -406,11 +496,26 @@ fn relay(stream: TcpStream, upstream: SocketAddr, log: &Mutex<Vec<Request>>) {
     };
     let mut reader = BufReader::new(stream);
     while let Some((method, target, headers, body)) = read_request(&mut reader) {
+        let request = Request {
+            method: method.clone(),
+            target: target.clone(),
+        };
         if let Ok(mut log) = log.lock() {
-            log.push(Request {
-                method: method.clone(),
-                target: target.clone(),
-            });
+            log.push(request.clone());
+        }
+        let config_endpoint = target == "/config" || target.starts_with("/config?");
+        if options.like_kong && config_endpoint {
+            if writer
+                .write_all(KONG_DB_CONFIG_ANSWER.as_bytes())
+                .and_then(|()| writer.flush())
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        }
+        if let Some(hook) = &options.before {
+            hook(&request);
         }
         let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
         let mut request = client.request(method, format!("http://{upstream}{target}"));
