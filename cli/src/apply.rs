@@ -164,12 +164,9 @@ impl<'a> Applier<'a> {
         }
         let (field, reference) = body.get("fields")?.as_object()?.iter().next()?;
         let id = reference.get("id")?.as_str()?;
-        let kind = match field.as_str() {
-            "service" => EntityKind::Service,
-            "route" => EntityKind::Route,
-            "consumer" => EntityKind::Consumer,
-            _ => return None,
-        };
+        let (_, reference) = schemas::entities::descriptor::all_references()
+            .find(|(_, reference)| reference.field == field)?;
+        let kind = reference.parent;
         let referred = format!("{} {}", kind.deck_kind(), self.names.name_or_id(kind, id));
         let kept =
             find_by_id(self.target, kind, id).is_some() || find_by_id(keep, kind, id).is_some();
@@ -625,19 +622,15 @@ fn replaced_entities(target: &Config, current: &Config) -> HashSet<(EntityKind, 
 /// Add every live entity that refers (transitively) to one in `set`.
 fn add_dependents(current: &Config, set: &mut HashSet<(EntityKind, String)>) {
     let mut children: HashMap<(EntityKind, &str), Vec<(EntityKind, &str)>> = HashMap::new();
-    for kind in [
-        EntityKind::Route,
-        EntityKind::Plugin,
-        EntityKind::KeyAuthCredential,
-    ] {
+    for kind in EntityKind::ALL {
         for entity in current.entities(kind) {
             let Some(id) = id_of(entity) else {
                 continue;
             };
-            for (field, parent_kind) in crate::names::PLUGIN_SCOPES {
-                if let Some(parent) = reference_of(entity, field) {
+            for reference in kind.descriptor().references {
+                if let Some(parent) = reference_of(entity, reference.field) {
                     children
-                        .entry((parent_kind, parent))
+                        .entry((reference.parent, parent))
                         .or_default()
                         .push((kind, id));
                 }
@@ -654,32 +647,29 @@ fn add_dependents(current: &Config, set: &mut HashSet<(EntityKind, String)>) {
     }
 }
 
-/// The unique keys of an entity, as the store indexes them.
+/// The unique keys of an entity, as the store indexes them: its kind's
+/// unique fields, and for a plugin its name and scope (one plugin of a
+/// name per scope).
 fn unique_keys(kind: EntityKind, entity: &Value) -> Vec<String> {
     let text = |field: &str| entity.get(field).and_then(Value::as_str);
     let keyed = |field: &str| text(field).map(|value| format!("{field}:{value}"));
-    match kind {
-        EntityKind::Service | EntityKind::Route => keyed("name").into_iter().collect(),
-        EntityKind::Consumer => [keyed("username"), keyed("custom_id")]
-            .into_iter()
-            .flatten()
-            .collect(),
-        EntityKind::KeyAuthCredential => keyed("key").into_iter().collect(),
-        EntityKind::Plugin => {
-            let scope = |field: &str| reference_of(entity, field).unwrap_or("-").to_owned();
-            let identity = format!(
-                "scope:{}:{}:{}:{}",
-                text("name").unwrap_or_default(),
-                scope("service"),
-                scope("route"),
-                scope("consumer")
-            );
-            keyed("instance_name")
-                .into_iter()
-                .chain([identity])
-                .collect()
-        }
+    let mut keys: Vec<String> = kind
+        .descriptor()
+        .unique
+        .iter()
+        .filter_map(|field| keyed(field))
+        .collect();
+    if kind == EntityKind::Plugin {
+        let scope = |field: &str| reference_of(entity, field).unwrap_or("-").to_owned();
+        keys.push(format!(
+            "scope:{}:{}:{}:{}",
+            text("name").unwrap_or_default(),
+            scope("service"),
+            scope("route"),
+            scope("consumer")
+        ));
     }
+    keys
 }
 
 /// Lines and the progress bar of a per-entity run, shared by the workers.

@@ -124,25 +124,16 @@ pub(super) fn identities(
     kind: EntityKind,
     canonical: &Value,
 ) -> impl Iterator<Item = Identity<'_>> {
-    let unique: &[(&'static str, &'static str)] = match kind {
-        EntityKind::Service | EntityKind::Route => &[("name", "named")],
-        EntityKind::Consumer => &[
-            ("username", "with username"),
-            ("custom_id", "with custom_id"),
-        ],
-        EntityKind::KeyAuthCredential => &[("key", "with the same key")],
-        EntityKind::Plugin => &[("instance_name", "named")],
-    };
     let id = id_of(canonical).map(|id| Identity::Field {
         field: "id",
         label: "with id",
         value: id,
     });
-    let fields = unique.iter().filter_map(|(field, label)| {
+    let fields = kind.descriptor().unique.iter().filter_map(|field| {
         let value = canonical.get(*field)?.as_str()?;
         Some(Identity::Field {
             field,
-            label,
+            label: unique_label(field),
             value,
         })
     });
@@ -151,6 +142,18 @@ pub(super) fn identities(
         .flatten()
         .map(Identity::Scope);
     id.into_iter().chain(fields).chain(scope)
+}
+
+/// How a duplicate message names a unique field: "named" for names,
+/// "with the same key" for a secret key, "with <field>" otherwise.
+fn unique_label(field: &str) -> &'static str {
+    match field {
+        "name" | "instance_name" => "named",
+        "key" => "with the same key",
+        "username" => "with username",
+        "custom_id" => "with custom_id",
+        _ => "with the same value",
+    }
 }
 
 /// The entity first seen with `key`, or `None` when `index` is the first

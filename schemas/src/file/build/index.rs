@@ -12,14 +12,9 @@ use crate::entities::EntityKind;
 use crate::file::hash::{self, FastMap, FastSet};
 
 /// The fields an entity can be referred to by (besides its id), in the
-/// order references are matched.
+/// order references are matched: its kind's unique fields.
 pub(super) fn natural_fields(kind: EntityKind) -> &'static [&'static str] {
-    match kind {
-        EntityKind::Service | EntityKind::Route => &["name"],
-        EntityKind::Consumer => &["username", "custom_id"],
-        EntityKind::KeyAuthCredential => &["key"],
-        EntityKind::Plugin => &["instance_name"],
-    }
+    kind.descriptor().unique
 }
 
 /// The live state indexed for matching: every entity by id and by each

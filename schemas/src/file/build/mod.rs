@@ -412,12 +412,13 @@ impl Builder {
             let wanted = entity.input.get(field).and_then(Value::as_str)?;
             live.get(entity.kind, field, wanted)
         };
-        match entity.kind {
-            EntityKind::Service | EntityKind::Route => by("name"),
-            EntityKind::Consumer => by("username").or_else(|| by("custom_id")),
-            EntityKind::KeyAuthCredential => by("key"),
-            EntityKind::Plugin => None,
-        }
+        // Plugins never get here: they are matched by their scope.
+        entity
+            .kind
+            .descriptor()
+            .unique
+            .iter()
+            .find_map(|field| by(field))
     }
 
     // ----- step 4: schemas -------------------------------------------------
@@ -564,18 +565,18 @@ fn keep_live_secrets(entity: &RawEntity, live: &LiveIndex<'_>, input: &mut Map<S
     }
 }
 
-/// A short name for an entity of `kind` with fields `input`: its name or
-/// username, else its custom_id.
+/// A short name for an entity of `kind` with fields `input`: a plugin's
+/// name (`key-auth`), else the first display name its kind declares (a
+/// name, a username, a custom_id; a credential has none: its key is a
+/// secret).
 fn label_of(kind: EntityKind, input: &Map<String, Value>) -> Option<String> {
-    let field = match kind {
-        EntityKind::Service | EntityKind::Route | EntityKind::Plugin => "name",
-        EntityKind::Consumer => "username",
-        EntityKind::KeyAuthCredential => return None,
+    let fields: &[&str] = match kind {
+        EntityKind::Plugin => &["name"],
+        other => other.descriptor().display_names,
     };
-    input
-        .get(field)
-        .or_else(|| input.get("custom_id"))
-        .and_then(Value::as_str)
+    fields
+        .iter()
+        .find_map(|field| input.get(*field).and_then(Value::as_str))
         .map(str::to_owned)
 }
 

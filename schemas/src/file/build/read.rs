@@ -11,16 +11,16 @@
 use serde_json::{Map, Value};
 
 use super::{label_of, same_set, string_list, Builder, RawEntity, RefValue, Reference};
+use crate::entities::descriptor::references_to;
 use crate::entities::EntityKind;
 use crate::error::FieldPath;
 
-pub(super) const TOP_LEVEL_ENTITIES: &[(&str, EntityKind)] = &[
-    ("services", EntityKind::Service),
-    ("routes", EntityKind::Route),
-    ("consumers", EntityKind::Consumer),
-    ("plugins", EntityKind::Plugin),
-    ("keyauth_credentials", EntityKind::KeyAuthCredential),
-];
+/// The kind whose top-level section (its collection name) is `key`.
+fn top_level_kind(key: &str) -> Option<EntityKind> {
+    EntityKind::ALL
+        .into_iter()
+        .find(|kind| kind.collection() == key)
+}
 
 /// Top-level sections of decK files that are not entity arrays and that
 /// this gateway does not implement, with what they are.
@@ -96,10 +96,8 @@ impl Builder {
                 "_workspace" => self.note_workspace(doc, path, &value),
                 "_info" => self.read_info(doc, path, &value),
                 _ => {
-                    if let Some((_, kind)) =
-                        TOP_LEVEL_ENTITIES.iter().find(|(name, _)| *name == key)
-                    {
-                        self.read_list(doc, path, value, *kind, None);
+                    if let Some(kind) = top_level_kind(&key) {
+                        self.read_list(doc, path, value, kind, None);
                     } else if let Some(message) = unsupported_section(&key) {
                         self.doc_error(doc, path, message);
                     } else {
@@ -273,8 +271,8 @@ impl Builder {
         let kind = self.entities[index].kind;
         let parent_kind = parent.map(|parent| self.entities[parent].kind);
         for (field, target) in reference_fields(kind) {
-            let written = self.entities[index].input.remove(*field);
-            let from_parent = parent_kind == Some(*target);
+            let written = self.entities[index].input.remove(field);
+            let from_parent = parent_kind == Some(target);
             if from_parent && written.as_ref().is_some_and(|v| !v.is_null()) {
                 let parent_label = parent
                     .and_then(|p| self.entities[p].label.clone())
@@ -307,7 +305,7 @@ impl Builder {
             if let Some(written) = reference {
                 self.entities[index].references.push(Reference {
                     field,
-                    target: *target,
+                    target,
                     written,
                 });
             }
@@ -315,19 +313,13 @@ impl Builder {
     }
 }
 
-pub(super) fn nested_children(kind: EntityKind) -> &'static [(&'static str, EntityKind)] {
-    match kind {
-        EntityKind::Service => &[
-            ("routes", EntityKind::Route),
-            ("plugins", EntityKind::Plugin),
-        ],
-        EntityKind::Route => &[("plugins", EntityKind::Plugin)],
-        EntityKind::Consumer => &[
-            ("plugins", EntityKind::Plugin),
-            ("keyauth_credentials", EntityKind::KeyAuthCredential),
-        ],
-        _ => &[],
-    }
+/// The lists an entity of `kind` may nest (decK's nesting): one per kind
+/// that references it, under that kind's collection name (`routes` and
+/// `plugins` under a service, `keyauth_credentials` under a consumer).
+pub(super) fn nested_children(
+    kind: EntityKind,
+) -> impl Iterator<Item = (&'static str, EntityKind)> {
+    references_to(kind).map(|(child, _)| (child.collection(), child))
 }
 
 /// The nested children lists of an entity (`routes`, `plugins`, ...),
@@ -336,12 +328,11 @@ pub(super) fn take_nested(
     kind: EntityKind,
     fields: &mut Map<String, Value>,
 ) -> Vec<(String, Value, EntityKind)> {
-    let children = nested_children(kind);
     let written: Vec<(String, EntityKind)> = fields
         .keys()
         .filter_map(|key| {
-            let (_, child_kind) = children.iter().find(|(name, _)| name == key)?;
-            Some((key.clone(), *child_kind))
+            let (_, child_kind) = nested_children(kind).find(|(name, _)| name == key)?;
+            Some((key.clone(), child_kind))
         })
         .collect();
     written
@@ -353,17 +344,15 @@ pub(super) fn take_nested(
         .collect()
 }
 
-pub(super) fn reference_fields(kind: EntityKind) -> &'static [(&'static str, EntityKind)] {
-    match kind {
-        EntityKind::Route => &[("service", EntityKind::Service)],
-        EntityKind::Plugin => &[
-            ("service", EntityKind::Service),
-            ("route", EntityKind::Route),
-            ("consumer", EntityKind::Consumer),
-        ],
-        EntityKind::KeyAuthCredential => &[("consumer", EntityKind::Consumer)],
-        _ => &[],
-    }
+/// The reference fields of `kind` and the kind each points at (its
+/// descriptor's references).
+pub(super) fn reference_fields(
+    kind: EntityKind,
+) -> impl Iterator<Item = (&'static str, EntityKind)> {
+    kind.descriptor()
+        .references
+        .iter()
+        .map(|reference| (reference.field, reference.parent))
 }
 
 /// A reference may be written `name`, `{name: x}`, `{id: x}` or
