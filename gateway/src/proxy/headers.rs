@@ -129,11 +129,13 @@ fn is_request_hop_by_hop(name: &HeaderName) -> bool {
 /// Removes a request's hop-by-hop fields; `TE` becomes `TE: trailers` when
 /// it lists `trailers`.
 fn remove_client_hop_by_hop(headers: &mut HeaderMap) {
-    remove_connection_listed(headers, &[b"close", b"keep-alive", b"host"]);
+    // Before the `Connection` tokens go: a `TE` sender lists `TE` there
+    // (RFC 9110 10.1.4).
     let wants_trailers = headers
         .get_all(TE)
         .iter()
         .any(|value| has_token(value.as_bytes(), b"trailers"));
+    remove_connection_listed(headers, &[b"close", b"keep-alive", b"host"]);
     for name in [
         KEEP_ALIVE,
         PROXY_CONNECTION,
@@ -494,9 +496,10 @@ mod tests {
             headers.get(TE).is_none(),
             "a parameter makes it another token"
         );
-        let mut headers = map(&[("te", "gzip, trailers")]);
+        let mut headers = map(&[("te", "gzip, trailers"), ("connection", "TE")]);
         prepare_client_request(&mut headers);
         assert_eq!(headers[TE], "trailers");
+        assert!(!headers.contains_key(CONNECTION));
     }
 
     #[test]

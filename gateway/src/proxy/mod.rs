@@ -12,6 +12,8 @@
 
 pub mod body;
 mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 mod http1;
 mod listener;

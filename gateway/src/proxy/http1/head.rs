@@ -31,12 +31,12 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{header, Method, Request, StatusCode, Uri, Version};
 
-pub(super) use crate::proxy::framing::has_token;
+pub(in crate::proxy) use crate::proxy::framing::has_token;
 use crate::proxy::framing::{is_only_chunked, plain_length};
 
 /// The most header fields a request may have. Kong (nginx) has no count
 /// limit, only the size ones; hyper's was 100. Beyond it: 431.
-pub(super) const MAX_HEADERS: usize = 256;
+pub(in crate::proxy) const MAX_HEADERS: usize = 256;
 
 /// Header fields parsed without a heap allocation (hyper's old limit, more
 /// than any usual request has).
@@ -44,18 +44,18 @@ const STACK_HEADERS: usize = 100;
 
 /// The longest header line (name, value, separators and CRLF), as nginx's
 /// default `large_client_header_buffers 4 8k` allows.
-pub(super) const MAX_HEADER_LINE: usize = 8 * 1024;
+pub(in crate::proxy) const MAX_HEADER_LINE: usize = 8 * 1024;
 
 /// The message of the 400 for a header line over [`MAX_HEADER_LINE`]
 /// (Kong's text for nginx's 494).
-pub(super) const HEADER_TOO_LARGE: &str = "Request header or cookie too large";
+pub(in crate::proxy) const HEADER_TOO_LARGE: &str = "Request header or cookie too large";
 
 /// The longest request target the `http` crate's `Uri` accepts.
 const MAX_URI_LEN: usize = u16::MAX as usize - 1;
 
 /// How the request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum BodyFraming {
+pub(in crate::proxy) enum BodyFraming {
     /// No body.
     Empty,
     /// `Content-Length` bytes (more than zero).
@@ -66,20 +66,20 @@ pub(super) enum BodyFraming {
 
 /// A parsed request head.
 #[derive(Debug)]
-pub(super) struct Head {
+pub(in crate::proxy) struct Head {
     /// Method, URI, version and headers.
-    pub(super) parts: http::request::Parts,
+    pub(in crate::proxy) parts: http::request::Parts,
     /// How the body that follows is delimited.
-    pub(super) body: BodyFraming,
+    pub(in crate::proxy) body: BodyFraming,
     /// Whether the connection may serve another request after this one.
-    pub(super) keep_alive: bool,
+    pub(in crate::proxy) keep_alive: bool,
     /// The client waits for `100 Continue` before sending the body.
-    pub(super) expect_continue: bool,
+    pub(in crate::proxy) expect_continue: bool,
 }
 
 /// Why a request head is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(super) enum HeadError {
+pub(in crate::proxy) enum HeadError {
     /// The request line (or the URI alone) is too long.
     #[error("the request line is longer than {0} bytes")]
     LineTooLong(usize),
@@ -102,7 +102,7 @@ pub(super) enum HeadError {
 
 impl HeadError {
     /// The status the client gets: 414, 431, 501 or 400.
-    pub(super) fn status(&self) -> StatusCode {
+    pub(in crate::proxy) fn status(&self) -> StatusCode {
         match self {
             HeadError::LineTooLong(_) => StatusCode::URI_TOO_LONG,
             HeadError::TooLarge(_) | HeadError::TooManyHeaders => {
@@ -114,7 +114,7 @@ impl HeadError {
     }
 
     /// The message of the error body, when it is not the status's default.
-    pub(super) fn message(&self) -> Option<&'static str> {
+    pub(in crate::proxy) fn message(&self) -> Option<&'static str> {
         match self {
             HeadError::HeaderLineTooLong => Some(HEADER_TOO_LARGE),
             _ => None,
@@ -131,14 +131,14 @@ struct FieldIndices {
 
 /// Parses request heads of at most `limit` bytes; keeps its scratch space
 /// across the requests of a connection.
-pub(super) struct HeadParser {
+pub(in crate::proxy) struct HeadParser {
     limit: usize,
     fields: Vec<FieldIndices>,
 }
 
 impl HeadParser {
     /// A parser refusing heads longer than `limit` bytes.
-    pub(super) fn new(limit: usize) -> Self {
+    pub(in crate::proxy) fn new(limit: usize) -> Self {
         HeadParser {
             limit,
             fields: Vec::new(),
@@ -146,13 +146,16 @@ impl HeadParser {
     }
 
     /// The longest head accepted, in bytes.
-    pub(super) fn limit(&self) -> usize {
+    pub(in crate::proxy) fn limit(&self) -> usize {
         self.limit
     }
 
     /// The head at the start of `buf`, split off it; `Ok(None)` when more
     /// bytes are needed (and may still fit the limit).
-    pub(super) fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    pub(in crate::proxy) fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Head>, HeadError> {
         let Some(line) = self.locate(buf)? else {
             return Ok(None);
         };
@@ -164,6 +167,10 @@ impl HeadParser {
     /// into a stack array first, into a heap one only for a head with more
     /// fields than that holds.
     fn locate(&mut self, buf: &[u8]) -> Result<Option<RequestLine>, HeadError> {
+        // Only the first `limit` bytes are looked at: a head that does not
+        // end within them is refused for its size whatever follows, so the
+        // answer never depends on how the bytes were split into reads.
+        let buf = &buf[..buf.len().min(self.limit)];
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
         match self.locate_with(buf, &mut headers) {
             Err(HeadError::TooManyHeaders) => {
@@ -196,7 +203,6 @@ impl HeadParser {
             Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
             Err(error) => return Err(HeadError::Malformed(malformed_reason(error))),
         };
-        self.check_size(buf, head_len)?;
         let (Some(method), Some(path), Some(version)) =
             (request.method, request.path, request.version)
         else {

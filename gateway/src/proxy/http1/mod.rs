@@ -28,6 +28,7 @@ mod signals;
 
 use bytes::BytesMut;
 
+pub(in crate::proxy) use head::{BodyFraming, HeadParser};
 pub(in crate::proxy) use io::{Rewind, Split};
 pub(in crate::proxy) use signals::Shutdown;
 
