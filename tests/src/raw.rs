@@ -55,6 +55,11 @@ impl RecordedRequest {
         self.head.lines().next().unwrap_or("")
     }
 
+    /// The request target, as in the request line.
+    pub fn target(&self) -> &str {
+        self.request_line().split(' ').nth(1).unwrap_or("")
+    }
+
     /// Every value of the header `name` (any case), in order.
     pub fn header_values(&self, name: &str) -> Vec<&str> {
         self.head
@@ -146,7 +151,10 @@ impl RawUpstream {
         self.connections.lock().expect("not poisoned").clone()
     }
 
-    /// Every complete request so far, over all connections.
+    /// Every complete request so far, over all connections (in the order
+    /// of the connections, which need not be the order they were sent in:
+    /// each proxy worker has its own upstream connections; see
+    /// [`RawUpstream::request_for`]).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.recorded()
             .into_iter()
@@ -168,6 +176,24 @@ impl RawUpstream {
                 return recorded;
             }
             thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The one request for `target`; panics with everything received when
+    /// there is none or more than one.
+    #[track_caller]
+    pub fn request_for(&self, target: &str) -> RecordedRequest {
+        let requests = self.requests();
+        let matching: Vec<&RecordedRequest> = requests
+            .iter()
+            .filter(|request| request.target() == target)
+            .collect();
+        match matching.as_slice() {
+            [request] => (*request).clone(),
+            other => panic!(
+                "expected one request for {target}, got {}:\n{requests:#?}",
+                other.len()
+            ),
         }
     }
 

@@ -2,7 +2,6 @@
 //! request-header processing does before Kong sees a request (HTTP/1.x and
 //! HTTP/2 alike):
 //!
-//! - `TRACE` gets 405 `Method not allowed` (nginx refuses it outright);
 //! - the host (RFC 9112 3.2, RFC 9113 8.3.1):
 //!   - no `Host` in an HTTP/1.1 request, or two `Host` fields in any → 400;
 //!   - an HTTP/1.x absolute-form target (`GET http://b.example/ HTTP/1.1`):
@@ -14,7 +13,9 @@
 //!     literal, then optional `:` and digits. No userinfo, path, space or
 //!     control byte gets through to the router or to `X-Forwarded-Host`;
 //! - HTTP/2 `cookie` fields are joined into one with `"; "` for the
-//!   HTTP/1.1 upstream (RFC 9113 8.2.3).
+//!   HTTP/1.1 upstream (RFC 9113 8.2.3);
+//! - then `TRACE` gets 405 `Method not allowed` (nginx refuses it outright,
+//!   after the host checks).
 //!
 //! A refused HTTP/1 request's connection closes after the 400, as nginx's
 //! does after a bad request; the 405 keeps it.
@@ -48,9 +49,6 @@ impl Refusal {
 /// Checks `parts` and normalises its host and cookies (see the module
 /// doc).
 pub(super) fn check(parts: &mut Parts) -> Result<(), Refusal> {
-    if parts.method == Method::TRACE {
-        return Err(Refusal::TRACE);
-    }
     check_host_count(parts)?;
     match parts.version {
         Version::HTTP_2 => {
@@ -66,10 +64,14 @@ pub(super) fn check(parts: &mut Parts) -> Result<(), Refusal> {
             .authority()
             .map(|authority| authority.as_str().as_bytes()),
     };
-    match host {
-        Some(host) if !is_valid_host(host) => Err(Refusal::BAD_REQUEST),
-        _ => Ok(()),
+    if host.is_some_and(|host| !is_valid_host(host)) {
+        return Err(Refusal::BAD_REQUEST);
     }
+    // nginx checks the method after the host.
+    if parts.method == Method::TRACE {
+        return Err(Refusal::TRACE);
+    }
+    Ok(())
 }
 
 /// Never more than one `Host`, and one in every HTTP/1.1 request (HTTP/1.0

@@ -141,15 +141,20 @@ impl<T> TimedWriteIo<T> {
         }
     }
 
-    /// Bookkeeping after a write or flush poll: progress disarms the timer,
-    /// a block arms it; a block past the timeout becomes the error.
+    /// Bookkeeping after a write or flush poll: bytes written disarm the
+    /// timer, a block arms it; a block past the timeout becomes the error.
+    /// A flush that completes says nothing about progress and leaves the
+    /// timer as it is.
     fn after<R>(
         &mut self,
         cx: &mut Context<'_>,
         polled: Poll<io::Result<R>>,
+        progressed: impl FnOnce(&R) -> bool,
     ) -> Poll<io::Result<R>> {
-        if polled.is_ready() {
-            self.timer = None;
+        if let Poll::Ready(result) = &polled {
+            if result.as_ref().is_ok_and(progressed) {
+                self.timer = None;
+            }
             return polled;
         }
         let timeout = self.timeout;
@@ -180,7 +185,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedWriteIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.after(cx, polled)
+        self.after(cx, polled, |&written| written > 0)
     }
 
     fn poll_write_vectored(
@@ -189,7 +194,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedWriteIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.after(cx, polled)
+        self.after(cx, polled, |&written| written > 0)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -198,7 +203,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedWriteIo<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.inner).poll_flush(cx);
-        self.after(cx, polled)
+        self.after(cx, polled, |()| false)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
