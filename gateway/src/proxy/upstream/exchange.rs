@@ -4,8 +4,8 @@
 //! The head is encoded into the connection's write buffer and sent with the
 //! body's first frame when that frame is ready, so a request with a small
 //! body (or none) is one `write()`. Request body framing follows the
-//! client's `Content-Length`, else the body's exact size, else chunked
-//! encoding. Every write may stay blocked for the service's
+//! body's exact size (one `Content-Length`, the client's when it says that
+//! size), else chunked encoding. Every write may stay blocked for the service's
 //! `write_timeout` (nginx's `proxy_send_timeout`), then the exchange fails
 //! (504). The response head is parsed with `httparse`; header values are
 //! slices of the one buffer the head arrived in (no copy per value).
@@ -175,20 +175,38 @@ pub async fn write_request(
         .map_err(|error| SendFailure::write(error, timeout))
 }
 
-/// Decides the body's framing and sets the header that says it.
+/// Decides the body's framing and sets the one header that says it: the
+/// body's exact size as `Content-Length` (the client's field is kept when
+/// it is that one plain value, as it is after the HTTP/1.1 server's and
+/// hyper's checks), else chunked with no `Content-Length`. Without a body,
+/// only a single `Content-Length: 0` may stay. The upstream never gets a
+/// length other than the body sent, nor two of them.
 fn request_framing(headers: &mut HeaderMap, body: Option<&ProxyBody>) -> RequestFraming {
     let Some(body) = body else {
+        if !is_single_length(headers, 0) {
+            headers.remove(CONTENT_LENGTH);
+        }
         return RequestFraming::None;
     };
-    if headers.contains_key(CONTENT_LENGTH) {
-        return RequestFraming::Length;
-    }
     if let Some(len) = body.size_hint().exact() {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        if !is_single_length(headers, len) {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        }
         return RequestFraming::Length;
     }
+    headers.remove(CONTENT_LENGTH);
     headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     RequestFraming::Chunked
+}
+
+/// Whether `headers` hold exactly one `Content-Length`, the plain number
+/// `length`.
+fn is_single_length(headers: &HeaderMap, length: u64) -> bool {
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => plain_length(value.as_bytes()) == Some(length),
+        _ => false,
+    }
 }
 
 /// `METHOD target HTTP/1.1`, the headers and the blank line.
@@ -602,6 +620,68 @@ mod tests {
         assert!(!keeps_alive(Version::HTTP_11, &with("Close")));
         assert!(!keeps_alive(Version::HTTP_10, &HeaderMap::new()));
         assert!(keeps_alive(Version::HTTP_10, &with("Keep-Alive")));
+    }
+
+    #[test]
+    fn the_request_length_is_the_body_size_and_one_field() {
+        let lengths = |headers: &HeaderMap| -> Vec<String> {
+            headers
+                .get_all(CONTENT_LENGTH)
+                .iter()
+                .map(|value| value.to_str().unwrap().to_owned())
+                .collect()
+        };
+        let with = |pairs: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for value in pairs {
+                headers.append(CONTENT_LENGTH, HeaderValue::from_static(value));
+            }
+            headers
+        };
+        let body = crate::proxy::body::full("hello");
+        let mut kept = with(&["5"]);
+        assert_eq!(
+            request_framing(&mut kept, Some(&body)),
+            RequestFraming::Length
+        );
+        assert_eq!(lengths(&kept), ["5"]);
+        let mut two = with(&["5", "500"]);
+        assert_eq!(
+            request_framing(&mut two, Some(&body)),
+            RequestFraming::Length
+        );
+        assert_eq!(lengths(&two), ["5"]);
+        let mut wrong = with(&["7"]);
+        request_framing(&mut wrong, Some(&body));
+        assert_eq!(lengths(&wrong), ["5"]);
+        let mut unknown = with(&["5"]);
+        let streamed = crate::proxy::body::boxed(UnknownSize);
+        assert_eq!(
+            request_framing(&mut unknown, Some(&streamed)),
+            RequestFraming::Chunked
+        );
+        assert!(lengths(&unknown).is_empty());
+        assert_eq!(unknown[TRANSFER_ENCODING], "chunked");
+        let mut none = with(&["7"]);
+        assert_eq!(request_framing(&mut none, None), RequestFraming::None);
+        assert!(lengths(&none).is_empty());
+        let mut zero = with(&["0"]);
+        request_framing(&mut zero, None);
+        assert_eq!(lengths(&zero), ["0"]);
+    }
+
+    /// A body of unknown size that never yields.
+    struct UnknownSize;
+
+    impl Body for UnknownSize {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+            Poll::Pending
+        }
     }
 
     #[test]
