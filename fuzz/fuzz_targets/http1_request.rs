@@ -51,7 +51,10 @@ fuzz_target!(|data: &[u8]| {
     let split = usize::from(cut) * input.len() / 255;
     let whole = http1_connection(input, input.len());
     let in_two = http1_connection(input, split);
-    assert_eq!(whole, in_two, "the events depend on where the input was cut ({split})");
+    assert_eq!(
+        whole, in_two,
+        "the events depend on where the input was cut ({split})"
+    );
     let mut framed = None;
     for (index, event) in whole.iter().enumerate() {
         match event {
@@ -64,7 +67,11 @@ fuzz_target!(|data: &[u8]| {
             Event::Body(body) => {
                 let complete = whole.get(index + 1) != Some(&Event::Incomplete);
                 if let (true, Some(Framing::Length(length))) = (complete, framed) {
-                    assert_eq!(body.len() as u64, length, "a complete body of another length");
+                    assert_eq!(
+                        body.len() as u64,
+                        length,
+                        "a complete body of another length"
+                    );
                 }
             }
             Event::Refused(_) => framed = None,
@@ -88,7 +95,10 @@ fn check_head(headers: &[(String, Vec<u8>)], framing: Framing) {
         Framing::Chunked => assert!(lengths.is_empty(), "Content-Length next to chunked"),
         Framing::Length(length) => {
             let value = lengths.first().expect("a Content-Length").trim_ascii();
-            assert!(value.iter().all(u8::is_ascii_digit), "a Content-Length that is not digits");
+            assert!(
+                value.iter().all(u8::is_ascii_digit),
+                "a Content-Length that is not digits"
+            );
             let parsed: u64 = std::str::from_utf8(value).unwrap().parse().unwrap();
             assert_eq!(parsed, length);
         }
