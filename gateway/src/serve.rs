@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use crate::admin::{self, AdminState};
 use crate::plugins::{self, PluginEnv};
+use crate::proxy::upstream::PoolSettings;
 use crate::proxy::{self, Proxy, ProxySettings};
 use crate::snapshot::{updater, SnapshotError, SnapshotHandle};
 use crate::store::{Store, StoreError};
@@ -83,6 +84,84 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub header_read_timeout: u64,
+
+    /// How long a client may send nothing of its request body, in seconds
+    /// (counted between two reads); then it gets 408 and the connection
+    /// closes (nginx's `client_body_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_CLIENT_BODY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub client_body_timeout: u64,
+
+    /// How long a client may take nothing of a response, in seconds
+    /// (counted between two writes); then the connection closes (nginx's
+    /// `send_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_SEND_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub send_timeout: u64,
+
+    /// The longest request head (request line and header fields), in bytes;
+    /// longer ones get 431 (414 for a request line alone that long). At
+    /// least 8192 (nginx: `large_client_header_buffers`, 4 × 8k).
+    #[arg(
+        long,
+        env = "GATEWAY_MAX_HEADER_BYTES",
+        value_name = "BYTES",
+        default_value_t = 64 * 1024,
+        value_parser = clap::value_parser!(u64).range(8192..=16 * 1024 * 1024)
+    )]
+    pub max_header_bytes: u64,
+
+    /// How long a TLS handshake may take, in seconds (nginx's
+    /// `ssl_handshake_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_TLS_HANDSHAKE_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub tls_handshake_timeout: u64,
+
+    /// How long in-flight requests may run after SIGTERM, in seconds
+    /// (nginx's `worker_shutdown_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_DRAIN_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 10
+    )]
+    pub drain_timeout: u64,
+
+    /// How long an idle upstream keep-alive connection is kept, in seconds
+    /// (Kong's `upstream_keepalive_idle_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 60
+    )]
+    pub upstream_keepalive_idle_timeout: u64,
+
+    /// The most idle upstream keep-alive connections kept per upstream host
+    /// and worker thread; 0 disables keep-alive (Kong's
+    /// `upstream_keepalive_pool_size`).
+    #[arg(
+        long,
+        env = "GATEWAY_UPSTREAM_KEEPALIVE_POOL_SIZE",
+        value_name = "N",
+        default_value_t = 1024
+    )]
+    pub upstream_keepalive_pool_size: usize,
 
     /// Proxy worker threads, each serving its share of the connections on
     /// its own single-threaded runtime (like nginx's `worker_processes`);
@@ -202,13 +281,24 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
 
 /// The proxy's settings: the defaults with the flags' values.
 fn proxy_settings(args: &ServeArgs) -> ProxySettings {
+    let seconds = std::time::Duration::from_secs;
+    let defaults = ProxySettings::default();
     ProxySettings {
-        header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout),
+        header_read_timeout: seconds(args.header_read_timeout),
+        client_body_timeout: seconds(args.client_body_timeout),
+        send_timeout: seconds(args.send_timeout),
+        max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
+        tls_handshake_timeout: seconds(args.tls_handshake_timeout),
+        drain_timeout: seconds(args.drain_timeout),
+        pool: PoolSettings {
+            idle_timeout: seconds(args.upstream_keepalive_idle_timeout),
+            max_idle_per_host: args.upstream_keepalive_pool_size,
+        },
         workers: match args.workers {
-            0 => ProxySettings::default().workers,
+            0 => defaults.workers,
             workers => workers,
         },
-        ..ProxySettings::default()
+        ..defaults
     }
 }
 

@@ -23,6 +23,9 @@
 //! - [`Gateway::pid`] and [`peak_rss_bytes`] show how much memory the
 //!   gateway needed (e.g. while streaming a large body).
 //!
+//! - [`raw`]: a raw HTTP/1.1 client and a recording upstream, for tests
+//!   that send exact bytes and assert the exact bytes an upstream received.
+//!
 //! The binaries are taken from the target directory the tests were built
 //! in (`target/<profile>/`). When one is missing, or older than the
 //! sources it is built from, the harness runs `cargo build` for it once per
@@ -40,6 +43,8 @@
 //! assert_eq!(response.status(), 200);
 //! # drop(echo);
 //! ```
+
+pub mod raw;
 
 use std::collections::HashMap;
 use std::ffi::OsString;

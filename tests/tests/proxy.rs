@@ -35,14 +35,45 @@ use serde_json::{json, Value};
 /// (the echo's view of the request is [`Answer::echoed`] and
 /// [`Answer::upstream_header`]).
 trait ProxyAnswer {
+    fn assert_kong_upstream_error(&self, status: u16, message: &str);
     fn assert_kong_error(&self, status: u16, message: &str);
+    fn assert_kong_error_body(&self, status: u16, message: &str);
 }
 
 impl ProxyAnswer for Answer {
+    /// The gateway's own error for a failed upstream exchange (502, 504):
+    /// as [`ProxyAnswer::assert_kong_error`], but with a proxied response's
+    /// latency headers, as Kong's (`KONG_PROXIED`: `X-Kong-Upstream-Latency`
+    /// and `X-Kong-Proxy-Latency`, no `X-Kong-Response-Latency`).
+    #[track_caller]
+    fn assert_kong_upstream_error(&self, status: u16, message: &str) {
+        self.assert_kong_error_body(status, message);
+        for latency in ["x-kong-upstream-latency", "x-kong-proxy-latency"] {
+            assert!(
+                self.header(latency)
+                    .is_some_and(|latency| latency.parse::<u64>().is_ok()),
+                "{latency} expected\n{self}"
+            );
+        }
+        assert_eq!(self.header("x-kong-response-latency"), None, "{self}");
+    }
+
     /// The gateway's own error: `status`, JSON with `message` and the
     /// request id, and Kong's headers.
     #[track_caller]
     fn assert_kong_error(&self, status: u16, message: &str) {
+        self.assert_kong_error_body(status, message);
+        assert!(
+            self.header("x-kong-response-latency")
+                .is_some_and(|latency| latency.parse::<u64>().is_ok()),
+            "X-Kong-Response-Latency expected\n{self}"
+        );
+    }
+
+    /// `status`, JSON with `message` and the request id, `Server` and
+    /// `X-Kong-Request-Id`.
+    #[track_caller]
+    fn assert_kong_error_body(&self, status: u16, message: &str) {
         let body = self.expect_json(status);
         assert_eq!(body["message"], message, "error message\n{self}");
         assert_eq!(
@@ -58,11 +89,6 @@ impl ProxyAnswer for Answer {
         let request_id = self.header("x-kong-request-id").unwrap_or_default();
         assert!(!request_id.is_empty(), "no X-Kong-Request-Id\n{self}");
         assert_eq!(body["request_id"], request_id, "request_id\n{self}");
-        assert!(
-            self.header("x-kong-response-latency")
-                .is_some_and(|latency| latency.parse::<u64>().is_ok()),
-            "X-Kong-Response-Latency expected\n{self}"
-        );
     }
 }
 
@@ -903,7 +929,7 @@ fn refused_upstream_connection_is_502() {
     );
     setup.create("/services/dead/routes", json!({"paths": ["/dead"]}));
     let answer = setup.get("/dead", &[]);
-    answer.assert_kong_error(
+    answer.assert_kong_upstream_error(
         502,
         "An invalid response was received from the upstream server",
     );
@@ -915,7 +941,7 @@ fn refused_upstream_connection_is_502() {
         json!({"paths": ["/drops"]}),
     );
     let dropped = setup.get("/drops", &[]);
-    dropped.assert_kong_error(
+    dropped.assert_kong_upstream_error(
         502,
         "An invalid response was received from the upstream server",
     );
@@ -932,7 +958,7 @@ fn upstream_slower_than_read_timeout_is_504() {
     let started = Instant::now();
     let answer = setup.get("/slow", &[]);
     let took = started.elapsed();
-    answer.assert_kong_error(504, "The upstream server is timing out");
+    answer.assert_kong_upstream_error(504, "The upstream server is timing out");
     assert!(
         took >= Duration::from_millis(450) && took < Duration::from_millis(1800),
         "the 504 must come after read_timeout (500 ms), not the upstream's 2 s: took {took:?}"

@@ -532,6 +532,35 @@ fn with_cookie(client: &Client, tutorial: &Tutorial, header: &str) -> (u16, Stri
     (status, response.text().unwrap_or_default())
 }
 
+/// `GET /anything` with one `Cookie` line per entry of `lines`.
+fn with_cookie_lines(client: &Client, tutorial: &Tutorial, lines: &[String]) -> (u16, String) {
+    let mut request = client.get(tutorial.env.gateway.proxy_url("/anything"));
+    for line in lines {
+        request = request.header("cookie", line);
+    }
+    let response = request
+        .send()
+        .unwrap_or_else(|error| panic!("no answer for {} Cookie lines: {error}", lines.len()));
+    let status = response.status().as_u16();
+    (status, response.text().unwrap_or_default())
+}
+
+/// The Cookie lines do not authenticate: the tutorial's anonymous 403.
+#[track_caller]
+fn assert_not_authenticated_lines(
+    client: &Client,
+    tutorial: &Tutorial,
+    lines: &[String],
+    what: &str,
+) {
+    let (status, body) = with_cookie_lines(client, tutorial, lines);
+    assert_eq!(
+        (status, body.as_str()),
+        (403, FORBIDDEN_BODY),
+        "{what} must not authenticate"
+    );
+}
+
 /// The cookie does not authenticate: the tutorial's anonymous 403.
 #[track_caller]
 fn assert_not_authenticated(client: &Client, tutorial: &Tutorial, header: &str, what: &str) {
@@ -548,15 +577,25 @@ fn a_64_kb_cookie_header_gets_a_clean_answer() {
     let tutorial = cookie_session_tutorial();
     let client = http_client();
     let mut random = XorShift::new(64);
-    // Just under the 64 KiB head limit: read and ignored.
-    let value = random.base64url(60 * 1024);
+    // Just under the 8 KiB header line limit (`Cookie: session=` and CRLF
+    // take 18 bytes): read and ignored.
+    let value = random.base64url(8 * 1024 - 18);
     assert_not_authenticated(
         &client,
         &tutorial,
         &format!("session={value}"),
-        "a 60 KB session cookie",
+        "an 8 KB session cookie",
     );
-    // Over the limit: refused before any plugin runs.
+    // A 60 KB line, within the 64 KiB head limit: refused before any plugin
+    // runs, as Kong refuses a line over nginx's 8k buffer.
+    let value = random.base64url(60 * 1024);
+    let (status, body) = with_cookie(&client, &tutorial, &format!("session={value}"));
+    assert_eq!(status, 400, "a 60 KB Cookie line\n{body}");
+    assert!(
+        body.contains("Request header or cookie too large"),
+        "{body}"
+    );
+    // Over the head limit: refused before any plugin runs.
     let addr = tutorial.env.gateway.proxy_addr();
     let request = format!(
         "GET /anything HTTP/1.1\r\nHost: a\r\nCookie: session={}\r\n\r\n",
@@ -573,22 +612,39 @@ fn five_thousand_cookies_get_a_clean_answer_and_the_session_is_still_found() {
     let tutorial = cookie_session_tutorial();
     let client = http_client();
     let pair = tutorial.login();
-    let many: Vec<String> = (0..5000).map(|n| format!("{n}=v")).collect();
-    let many = many.join("; ");
-    assert!(many.len() < 60 * 1024, "the header fits the head limit");
-    assert_not_authenticated(&client, &tutorial, &many, "5,000 other cookies");
+    // 5,000 cookies in Cookie lines under the 8 KiB line limit (the session
+    // plugin reads every Cookie line).
+    let lines = |per_line: usize, cookie: &dyn Fn(usize) -> String| -> Vec<String> {
+        (0..5000 / per_line)
+            .map(|line| {
+                let cookies: Vec<String> = (line * per_line..(line + 1) * per_line)
+                    .map(cookie)
+                    .collect();
+                cookies.join("; ")
+            })
+            .collect()
+    };
+    let many = lines(1000, &|n| format!("{n}=v"));
+    assert!(many.iter().all(|line| line.len() < 8 * 1024 - 10));
+    assert_not_authenticated_lines(&client, &tutorial, &many, "5,000 other cookies");
 
     // 5,000 cookies named `session`: the first one counts (nginx's rule).
-    let sessions: Vec<String> = (0..5000).map(|n| format!("session={}", n % 10)).collect();
-    let sessions = sessions.join("; ");
-    assert_not_authenticated(&client, &tutorial, &sessions, "5,000 bogus session cookies");
+    let sessions = lines(500, &|n| format!("session={}", n % 10));
+    assert!(sessions.iter().all(|line| line.len() < 8 * 1024 - 10));
+    assert_not_authenticated_lines(&client, &tutorial, &sessions, "5,000 bogus session cookies");
 
     // The valid session cookie after 5,000 others still opens.
-    let (status, body) = with_cookie(&client, &tutorial, &format!("{many}; {pair}"));
+    let mut then_valid = many.clone();
+    then_valid.push(pair.clone());
+    let (status, body) = with_cookie_lines(&client, &tutorial, &then_valid);
     assert_eq!(
         status, 200,
         "the session cookie after 5,000 others must authenticate\n{body:.500}"
     );
+    // All 5,000 in one line: over the 8 KiB line limit, refused as Kong
+    // refuses it.
+    let (status, body) = with_cookie(&client, &tutorial, &format!("{}; {pair}", many.join("; ")));
+    assert_eq!(status, 400, "5,000 cookies in one line\n{body:.500}");
     // 5,000 separate Cookie header lines: too many header lines.
     let mut request = String::from("GET /anything HTTP/1.1\r\nHost: a\r\n");
     for n in 0..5000 {
@@ -724,15 +780,20 @@ fn memory_stays_bounded_under_maximal_request_heads() {
     let workers: Vec<_> = (0..8)
         .map(|worker| {
             let url = gateway.proxy_url("/anything");
-            let cookie = format!("session={}", random.base64url(60 * 1024 - worker));
+            // Heads near the 64 KiB limit, in Cookie lines under the 8 KiB
+            // line limit, so that they reach the session plugin.
+            let mut lines: Vec<String> = (0..7)
+                .map(|line| format!("session{line}={}", random.base64url(8000 - worker)))
+                .collect();
+            lines.push(format!("session={}", random.base64url(8000 - worker)));
             thread::spawn(move || {
                 let client = http_client();
                 for _ in 0..60 {
-                    let response = client
-                        .get(&url)
-                        .header("cookie", &cookie)
-                        .send()
-                        .expect("an answer");
+                    let mut request = client.get(&url);
+                    for line in &lines {
+                        request = request.header("cookie", line);
+                    }
+                    let response = request.send().expect("an answer");
                     assert_eq!(response.status(), 403);
                 }
             })
@@ -752,7 +813,7 @@ fn memory_stays_bounded_under_maximal_request_heads() {
     let after = peak_rss_bytes(pid).expect("the gateway's peak RSS");
     let grown = after.saturating_sub(before);
     eprintln!(
-        "peak RSS {} MiB before, {} MiB after 480 60-KB cookies and 100 200-KB heads",
+        "peak RSS {} MiB before, {} MiB after 480 64-KB cookie heads and 100 200-KB heads",
         before >> 20,
         after >> 20
     );

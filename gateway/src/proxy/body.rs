@@ -8,7 +8,10 @@
 //!   read so far are put back in front of the rest ([`Prefixed`]) so the
 //!   body still reaches the upstream intact.
 //! - [`IdleTimeout`]: fails an upstream response body that stays silent
-//!   longer than the service's read timeout.
+//!   longer than the service's read timeout, or an HTTP/2 request body
+//!   silent longer than the client body timeout ([`ClientBodyTimedOut`],
+//!   which the HTTP/1.1 server's own request body fails with too; see
+//!   [`is_client_body_timeout`]).
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -135,12 +138,32 @@ impl Body for Prefixed {
     }
 }
 
-/// The error of an [`IdleTimeout`] body.
+/// The error of an [`IdleTimeout`] upstream response body.
 #[derive(Debug, thiserror::Error)]
 #[error("the upstream sent nothing for {0:?}")]
 pub struct IdleTimedOut(Duration);
 
-/// Fails when no frame arrives for `timeout` (the service's read timeout).
+/// The error of a request body that stayed silent longer than the client
+/// body timeout (nginx's `client_body_timeout`): the client gets 408.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the client sent nothing of its request body for {0:?}")]
+pub struct ClientBodyTimedOut(pub Duration);
+
+/// Whether `error`, or an error it was caused by, is a
+/// [`ClientBodyTimedOut`].
+pub fn is_client_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<ClientBodyTimedOut>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+/// Fails when no frame arrives for `timeout` (the service's read timeout,
+/// or the client body timeout).
 ///
 /// The timer is only armed when the body has to wait: a body whose frames
 /// are ready when polled (a small response arriving with its head) never
@@ -153,16 +176,28 @@ pub struct IdleTimeout {
     deadline: Option<Pin<Box<Sleep>>>,
     /// A frame arrived since the timer was armed.
     progressed: bool,
+    /// The error once the timer fires.
+    expired: fn(Duration) -> BoxError,
 }
 
 impl IdleTimeout {
-    /// Wraps `inner` with an idle timeout.
+    /// Wraps an upstream response body `inner` with an idle timeout.
     pub fn new(inner: ProxyBody, timeout: Duration) -> Self {
         IdleTimeout {
             inner,
             timeout,
             deadline: None,
             progressed: false,
+            expired: |timeout| Box::new(IdleTimedOut(timeout)),
+        }
+    }
+
+    /// Wraps a client's request body `inner`: silence fails it with
+    /// [`ClientBodyTimedOut`].
+    pub fn client_body(inner: ProxyBody, timeout: Duration) -> Self {
+        IdleTimeout {
+            expired: |timeout| Box::new(ClientBodyTimedOut(timeout)),
+            ..IdleTimeout::new(inner, timeout)
         }
     }
 
@@ -196,7 +231,7 @@ impl Body for IdleTimeout {
             None => Box::pin(tokio::time::sleep(this.timeout)),
         };
         match this.deadline.insert(deadline).as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimedOut(this.timeout))))),
+            Poll::Ready(()) => Poll::Ready(Some(Err((this.expired)(this.timeout)))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -251,6 +286,10 @@ mod tests {
         let body = IdleTimeout::new(Silent.boxed_unsync(), Duration::from_millis(20)).into_body();
         let error = body.collect().await.expect_err("times out");
         assert!(error.to_string().contains("sent nothing"));
+        assert!(!is_client_body_timeout(error.as_ref()));
+        let client = IdleTimeout::client_body(Silent.boxed_unsync(), Duration::from_millis(20));
+        let error = client.into_body().collect().await.expect_err("times out");
+        assert!(is_client_body_timeout(error.as_ref()), "{error}");
     }
 
     /// A body yielding one frame per chunk.

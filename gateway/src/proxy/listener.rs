@@ -13,7 +13,9 @@
 //! (bounded by `tls_handshake_timeout`), then the gateway's own HTTP/1.1
 //! server (`http1/`), which also answers 414, 431 and 400 and enforces
 //! `header_read_timeout`. hyper serves HTTP/2: connections that negotiated
-//! `h2` by ALPN, and those that open with the HTTP/2 preface.
+//! `h2` by ALPN, and those that open with the HTTP/2 preface; their socket
+//! writes are bounded by `send_timeout` and their request bodies by
+//! `client_body_timeout`, as the HTTP/1.1 server's are.
 //!
 //! On shutdown the listener stops accepting, open connections are asked to
 //! finish their current request and close (idle ones close at once), and
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Request;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -38,7 +40,9 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use super::body::IdleTimeout;
 use super::http1::{self, Shutdown, Split};
+use super::timed_write::TimedWriteIo;
 use super::{body, Proxy, ProxySettings};
 use crate::plugins::Downstream;
 
@@ -263,14 +267,25 @@ async fn serve_http2<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let settings = proxy.settings();
+    let (body_timeout, send_timeout) = (settings.client_body_timeout, settings.send_timeout);
     let service = service_fn(move |request: Request<Incoming>| {
         let proxy = Arc::clone(&proxy);
         let downstream = downstream.clone();
         async move {
-            let response = proxy.handle(request.map(body::boxed), downstream).await;
+            let request = request.map(|incoming| {
+                let incoming = body::boxed(incoming);
+                if incoming.is_end_stream() {
+                    incoming
+                } else {
+                    IdleTimeout::client_body(incoming, body_timeout).into_body()
+                }
+            });
+            let response = proxy.handle(request, downstream).await;
             Ok::<_, Infallible>(response)
         }
     });
+    let io = TimedWriteIo::new(io, send_timeout);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     let ended = tokio::select! {

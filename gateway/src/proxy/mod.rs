@@ -6,16 +6,21 @@
 //! - [`Proxy::handle`] is the per-request pipeline (see `pipeline.rs`).
 //! - [`upstream`] sends requests to services through pooled clients.
 //! - [`respond`] formats the gateway's own responses as Kong does.
-//! - [`headers`] and [`body`] hold the header rules and body types.
+//! - [`headers`] and [`body`] hold the header rules and body types;
+//!   [`request_checks`] what a request must pass before routing.
 //! - `http1/` is the HTTP/1.1 server; hyper serves HTTP/2.
 
 pub mod body;
 mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 mod http1;
 mod listener;
 mod pipeline;
+pub mod request_checks;
 pub mod respond;
+mod timed_write;
 pub mod upstream;
 
 use std::sync::{Arc, OnceLock};
@@ -34,8 +39,16 @@ use upstream::{PoolSettings, UpstreamClients};
 pub struct ProxySettings {
     /// The largest request body buffered for a plugin that asks for it.
     pub body_cap: usize,
-    /// How long a client may take to send a request head.
+    /// How long a client may take to send a request head (nginx's
+    /// `client_header_timeout`).
     pub header_read_timeout: Duration,
+    /// How long a request body may stay silent between two reads (nginx's
+    /// `client_body_timeout`); then the client gets 408 if no response has
+    /// started, and the connection closes.
+    pub client_body_timeout: Duration,
+    /// How long a write to the client may stay blocked without progress
+    /// (nginx's `send_timeout`); then the connection closes.
+    pub send_timeout: Duration,
     /// The largest request head (request line and headers), in bytes;
     /// beyond it HTTP/1.1 clients get 431, or 414 when the request line
     /// alone is that long (see `http1/head.rs`). At least 8192.
@@ -56,6 +69,8 @@ impl Default for ProxySettings {
         ProxySettings {
             body_cap: DEFAULT_BODY_CAP,
             header_read_timeout: Duration::from_secs(60),
+            client_body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             max_header_bytes: 64 * 1024,
             tls_handshake_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),

@@ -17,8 +17,9 @@
 //!    nginx does), so that a reset does not destroy the response on its
 //!    way.
 //!
-//! Malformed heads get 400, oversized ones 414 or 431 (see `head.rs`), with
-//! Kong's error body, and the connection closes.
+//! Malformed heads get 400, oversized ones 414, 431 or 400, unknown
+//! transfer codings 501 (see `head.rs`), with Kong's error body, and the
+//! connection closes.
 
 use std::future::poll_fn;
 use std::io;
@@ -152,7 +153,7 @@ where
             proxy,
             downstream,
             reader: Some(reader),
-            writer: ResponseWriter::new(writer),
+            writer: ResponseWriter::new(writer, proxy.settings().send_timeout),
             parser: HeadParser::new(head_limit),
             deadline,
             shutdown,
@@ -167,7 +168,7 @@ where
                 Ok(None) => break false,
                 Err(error) => {
                     tracing::debug!(client = %self.downstream.client_addr, %error, "refused a request head");
-                    self.refuse(error.status()).await;
+                    self.refuse(&error).await;
                     break true;
                 }
             };
@@ -278,7 +279,8 @@ where
             return (body::empty(), None);
         };
         let continue_wanted = expect_continue.then(|| Arc::new(Notify::new()));
-        let (body, returned) = IncomingBody::new(reader, decoder, continue_wanted.clone());
+        let timeout = self.proxy.settings().client_body_timeout;
+        let (body, returned) = IncomingBody::new(reader, decoder, continue_wanted.clone(), timeout);
         let pending = PendingBody {
             returned,
             continue_wanted,
@@ -353,14 +355,15 @@ where
         next
     }
 
-    /// Answers a refused head with `status` and Kong's error body.
-    async fn refuse(&mut self, status: StatusCode) {
+    /// Answers a refused head with its status and Kong's error body.
+    async fn refuse(&mut self, error: &HeadError) {
         let request = RequestFacts {
             head: false,
             version: Version::HTTP_11,
             keep_alive: false,
         };
-        if let Err(error) = self.writer.write(refusal(status), &request).await {
+        let response = refusal(error.status(), error.message());
+        if let Err(error) = self.writer.write(response, &request).await {
             tracing::debug!(%error, "cannot send a refusal");
         }
     }
@@ -416,11 +419,11 @@ async fn discard<R: AsyncRead + Unpin>(reader: &mut Reader<R>) -> io::Result<()>
 
 /// Kong's error response for a refused head: the JSON error body (no
 /// `Accept` header has been read) and the gateway's usual headers.
-fn refusal(status: StatusCode) -> Response<ProxyBody> {
+fn refusal(status: StatusCode, message: Option<&str>) -> Response<ProxyBody> {
     let request_id = new_request_id();
     let response = respond::error(
         status,
-        None,
+        message,
         &HeaderMap::new(),
         &request_id,
         HeaderMap::new(),

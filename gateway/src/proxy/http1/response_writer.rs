@@ -11,12 +11,16 @@
 //! connection's life and copies the body's frames behind it while they
 //! are ready, so a small response leaves in one `write()`; it writes
 //! whenever the body has to wait or the buffer is full, so larger bodies
-//! stream frame by frame.
+//! stream frame by frame. Every write may stay blocked for the send
+//! timeout (nginx's `send_timeout`); a client that takes nothing for that
+//! long fails the write, and the connection closes (and with it the
+//! upstream connection the body was read from).
 
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -28,6 +32,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use super::date::{put_date, DATE_LEN};
 use super::head::has_token;
 use crate::proxy::body::{BoxError, ProxyBody};
+use crate::proxy::timed_write;
 
 /// Once the buffer holds this much, it is written out.
 const WRITE_AT: usize = 64 * 1024;
@@ -132,21 +137,25 @@ pub(super) enum WriteError {
 pub(super) struct ResponseWriter<W> {
     io: W,
     buf: Vec<u8>,
+    /// How long a write may stay blocked.
+    send_timeout: Duration,
 }
 
 impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
-    /// A writer on `io`.
-    pub(super) fn new(io: W) -> Self {
+    /// A writer on `io` whose writes may stay blocked for `send_timeout`.
+    pub(super) fn new(io: W, send_timeout: Duration) -> Self {
         ResponseWriter {
             io,
             buf: Vec::with_capacity(4096),
+            send_timeout,
         }
     }
 
     /// Sends `100 Continue` at once.
     pub(super) async fn write_continue(&mut self) -> io::Result<()> {
-        self.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
-        self.io.flush().await
+        let timeout = self.send_timeout;
+        timed_write::write_all(&mut self.io, b"HTTP/1.1 100 Continue\r\n\r\n", timeout).await?;
+        timed_write::flush(&mut self.io, timeout).await
     }
 
     /// Writes `response` to the request described by `request`; returns
@@ -181,7 +190,8 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
 
     /// Ends the connection's write direction.
     pub(super) async fn shutdown(&mut self) {
-        let _ = self.io.shutdown().await;
+        // A TLS close_notify is a write too: bounded like the others.
+        let _ = tokio::time::timeout(self.send_timeout, self.io.shutdown()).await;
     }
 
     /// Writes the body's frames behind the head, as the module doc says.
@@ -245,18 +255,19 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
             put_hex(&mut self.buf, data.len() as u64);
             self.buf.extend_from_slice(b"\r\n");
         }
+        let timeout = self.send_timeout;
         if self.buf.len() + data.len() <= WRITE_AT {
             self.buf.extend_from_slice(&data);
         } else {
-            self.io.write_all(&self.buf).await?;
+            timed_write::write_all(&mut self.io, &self.buf, timeout).await?;
             self.buf.clear();
-            self.io.write_all(&data).await?;
+            timed_write::write_all(&mut self.io, &data, timeout).await?;
         }
         if framing == Framing::Chunked {
             self.buf.extend_from_slice(b"\r\n");
         }
         if self.buf.len() >= WRITE_AT {
-            self.io.write_all(&self.buf).await?;
+            timed_write::write_all(&mut self.io, &self.buf, timeout).await?;
             self.buf.clear();
         }
         Ok(())
@@ -264,11 +275,12 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
 
     /// Writes out what is buffered.
     async fn flush(&mut self) -> io::Result<()> {
+        let timeout = self.send_timeout;
         if !self.buf.is_empty() {
-            self.io.write_all(&self.buf).await?;
+            timed_write::write_all(&mut self.io, &self.buf, timeout).await?;
             self.buf.clear();
         }
-        self.io.flush().await
+        timed_write::flush(&mut self.io, timeout).await
     }
 }
 
@@ -544,7 +556,7 @@ mod tests {
     /// keep-alive verdict.
     async fn written(response: Response<ProxyBody>, request: RequestFacts) -> (String, bool) {
         let (client, server) = tokio::io::duplex(1 << 20);
-        let mut writer = ResponseWriter::new(server);
+        let mut writer = ResponseWriter::new(server, Duration::from_secs(5));
         let keep_alive = writer.write(response, &request).await.unwrap();
         drop(writer);
         let mut text = String::new();
@@ -620,7 +632,7 @@ mod tests {
             .headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from_static("4"));
         let (client, server) = tokio::io::duplex(1 << 20);
-        let mut writer = ResponseWriter::new(server);
+        let mut writer = ResponseWriter::new(server, Duration::from_secs(5));
         let error = writer.write(response, &GET_11).await.unwrap_err();
         assert!(
             matches!(error, WriteError::Length { declared: 4, .. }),

@@ -14,7 +14,9 @@
 //! Timeouts: `connect_timeout` bounds resolving, connecting and the TLS
 //! handshake; the response head must arrive within `read_timeout` once the
 //! request body is sent; the response body then fails if the upstream stays
-//! silent for `read_timeout`. `write_timeout` is not enforced separately.
+//! silent for `read_timeout`; a write of the request that stays blocked for
+//! `write_timeout` fails the exchange (504, as Kong's `proxy_send_timeout`).
+//! A connection whose exchange failed in any way is closed, never pooled.
 //!
 //! Retries, up to `service.retries` in all, as nginx's default
 //! `proxy_next_upstream error` does:
@@ -80,14 +82,20 @@ impl UpstreamError {
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
-            UpstreamError::ConnectTimeout(_) | UpstreamError::ReadTimeout(_)
+            UpstreamError::ConnectTimeout(_)
+                | UpstreamError::ReadTimeout(_)
+                | UpstreamError::Exchange(ExchangeError::WriteTimeout(_))
         )
     }
 
-    /// The status the client gets: 400 for its own broken body, 504 for
-    /// timeouts, else 502.
+    /// The status the client gets: 408 for its own body stalling past the
+    /// client body timeout, 400 for it otherwise broken, 504 for timeouts,
+    /// else 502.
     pub fn status(&self) -> StatusCode {
         match self {
+            UpstreamError::RequestBody(error) if body::is_client_body_timeout(error.as_ref()) => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             UpstreamError::RequestBody(_) => StatusCode::BAD_REQUEST,
             _ if self.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
@@ -209,6 +217,7 @@ impl UpstreamClients {
                 method,
                 path_and_query,
                 headers: headers(),
+                write_timeout: Duration::from_millis(service.write_timeout),
             };
             let error = match self.attempt(service, target, &mut request, &mut body).await {
                 Ok(response) => return Ok(response),
