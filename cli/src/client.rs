@@ -5,6 +5,7 @@
 //! `--timeout`. An answer outside 2xx becomes [`ClientError::Status`], which
 //! keeps the HTTP status, Kong's `message` and the whole JSON body, and
 //! prints the way decK prints it: `HTTP status 409 (message: "...")`.
+//! [`GatewayArgs`] are the flags that say how to reach the Admin API.
 //! Idempotent requests (GET, PUT, DELETE) are retried a few times on 5xx
 //! answers, which Kong gives for transient database errors.
 
@@ -12,11 +13,34 @@ use std::error::Error as _;
 use std::thread;
 use std::time::Duration;
 
+use clap::Args;
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde_json::Value;
+
+/// How to reach the gateway's Admin API.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Admin API address of the gateway.
+    #[arg(long, env = "GWCTL_ADDR", default_value = "http://127.0.0.1:8001")]
+    pub addr: String,
+    /// Extra header sent with every Admin API request, as 'Name: value'
+    /// (repeatable), e.g. 'Kong-Admin-Token: secret'.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Seconds to wait for each Admin API request.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// Only manage entities carrying all these tags (repeatable); also read
+    /// from `_info.select_tags` in the files.
+    #[arg(long = "select-tag", value_name = "TAG")]
+    pub select_tags: Vec<String>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json_output: bool,
+}
 
 /// How many times an idempotent request is retried after a 5xx answer.
 const RETRIES: u32 = 3;

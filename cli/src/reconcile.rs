@@ -25,8 +25,7 @@ use schemas::file::build::{Built, Flattened};
 use schemas::file::load::SourceDoc;
 use serde_json::Value;
 
-use crate::client::{AdminClient, ClientError};
-use crate::commands::GatewayArgs;
+use crate::client::{AdminClient, ClientError, GatewayArgs};
 use crate::error::CommandError;
 use crate::files;
 use crate::plan::{self, Plan, PlanOptions};

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod echo;
+pub mod pdk;
 pub mod plugins;
 pub mod proxy;
 pub mod router;

@@ -27,7 +27,8 @@ use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
 use crate::admin::{self, AdminState};
-use crate::plugins::{self, PluginEnv};
+use crate::pdk::{BackgroundTask, PluginEnv};
+use crate::plugins;
 use crate::proxy::upstream::PoolSettings;
 use crate::proxy::{self, Proxy, ProxySettings};
 use crate::snapshot::{updater, SnapshotError, SnapshotHandle};
@@ -343,7 +344,7 @@ fn plugin_env(store: &Store, node_id: Uuid) -> PluginEnv {
 }
 
 /// Runs `task` until `stop` completes.
-async fn until(stop: impl Future<Output = ()>, task: plugins::BackgroundTask) {
+async fn until(stop: impl Future<Output = ()>, task: BackgroundTask) {
     tokio::select! {
         _ = stop => {}
         _ = task => {}

@@ -16,6 +16,7 @@
 
 pub mod body;
 mod config;
+mod crud;
 pub mod handlers;
 mod info;
 mod input;

@@ -40,7 +40,7 @@ use http::Version;
 use once_cell::sync::Lazy;
 use schemas::model::Service;
 
-use super::respond::SERVER_TOKEN;
+use crate::pdk::response::SERVER_TOKEN;
 
 /// `X-Forwarded-For`.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

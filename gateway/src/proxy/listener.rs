@@ -40,11 +40,12 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::body::IdleTimeout;
 use super::http1::{self, Shutdown, Split};
 use super::timed_write::TimedWriteIo;
-use super::{body, Proxy, ProxySettings};
-use crate::plugins::Downstream;
+use super::{Proxy, ProxySettings};
+use crate::pdk::body;
+use crate::pdk::body::IdleTimeout;
+use crate::pdk::Downstream;
 
 /// Pause after a failed accept (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);

@@ -10,16 +10,15 @@
 //!   [`request_checks`] what a request must pass before routing.
 //! - `http1/` is the HTTP/1.1 server; hyper serves HTTP/2.
 
-pub mod body;
 mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod headers;
 mod http1;
 mod listener;
+pub mod phases;
 mod pipeline;
 pub mod request_checks;
-pub mod respond;
 mod timed_write;
 pub mod upstream;
 
@@ -30,7 +29,7 @@ pub use listener::serve;
 use listener::Workers;
 pub use pipeline::{new_request_id, NO_ROUTE_MESSAGE};
 
-use crate::plugins::runner::DEFAULT_BODY_CAP;
+use crate::proxy::phases::DEFAULT_BODY_CAP;
 use crate::snapshot::SnapshotHandle;
 use upstream::{PoolSettings, UpstreamClients};
 

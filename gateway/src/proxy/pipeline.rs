@@ -24,14 +24,15 @@ use std::time::Instant;
 use http::header::{HeaderMap, HeaderValue, CONNECTION, LOCATION, TE, UPGRADE};
 use http::{Request, Response, StatusCode, Version};
 
-use super::body::{self, ProxyBody};
 use super::headers::{self, Forwarding, Latencies};
+use super::phases::PluginRunner;
 use super::request_checks::{self, Refusal};
-use super::respond::{self, ExitBody, GeneratedResponse};
 use super::upstream::RequestBody;
 use super::Proxy;
-use crate::plugins::context::host_without_port;
-use crate::plugins::{Downstream, Matched, PluginRunner, RequestCtx};
+use crate::pdk::body::{self, ProxyBody};
+use crate::pdk::context::host_without_port;
+use crate::pdk::response::{self as respond, ExitBody, GeneratedResponse};
+use crate::pdk::{Downstream, Identities, Matched, RequestCtx};
 use crate::router::{self, RequestInfo, RouteMatch};
 use crate::snapshot::Snapshot;
 
@@ -98,10 +99,10 @@ impl Proxy {
             downstream,
             request_id,
             matched,
-            snapshot,
+            Arc::clone(&snapshot) as Arc<dyn Identities>,
         );
         let mut runner = PluginRunner::new(self.settings.body_cap);
-        let outcome = match runner.access(&mut ctx).await {
+        let outcome = match runner.access(snapshot.plugins(), &mut ctx).await {
             Some(response) => Outcome::Generated(response),
             None => self.forward(&mut ctx, &route_match, started).await,
         };

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{serve, Proxy, ProxySettings};
-use crate::plugins::PluginEnv;
+use crate::pdk::PluginEnv;
 use crate::snapshot::tests::{consumer, credential, key_auth_config, plugin, route, service};
 use crate::snapshot::{Scope, Snapshot, SnapshotHandle};
 

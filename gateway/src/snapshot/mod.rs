@@ -38,14 +38,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::plugins::PluginEnv;
+use crate::pdk::{Credential, Identities, PluginEnv};
 use crate::router::{Router, RouterError};
 use crate::store::ChangedEntity;
 
-pub use identities::Credential;
-pub use plugins::{PluginIndex, PluginTable, Protocol, Scope};
+pub use plugins::{PluginIndex, PluginTable, Scope};
 
-use identities::Identities;
+use identities::IdentityMaps;
 use routing::Routing;
 
 /// Why a configuration could not be compiled.
@@ -81,7 +80,7 @@ pub enum SnapshotError {
 /// One compiled configuration.
 pub struct Snapshot {
     routing: Arc<Routing>,
-    identities: Arc<Identities>,
+    identities: Arc<IdentityMaps>,
     plugins: Arc<PluginIndex>,
 }
 
@@ -120,7 +119,7 @@ impl Snapshot {
         } = entities;
         Ok(Snapshot {
             routing: Arc::new(Routing::build(services, routes)?),
-            identities: Arc::new(Identities::build(consumers, keyauth_credentials)),
+            identities: Arc::new(IdentityMaps::build(consumers, keyauth_credentials)),
             plugins: Arc::new(PluginIndex::build(plugins, env)),
         })
     }
@@ -173,22 +172,23 @@ impl Snapshot {
         self.routing.services.get(id)
     }
 
-    /// The consumer with this id.
-    pub fn consumer(&self, id: &Uuid) -> Option<&Arc<Consumer>> {
-        self.identities.consumer(id)
-    }
-
     /// The consumer with this username.
     pub fn consumer_by_username(&self, username: &str) -> Option<&Arc<Consumer>> {
         self.identities.consumer_by_username(username)
     }
+}
+
+impl Identities for Snapshot {
+    fn consumer(&self, id: &Uuid) -> Option<&Arc<Consumer>> {
+        self.identities.consumer(id)
+    }
 
     /// Kong's `kong.client.load_consumer(value, by_username)`: by id when
     /// `value` is a UUID, then (if `by_username`) by username.
-    pub fn load_consumer(&self, value: &str, by_username: bool) -> Option<&Arc<Consumer>> {
+    fn load_consumer(&self, value: &str, by_username: bool) -> Option<&Arc<Consumer>> {
         let by_id = Uuid::parse_str(value)
             .ok()
-            .and_then(|id| self.consumer(&id));
+            .and_then(|id| self.identities.consumer(&id));
         match by_id {
             Some(consumer) => Some(consumer),
             None if by_username => self.consumer_by_username(value),
@@ -198,7 +198,7 @@ impl Snapshot {
 
     /// The key-auth credential whose key is `key`. The key found by the hash
     /// lookup is compared again in constant time.
-    pub fn credential_by_key(&self, key: &str) -> Option<&Arc<Credential>> {
+    fn credential_by_key(&self, key: &str) -> Option<&Arc<Credential>> {
         self.identities.credential_by_key(key)
     }
 }

@@ -682,7 +682,7 @@ fn reopen_keeps_data() {
         store.flush().unwrap();
         extra
     };
-    let store = Store::open(&dir.0, sled::DEFAULT_CACHE_CAPACITY_BYTES).unwrap();
+    let store = Store::new(Box::new(sled::SledBackend::reopen(&dir.0).unwrap())).unwrap();
     assert_eq!(
         store
             .get(EntityKind::Service, &EntityKey::parse("extra"))

@@ -6,7 +6,6 @@
 //! references, generated fields). The list in [`entity_kinds!`] below is the
 //! only other place a kind is named.
 
-pub mod common;
 pub mod consumer;
 pub mod descriptor;
 pub mod keyauth_credential;
@@ -17,7 +16,8 @@ pub mod service;
 use once_cell::sync::Lazy;
 use serde_json::Value;
 
-pub use descriptor::{EntityDescriptor, Generated, OnDelete, Reference};
+pub use crate::typedefs::Generated;
+pub use descriptor::{EntityDescriptor, OnDelete, Reference};
 
 use crate::error::{FieldError, FieldPath, SchemaViolation};
 use crate::plugins;

@@ -9,9 +9,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{common, EntityDescriptor};
+use super::EntityDescriptor;
 use crate::error::{FieldError, FieldPath};
 use crate::schema::{Check, Field, Record, Type};
+use crate::typedefs;
 
 /// Services (Kong's `services`, endpoint key `name`).
 pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
@@ -31,27 +32,29 @@ const TIMEOUT_MAX: i64 = 2_147_483_646;
 
 pub fn schema() -> Record {
     Record::new(vec![
-        common::id(),
-        common::created_at(),
-        common::updated_at(),
-        common::utf8_name("name"),
+        typedefs::id(),
+        typedefs::created_at(),
+        typedefs::updated_at(),
+        typedefs::utf8_name("name"),
         Field::integer("retries")
             .default(json!(5))
             .between(0, 32767),
         Field::string("protocol")
             .required()
             .default(json!("http"))
-            .one_of(common::PROTOCOLS),
-        Field::string("host").required().custom(common::check_host),
+            .one_of(typedefs::PROTOCOLS),
+        Field::string("host")
+            .required()
+            .custom(typedefs::check_host),
         Field::integer("port")
             .required()
             .default(json!(80))
             .between(0, 65535),
-        Field::string("path").custom(common::check_path),
+        Field::string("path").custom(typedefs::check_path),
         timeout("connect_timeout"),
         timeout("write_timeout"),
         timeout("read_timeout"),
-        common::tags(),
+        typedefs::tags(),
         Field::foreign("client_certificate", "certificates").custom(no_client_certificates),
         Field::boolean("tls_verify"),
         Field::integer("tls_verify_depth").between(0, 64),

@@ -10,8 +10,8 @@ pub mod session;
 use once_cell::sync::Lazy;
 use serde_json::Value;
 
-use crate::entities::Generated;
 use crate::schema::Record;
+use crate::typedefs::Generated;
 
 /// Everything the model knows about one plugin.
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::PluginSchema;
-use crate::entities::Generated;
 use crate::schema::{Field, Record, Type};
+use crate::typedefs::Generated;
 
 pub const HEADER_NAMES: &[&str] = &[
     "id",
@@ -176,5 +176,5 @@ pub struct SessionConfig {
 /// A new session secret as Kong makes one: 32 random bytes in base64 with
 /// `/`, `+` and `=` replaced by random alphanumerics (44 characters).
 pub fn generate_secret() -> String {
-    crate::entities::common::random_token(32, &['/', '+', '='])
+    crate::typedefs::random_token(32, &['/', '+', '='])
 }

@@ -48,7 +48,7 @@ use super::cookie::{
     SessionSecret, StorageMode,
 };
 use super::save::{merge_all, merge_set_cookie};
-use crate::plugins::{Flow, Plugin, PluginBuildError, PluginEnv, RequestCtx};
+use crate::pdk::{Flow, Plugin, PluginBuildError, PluginEnv, RequestCtx};
 use crate::store::SessionStore;
 
 /// Upstream header carrying the groups a session restored.

@@ -39,9 +39,10 @@ use super::io::{Reader, READ_CHUNK};
 use super::request_body::{BodyEnd, Decoded, Decoder, IncomingBody, Returned};
 use super::response_writer::{RequestFacts, ResponseWriter};
 use super::signals::{HeadDeadline, Shutdown};
-use crate::plugins::Downstream;
-use crate::proxy::body::{self, ProxyBody};
-use crate::proxy::{headers, new_request_id, respond, Proxy};
+use crate::pdk::body::{self, ProxyBody};
+use crate::pdk::response as respond;
+use crate::pdk::Downstream;
+use crate::proxy::{headers, new_request_id, Proxy};
 
 /// The most bytes of an unread request body read and discarded to keep
 /// the connection; beyond it the connection closes instead.

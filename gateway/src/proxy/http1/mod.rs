@@ -35,7 +35,7 @@ pub(in crate::proxy) use io::{Rewind, Split};
 pub(in crate::proxy) use signals::Shutdown;
 
 use super::{Proxy, ProxySettings};
-use crate::plugins::Downstream;
+use crate::pdk::Downstream;
 use connection::{wait_for_bytes, Connection, Waited};
 use io::{Reader, READ_CHUNK};
 use signals::HeadDeadline;

@@ -34,7 +34,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::time::{Instant, Sleep};
 
 use super::io::{Reader, MAX_BODY_READ, READ_CHUNK};
-use crate::proxy::body::{BoxError, ClientBodyTimedOut, ProxyBody};
+use crate::pdk::body::{BoxError, ClientBodyTimedOut, ProxyBody};
 use crate::proxy::framing::FramingError;
 pub(super) use crate::proxy::framing::{Decoded, Decoder};
 
@@ -418,10 +418,7 @@ mod tests {
         let started = std::time::Instant::now();
         let error = body.collect().await.expect_err("the client stalls");
         assert!(matches!(error, BodyError::TimedOut(_)), "{error}");
-        assert!(
-            crate::proxy::body::is_client_body_timeout(&error),
-            "{error}"
-        );
+        assert!(crate::pdk::body::is_client_body_timeout(&error), "{error}");
         assert!(started.elapsed() >= Duration::from_millis(900));
         assert!(matches!(returned.await.unwrap().end, BodyEnd::Failed));
         drop(writing.await.unwrap());

@@ -31,7 +31,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use super::date::{put_date, DATE_LEN};
 use super::head::has_token;
-use crate::proxy::body::{BoxError, ProxyBody};
+use crate::pdk::body::{BoxError, ProxyBody};
 use crate::proxy::timed_write;
 
 /// Once the buffer holds this much, it is written out.
@@ -430,7 +430,7 @@ fn put_hex(buf: &mut Vec<u8>, mut value: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::body;
+    use crate::pdk::body;
     use http::HeaderValue;
     use tokio::io::AsyncReadExt as _;
 

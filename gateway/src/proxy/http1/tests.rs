@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::plugins::PluginEnv;
+use crate::pdk::PluginEnv;
 use crate::proxy::{serve, Proxy, ProxySettings};
 use crate::snapshot::tests::{route, service};
 use crate::snapshot::{Snapshot, SnapshotHandle};

@@ -29,8 +29,8 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 use tokio::io::AsyncReadExt;
 
-use super::connect::Connection;
-use crate::proxy::body::{BoxError, ProxyBody};
+use super::connection::Connection;
+use crate::pdk::body::{BoxError, ProxyBody};
 use crate::proxy::framing::{content_length, ends_in_chunked, has_token, plain_length};
 use crate::proxy::timed_write;
 
@@ -638,7 +638,7 @@ mod tests {
             }
             headers
         };
-        let body = crate::proxy::body::full("hello");
+        let body = crate::pdk::body::full("hello");
         let mut kept = with(&["5"]);
         assert_eq!(
             request_framing(&mut kept, Some(&body)),
@@ -655,7 +655,7 @@ mod tests {
         request_framing(&mut wrong, Some(&body));
         assert_eq!(lengths(&wrong), ["5"]);
         let mut unknown = with(&["5"]);
-        let streamed = crate::proxy::body::boxed(UnknownSize);
+        let streamed = crate::pdk::body::boxed(UnknownSize);
         assert_eq!(
             request_framing(&mut unknown, Some(&streamed)),
             RequestFraming::Chunked
@@ -688,7 +688,7 @@ mod tests {
     fn heads_encode_with_their_framing() {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("upstream"));
-        let body = crate::proxy::body::full("hello");
+        let body = crate::pdk::body::full("hello");
         assert_eq!(
             request_framing(&mut headers, Some(&body)),
             RequestFraming::Length

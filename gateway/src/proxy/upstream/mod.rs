@@ -37,6 +37,7 @@
 //! never retried.
 
 mod connect;
+mod connection;
 mod exchange;
 mod pool;
 mod response_body;
@@ -50,8 +51,9 @@ use hyper::body::Body as _;
 use schemas::model::Service;
 use tokio_rustls::TlsConnector;
 
-use super::body::{self, BoxError, IdleTimeout, ProxyBody};
-use connect::{ConnectError, Connection, Target};
+use crate::pdk::body::{self, BoxError, IdleTimeout, ProxyBody};
+use connect::{ConnectError, Target};
+use connection::Connection;
 use exchange::{ExchangeError, Framing, Outgoing, SendFailure};
 use pool::Pool;
 use response_body::UpstreamBody;
@@ -250,7 +252,7 @@ impl UpstreamClients {
             None => {
                 let connect_timeout = Duration::from_millis(service.connect_timeout);
                 let home = self.pool.home(target);
-                connect::connect(target, connect_timeout, &self.tls, home).await?
+                Connection::open(target, connect_timeout, &self.tls, home).await?
             }
         };
         exchange::write_request(&mut connection, request, body).await?;

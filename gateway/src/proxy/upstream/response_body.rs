@@ -11,10 +11,10 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::connect::Connection;
+use super::connection::Connection;
 use super::exchange::Framing;
 use super::pool;
-use crate::proxy::body::BoxError;
+use crate::pdk::body::BoxError;
 use crate::proxy::framing::{Decoded, Decoder, FramingError};
 
 /// How much more room a read asks for.

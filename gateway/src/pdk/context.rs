@@ -13,23 +13,30 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODI
 use http::uri::PathAndQuery;
 use http::{StatusCode, Uri};
 use schemas::model::{Consumer, Route, Service};
-use uuid::Uuid;
 
-use super::PluginResponse;
-use crate::proxy::body::{self, Buffered, ProxyBody};
-use crate::proxy::respond::{self, ExitBody};
+use super::body::{self, Buffered, ProxyBody};
+use super::identity::{AuthCredential, Identities};
+use super::plugin::PluginResponse;
+use super::response::{self as respond, ExitBody};
 use crate::router::UriCaptures;
-use crate::snapshot::{Protocol, Snapshot};
 
-/// The credential a request authenticated with (Kong's
-/// `kong.client.get_credential()`): a key-auth credential, or the credential
-/// id a session restored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuthCredential {
-    /// The credential's id.
-    pub id: Uuid,
-    /// The consumer it belongs to.
-    pub consumer_id: Uuid,
+/// The protocol of a request as plugins' `protocols` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Protocol {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Https => "https",
+        }
+    }
 }
 
 /// The client connection a request arrived on.
@@ -81,8 +88,9 @@ pub struct RequestCtx {
     pub matched: Matched,
     consumer: Option<Arc<Consumer>>,
     credential: Option<AuthCredential>,
-    /// The configuration this request is served with.
-    pub snapshot: Arc<Snapshot>,
+    /// The consumers and credentials of the configuration this request is
+    /// served with.
+    identities: Arc<dyn Identities>,
     /// Headers added to the response the client receives (appended, before
     /// the response phase runs), e.g. a `Set-Cookie` from session renewal.
     pub response_headers: HeaderMap,
@@ -98,7 +106,7 @@ impl RequestCtx {
         downstream: Downstream,
         request_id: String,
         matched: Matched,
-        snapshot: Arc<Snapshot>,
+        identities: Arc<dyn Identities>,
     ) -> Self {
         RequestCtx {
             request,
@@ -108,7 +116,7 @@ impl RequestCtx {
             matched,
             consumer: None,
             credential: None,
-            snapshot,
+            identities,
             response_headers: HeaderMap::new(),
             extensions: http::Extensions::new(),
         }
@@ -218,6 +226,11 @@ impl RequestCtx {
             BodyState::Buffered(bytes) => body::full(bytes),
             BodyState::Taken => body::empty(),
         }
+    }
+
+    /// The consumers and key-auth credentials to authenticate against.
+    pub fn identities(&self) -> &Arc<dyn Identities> {
+        &self.identities
     }
 
     /// The authenticated consumer (Kong's `kong.client.get_consumer()`).

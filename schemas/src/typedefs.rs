@@ -1,11 +1,22 @@
-//! Field definitions and validators shared by several entities (Kong's
-//! `typedefs`): ids, timestamps, tags, names, hosts and paths.
+//! Field definitions and validators shared by entities and plugin configs
+//! (Kong's `typedefs`): ids, timestamps, tags, names, hosts and paths, and
+//! [`Generated`] fields.
 
 use once_cell::sync::Lazy;
 use regex::Regex;
 use serde_json::Value;
 
 use crate::schema::{pattern, Check, Field, Type};
+
+/// A field the server fills when the input leaves it out, e.g. a key-auth
+/// `key`; an update keeps the stored value.
+#[derive(Debug, Clone, Copy)]
+pub struct Generated {
+    /// The field name.
+    pub field: &'static str,
+    /// Makes a fresh value.
+    pub make: fn() -> String,
+}
 
 /// Every protocol a service or route may name (Kong's `typedefs.protocol`).
 pub const PROTOCOLS: &[&str] = &[

@@ -24,11 +24,13 @@
 
 use std::sync::Arc;
 
-use http::StatusCode;
+use http::header::{HeaderMap, HeaderValue, CONNECTION};
+use http::{StatusCode, Version};
 use uuid::Uuid;
 
-use super::{Flow, Plugin, PluginDescriptor, PluginResponse, RequestCtx};
-use crate::snapshot::{PluginTable, Protocol, Scope};
+use crate::pdk::body;
+use crate::pdk::{Flow, Plugin, PluginDescriptor, PluginResponse, Protocol, RequestCtx};
+use crate::snapshot::{PluginIndex, PluginTable, Scope};
 
 /// The default cap on a request body buffered for a plugin (1 MiB); larger
 /// bodies stream and plugins see no body.
@@ -99,13 +101,16 @@ impl PluginRunner {
     /// The access phase. Resolves every plugin name in run order; runs each
     /// resolved instance's access handler until one responds. Returns that
     /// response (the request must not be proxied), or `None` to proxy.
-    pub async fn access(&mut self, ctx: &mut RequestCtx) -> Option<PluginResponse> {
-        let snapshot = Arc::clone(&ctx.snapshot);
+    pub async fn access(
+        &mut self,
+        plugins: &PluginIndex,
+        ctx: &mut RequestCtx,
+    ) -> Option<PluginResponse> {
         let protocol = ctx.protocol();
         let route = Some(ctx.matched.route.id);
         let service = ctx.matched.service.as_ref().map(|service| service.id);
         let mut response = None;
-        for table in snapshot.plugins().tables() {
+        for table in plugins.tables() {
             let consumer = ctx.consumer().map(|consumer| consumer.id);
             let Some(instance) = resolve(table, protocol, route, service, consumer) else {
                 continue;
@@ -118,7 +123,10 @@ impl PluginRunner {
         response
     }
 
-    /// Runs one access handler, buffering the body first if it asks.
+    /// Runs one access handler, buffering the body first if it asks. A
+    /// body that breaks gets 400, one that stalls past the client body
+    /// timeout 408 (nginx's `client_body_timeout`), and the connection is
+    /// closed after either.
     async fn run_access(
         &self,
         plugin: &dyn Plugin,
@@ -127,7 +135,16 @@ impl PluginRunner {
         if plugin.needs_body() {
             if let Err(error) = ctx.buffer_body(self.body_cap).await {
                 tracing::debug!(%error, "cannot read the request body");
-                return Some(ctx.error(StatusCode::BAD_REQUEST, None, Default::default()));
+                let status = if body::is_client_body_timeout(error.as_ref()) {
+                    StatusCode::REQUEST_TIMEOUT
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                let mut headers = HeaderMap::new();
+                if ctx.request.version != Version::HTTP_2 {
+                    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                return Some(ctx.error(status, None, headers));
             }
         }
         match plugin.access(ctx).await {
@@ -158,8 +175,8 @@ impl PluginRunner {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::plugins::{Downstream, Matched, PluginEnv};
-    use crate::proxy::body;
+    use crate::pdk::body;
+    use crate::pdk::{Downstream, Matched, PluginEnv};
     use crate::router::UriCaptures;
     use crate::snapshot::tests::{
         consumer, credential, key_auth_config, plugin, route, service, termination_config,
@@ -336,7 +353,10 @@ pub(crate) mod tests {
 
         let mut with_key = ctx_for(Arc::clone(&snapshot), &config, "/?apikey=secret");
         let mut runner = PluginRunner::new(DEFAULT_BODY_CAP);
-        let response = runner.access(&mut with_key).await.expect("terminated");
+        let response = runner
+            .access(snapshot.plugins(), &mut with_key)
+            .await
+            .expect("terminated");
         assert_eq!(response.status(), 451);
         assert_eq!(
             runner.collected_names(),
@@ -345,7 +365,10 @@ pub(crate) mod tests {
 
         let mut without_key = ctx_for(Arc::clone(&snapshot), &config, "/");
         let mut runner = PluginRunner::new(DEFAULT_BODY_CAP);
-        let response = runner.access(&mut without_key).await.expect("rejected");
+        let response = runner
+            .access(snapshot.plugins(), &mut without_key)
+            .await
+            .expect("rejected");
         assert_eq!(response.status(), 401, "key-auth short-circuits first");
         assert_eq!(
             runner.collected_names(),
