@@ -23,7 +23,7 @@
 //! (`swept expired sessions removed=N`), which it prints at start-up and
 //! every 30 s.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -11,7 +11,7 @@
 //! - dump → `reset --force` → sync of the dump → diff shows no differences,
 //!   on the tutorial and on the larger fixtures (48 entities of every kind).
 
-mod gwctl_support;
+use crate::gwctl_support;
 
 use gwctl_support::{
     assert_stderr_has, assert_stdout, assert_unchanged, summary, with_summary, Dir, Env,

@@ -223,8 +223,8 @@ fn time_config_post(echo: &Echo, old: &[(String, u32)], new: &[(String, u32)]) -
 
 /// Kill at spread-out moments of a post that takes about `reference`:
 /// `tenths` are tenths of it (a kill past 10/10 may land after the
-/// answer). Every trial must find one whole configuration; returns the
-/// outcomes for the log.
+/// answer). Every trial must find one whole configuration, and at least
+/// one kill must land before the answer; returns the outcomes for the log.
 fn kill_at_spread_moments(
     echo: &Echo,
     old: &[(String, u32)],
@@ -232,14 +232,21 @@ fn kill_at_spread_moments(
     reference: Duration,
     tenths: &[u32],
 ) -> Vec<(Duration, Outcome, Option<u16>)> {
-    tenths
+    let results: Vec<(Duration, Outcome, Option<u16>)> = tenths
         .iter()
         .map(|tenths| {
             let delay = (reference * *tenths / 10).max(Duration::from_millis(50));
             let (outcome, answered) = kill_during_config_post(echo, old, new, delay);
             (delay, outcome, answered)
         })
-        .collect()
+        .collect();
+    // Otherwise every kill came after the answer, and the trials checked
+    // nothing about a half-done replacement.
+    assert!(
+        results.iter().any(|(_, _, answered)| answered.is_none()),
+        "no SIGKILL landed before POST /config answered: {results:?}"
+    );
+    results
 }
 
 // ----- entity writes -------------------------------------------------------------

@@ -20,7 +20,7 @@
 //!   hellos get no ServerHello; rustls clients pinned to 1.2 or to 1.3
 //!   both connect.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -55,16 +55,16 @@ fn the_admin_api_listens_on_loopback_by_default() {
 }
 
 /// Start `gateway serve` without `--admin-listen` (and without any
-/// `GATEWAY_*` variable) and read what it announces. Skipped when port
-/// 8001 is taken (e.g. by a tutorial run).
+/// `GATEWAY_*` variable) and read what it announces. Port 8001 must be
+/// free (stop a tutorial run first); the test fails when it is not.
 #[test]
 fn a_gateway_started_without_admin_listen_binds_127_0_0_1_8001() {
     match TcpListener::bind("127.0.0.1:8001") {
         Ok(probe) => drop(probe),
-        Err(_) => {
-            eprintln!("skipped: 127.0.0.1:8001 is in use");
-            return;
-        }
+        Err(error) => panic!(
+            "127.0.0.1:8001 is in use ({error}): this test starts a gateway on the default \
+             Admin API address and needs it free"
+        ),
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut child = Command::new(gateway_bin())

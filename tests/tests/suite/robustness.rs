@@ -28,12 +28,12 @@
 //! - Disk faults: a data directory made immutable (`chattr +i`, which
 //!   stops root too) and a full file system (a small tmpfs): writes fail
 //!   with a clear 5xx and the proxy keeps serving the last good config.
-//!   Both need root; without it they are skipped with a note.
+//!   Both need root; without it they fail (CI runs as root).
 //!
 //! The slow-client test starts its gateway with `--header-read-timeout 3`
 //! (the default is 60 s) so that it runs with the others.
 
-mod support;
+use crate::support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -773,8 +773,7 @@ fn memory_stays_bounded_under_maximal_request_heads() {
     let client = http_client();
     with_cookie(&client, &tutorial, "warm=up");
     let Some(before) = peak_rss_bytes(pid) else {
-        eprintln!("no /proc: memory not measured");
-        return;
+        panic!("no /proc/{pid}/status: the memory this test bounds cannot be measured here");
     };
     let mut random = XorShift::new(11);
     let workers: Vec<_> = (0..8)
@@ -1305,19 +1304,18 @@ fn assert_no_phantom(visible_after_failure: bool, visible_after_restart: bool, u
 
 #[test]
 fn an_immutable_data_dir_makes_writes_fail_with_a_5xx_and_the_proxy_keeps_serving() {
-    if !is_root() {
-        eprintln!("skipped: chattr +i needs root");
-        return;
-    }
+    assert!(
+        is_root(),
+        "this test needs root (chattr +i); CI runs as root, and so must a local run"
+    );
     let mut env = Env::start();
     env.consumer("before");
     let data_dir = env.gateway.data_dir();
     let Some(immutable) = Immutable::set(&data_dir) else {
-        eprintln!(
-            "skipped: chattr +i is not supported on {}",
+        panic!(
+            "chattr +i is not supported on {}: this test cannot run here",
             data_dir.display()
         );
-        return;
     };
     let status = create_consumer(&env, "while-immutable");
     let phantom = check_failed_write(&env, status, "while-immutable", "an immutable data dir");
@@ -1345,17 +1343,19 @@ fn an_immutable_data_dir_makes_writes_fail_with_a_5xx_and_the_proxy_keeps_servin
 
 #[test]
 fn a_full_disk_makes_writes_fail_with_a_5xx_and_the_proxy_keeps_serving() {
-    if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root");
-        return;
-    }
+    assert!(
+        is_root(),
+        "this test needs root (it mounts a small tmpfs); CI runs as root, and so must a local run"
+    );
     // Start over on an empty 8 MiB tmpfs mounted on the data directory.
     let mut env = Env::bare(GatewayOptions::default());
     let data_dir = env.gateway.data_dir();
     env.gateway.kill9();
     let Some(small) = SmallFs::mount(&data_dir, "8m") else {
-        eprintln!("skipped: cannot mount a tmpfs on {}", data_dir.display());
-        return;
+        panic!(
+            "cannot mount a tmpfs on {}: this test cannot run here",
+            data_dir.display()
+        );
     };
     env.gateway.restart();
     env.admin_post(

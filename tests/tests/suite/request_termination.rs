@@ -6,7 +6,7 @@
 //! Each test starts its own gateway and echo upstream (a service on the
 //! echo, a route on `/`) and adds the plugins it needs.
 
-mod support;
+use crate::support;
 
 use e2e::{send, Answer};
 use reqwest::Method;

@@ -19,7 +19,7 @@
 //! (the session block edited and synced again with `--no-deletes`):
 //! `cookie_secure: true` over the TLS listener, and `storage: cookie`.
 
-mod support;
+use crate::support;
 
 use e2e::{send, Answer, GatewayOptions};
 use reqwest::Method;

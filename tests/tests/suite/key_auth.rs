@@ -9,7 +9,7 @@
 //! echo, a route on `/`, a global key-auth with the test's config, and
 //! consumer `alice` (custom_id `alice-cid`) with key `alice-key`.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -21,12 +21,9 @@
 //!
 //! `dump.rs` covers `gwctl dump` and the dump → reset → sync round trip.
 
-mod gwctl_support;
-#[path = "sync/new_user.rs"]
+use crate::gwctl_support;
 mod new_user;
-#[path = "sync/pages.rs"]
 mod pages;
-#[path = "sync/references.rs"]
 mod references;
 
 use e2e::closed_port;
