@@ -53,6 +53,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
+pub mod postgres;
+
 /// How long a server may take to print its `listening on` lines.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -371,6 +373,32 @@ impl Run {
     /// Run to completion and collect the output.
     #[track_caller]
     pub fn run(&self) -> Output {
+        let (output, finished) = self.execute().unwrap_or_else(|error| panic!("{error}"));
+        assert!(
+            finished,
+            "`{}` did not finish within {:?}\n{output}",
+            self.describe(),
+            self.timeout
+        );
+        output
+    }
+
+    /// Like [`Run::run`], but a command still running at the timeout is
+    /// killed and reported with status -1 instead of failing the test.
+    pub fn try_run(&self) -> Output {
+        match self.execute() {
+            Ok((output, _)) => output,
+            Err(error) => Output {
+                status: -1,
+                stdout: String::new(),
+                stderr: error,
+            },
+        }
+    }
+
+    /// Runs the command; whether it finished in time, or why it could not
+    /// start.
+    fn execute(&self) -> Result<(Output, bool), String> {
         let mut command = self.command();
         command.stdin(if self.stdin.is_some() {
             Stdio::piped()
@@ -379,7 +407,7 @@ impl Run {
         });
         let mut child = command
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start `{}`: {error}", self.describe()));
+            .map_err(|error| format!("cannot start `{}`: {error}", self.describe()))?;
         if let (Some(text), Some(mut pipe)) = (self.stdin.clone(), child.stdin.take()) {
             // A command that exits without reading stdin closes the pipe;
             // that is its business, not a harness error.
@@ -397,13 +425,7 @@ impl Run {
             stdout: stdout.join().unwrap_or_default(),
             stderr: stderr.join().unwrap_or_default(),
         };
-        assert!(
-            finished.is_some(),
-            "`{}` did not finish within {:?}\n{output}",
-            self.describe(),
-            self.timeout
-        );
-        output
+        Ok((output, finished.is_some()))
     }
 }
 
