@@ -19,6 +19,9 @@
 //!
 //! A backend shared by several nodes ([`super::postgres`]) also:
 //!
+//! - takes a write lock across nodes in [`EntityBackend::begin_write`]
+//!   (held until [`EntityBackend::end_write`]), before the store plans the
+//!   write, so writers on different nodes take turns;
 //! - refuses a commit or replace whose `base_revision` is no longer the
 //!   stored one with [`StoreError::Stale`]; the store then catches up and
 //!   plans the write again;
@@ -103,6 +106,19 @@ pub trait EntityBackend: Send + Sync {
     /// Replaces every row with `rows` (one map per kind), atomically and
     /// durably; returns the new revision.
     fn replace(&self, base_revision: u64, rows: &[KindRows]) -> Result<u64, StoreError>;
+
+    /// Called (under the store's write lock) before a write is planned: a
+    /// shared backend locks out the other nodes' writes until
+    /// [`EntityBackend::end_write`] and returns the stored revision, so
+    /// that the store can catch up first. A single-node backend has no
+    /// other writer (`None`).
+    fn begin_write(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
+    /// Ends what [`EntityBackend::begin_write`] began (after the commit,
+    /// or without one when the write failed or changed nothing).
+    fn end_write(&self) {}
 
     /// The commits made after `revision` (by other nodes: this node's own
     /// commits are applied when they return). A single-node backend has

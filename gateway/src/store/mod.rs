@@ -28,11 +28,12 @@
 //!   `local_copy`: the node-local copy of the configuration a node starts
 //!   from while the shared database is down.
 //!
-//! With a shared backend a write may be planned on a state that another
-//! node has already moved past: the backend refuses its commit
-//! ([`StoreError::Stale`]), the store applies the missing commits and
-//! plans the write again (so a write's planning must be re-runnable), up
-//! to a few times.
+//! With a shared backend, a write first takes the backend's write session
+//! (a lock across nodes, [`EntityBackend::begin_write`]); when the
+//! database is then ahead of the state, the store applies the missing
+//! commits before planning. Should a commit still find another revision
+//! stored ([`StoreError::Stale`]), the store catches up and plans the write
+//! again (so a write's planning must be re-runnable), up to a few times.
 //!
 //! Also: [`error`] ([`StoreError`], one variant per Kong error code),
 //! [`query`] (pagination and tag filters), `summary` (what a whole
@@ -235,12 +236,18 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `attempt` (a write's plan and commit, under the write lock),
-    /// and again after catching up when another node committed first.
+    /// Runs `attempt` (a write's plan and commit, under the write lock) in
+    /// the backend's write session, and again after catching up when the
+    /// state was behind the database.
     fn with_retries<T>(
         &self,
         mut attempt: impl FnMut() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let locked = self.backend.begin_write()?;
+        let _session = WriteSession(self.backend.as_ref());
+        if locked.is_some_and(|revision| revision != self.read_state().revision) {
+            self.catch_up_locked()?;
+        }
         let mut conflicts = 0;
         loop {
             match attempt() {
@@ -275,6 +282,15 @@ impl Store {
         if let Some(dirty) = local_copy.as_ref() {
             dirty.mark();
         }
+    }
+}
+
+/// Ends the backend's write session when dropped.
+struct WriteSession<'a>(&'a dyn EntityBackend);
+
+impl Drop for WriteSession<'_> {
+    fn drop(&mut self) {
+        self.0.end_write();
     }
 }
 

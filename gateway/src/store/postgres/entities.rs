@@ -1,14 +1,19 @@
 //! The entity backend's SQL: load, commit, replace, changes since a
 //! revision. Every function runs in one transaction.
 //!
-//! - **commit**: `UPDATE gw_config_state SET revision = revision + 1 WHERE
-//!   revision = base` first. Its row lock orders concurrent writers, and a
-//!   writer that waited re-checks the condition once the other committed
-//!   (READ COMMITTED), finds no row and answers `Stale`: the store catches
-//!   up and plans again. So revisions are gap-free and in commit order
-//!   (a sequence would be neither). Then the rows (deletes and upserts as
-//!   arrays, one statement each), the change-log entry, the trim of old
-//!   entries, `pg_notify('gw_config', revision)`, COMMIT.
+//! - **a write session** ([`begin_write`]): before a write is planned, its
+//!   transaction starts and locks the `gw_config_state` row (`FOR UPDATE`,
+//!   bounded by `lock_timeout`), so writers on different nodes take turns
+//!   instead of racing: the one that waited finds a newer revision, catches
+//!   up, and plans on it.
+//! - **commit** (in that transaction): `UPDATE gw_config_state SET revision
+//!   = revision + 1 WHERE revision = base`, which finds no row (`Stale`)
+//!   when the write was planned on an older revision; the store then
+//!   catches up and plans again, in the same transaction. So revisions are
+//!   gap-free and in commit order (a sequence would be neither). Then the
+//!   rows (deletes and upserts as arrays, one statement each), the
+//!   change-log entry, the trim of old entries, `pg_notify('gw_config',
+//!   revision)`, COMMIT.
 //! - **replace**: the same, deleting every row and writing the new ones,
 //!   logged as `replaced` (no rows: the other nodes reload everything).
 //! - **load** and **changes since** read in one REPEATABLE READ snapshot,
@@ -95,46 +100,65 @@ pub async fn current(client: &Client) -> Result<Head, PgError> {
     })
 }
 
-/// Commits `changes` (in order) as revision `base + 1`.
+/// Starts a write session on `client`: BEGIN, then the revision row
+/// locked (waiting at most `lock_timeout` for another node's write).
+/// Returns the revision.
+pub async fn begin_write(
+    client: &Client,
+    lock_timeout: std::time::Duration,
+) -> Result<u64, PgError> {
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
+            lock_timeout.as_millis().max(1)
+        ))
+        .await?;
+    let row = client
+        .query_one("SELECT revision FROM gw_config_state FOR UPDATE", &[])
+        .await?;
+    revision_of(row.get(0))
+}
+
+/// Commits `changes` (in order) as revision `base + 1`, in the write
+/// session open on `client`. `Stale` leaves the session open.
 pub async fn commit(
-    client: &mut Client,
+    client: &Client,
     writer: Writer,
     changes: Vec<LoggedChange>,
 ) -> Result<u64, PgError> {
-    let transaction = client.transaction().await?;
-    let revision = claim_revision(&transaction, writer).await?;
+    let revision = claim_revision(client, writer).await?;
     let finals = final_rows(&changes);
-    delete_rows(&transaction, finals.iter().filter(|(_, row)| row.is_none())).await?;
+    delete_rows(client, finals.iter().filter(|(_, row)| row.is_none())).await?;
     let puts: Vec<(EntityKind, Uuid, Bytes)> = finals
         .iter()
         .filter_map(|((kind, id), row)| row.clone().map(|row| (*kind, *id, row)))
         .collect();
-    upsert_rows(&transaction, &puts, revision).await?;
+    upsert_rows(client, &puts, revision).await?;
     let entry = changelog::encode(&changes);
-    log_and_notify(&transaction, writer.node, revision, "entities", Some(entry)).await?;
-    finish(transaction).await?;
+    log_and_notify(client, writer.node, revision, "entities", Some(entry)).await?;
+    finish(client).await?;
     Ok(revision as u64)
 }
 
-/// Replaces every row with `rows` as revision `base + 1`.
+/// Replaces every row with `rows` as revision `base + 1`, in the write
+/// session open on `client`.
 pub async fn replace(
-    client: &mut Client,
+    client: &Client,
     writer: Writer,
     rows: Vec<(EntityKind, Uuid, Bytes)>,
 ) -> Result<u64, PgError> {
-    let transaction = client.transaction().await?;
-    let revision = claim_revision(&transaction, writer).await?;
-    transaction.execute("DELETE FROM gw_entities", &[]).await?;
-    upsert_rows(&transaction, &rows, revision).await?;
-    log_and_notify(&transaction, writer.node, revision, "replaced", None).await?;
-    finish(transaction).await?;
+    let revision = claim_revision(client, writer).await?;
+    client.execute("DELETE FROM gw_entities", &[]).await?;
+    upsert_rows(client, &rows, revision).await?;
+    log_and_notify(client, writer.node, revision, "replaced", None).await?;
+    finish(client).await?;
     Ok(revision as u64)
 }
 
 /// COMMIT; an error there leaves the outcome unknown.
-async fn finish(transaction: Transaction<'_>) -> Result<(), PgError> {
-    transaction
-        .commit()
+async fn finish(client: &Client) -> Result<(), PgError> {
+    client
+        .batch_execute("COMMIT")
         .await
         .map_err(|error| PgError::CommitUnknown(error.to_string()))
 }
@@ -214,8 +238,8 @@ async fn logged(
 }
 
 /// Raises the revision from `writer.base`, or answers `Stale`.
-async fn claim_revision(transaction: &Transaction<'_>, writer: Writer) -> Result<i64, PgError> {
-    let claimed = transaction
+async fn claim_revision(client: &Client, writer: Writer) -> Result<i64, PgError> {
+    let claimed = client
         .query_opt(
             "UPDATE gw_config_state SET revision = revision + 1 \
              WHERE revision = $1 AND cluster_id = $2 RETURNING revision",
@@ -238,7 +262,7 @@ fn final_rows(changes: &[LoggedChange]) -> BTreeMap<(EntityKind, Uuid), Option<B
 }
 
 async fn delete_rows<'a>(
-    transaction: &Transaction<'_>,
+    transaction: &Client,
     removed: impl Iterator<Item = (&'a (EntityKind, Uuid), &'a Option<Bytes>)>,
 ) -> Result<(), PgError> {
     let (kinds, ids): (Vec<&str>, Vec<Uuid>) = removed
@@ -257,7 +281,7 @@ async fn delete_rows<'a>(
 }
 
 async fn upsert_rows(
-    transaction: &Transaction<'_>,
+    transaction: &Client,
     rows: &[(EntityKind, Uuid, Bytes)],
     revision: i64,
 ) -> Result<(), PgError> {
@@ -280,7 +304,7 @@ async fn upsert_rows(
 
 /// The change-log entry, its trim, and the notification.
 async fn log_and_notify(
-    transaction: &Transaction<'_>,
+    transaction: &Client,
     node: Uuid,
     revision: i64,
     kind: &str,

@@ -166,6 +166,35 @@ pub struct PgBackend {
     wakeups: Mutex<Option<Receiver<()>>>,
     /// What the first [`EntityBackend::load`] returns (read at open).
     first_load: Mutex<Option<Loaded>>,
+    /// The connection of the open write session, its transaction holding
+    /// the revision row's lock.
+    session: Mutex<Option<Held>>,
+}
+
+/// A pooled connection in the middle of a transaction: dropped without
+/// [`Held::release`] (an error, a timeout), it is closed rather than put
+/// back in the pool, and PostgreSQL rolls the transaction back.
+struct Held(Option<deadpool_postgres::Object>);
+
+impl Held {
+    fn client(&self) -> Result<&deadpool_postgres::Object, PgError> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| PgError::Runtime("no write session".to_owned()))
+    }
+
+    /// The connection is out of its transaction: back to the pool.
+    fn release(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.take() {
+            drop(deadpool_postgres::Object::take(object));
+        }
+    }
 }
 
 impl PgBackend {
@@ -210,7 +239,65 @@ impl PgBackend {
             sessions,
             wakeups: Mutex::new(Some(wakeups)),
             first_load: Mutex::new(Some(loaded)),
+            session: Mutex::new(None),
         })
+    }
+
+    fn take_session(&self) -> Option<Held> {
+        self.session
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take()
+    }
+
+    fn put_session(&self, held: Option<Held>) {
+        *self
+            .session
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = held;
+    }
+
+    /// Runs a commit (`work`) in the write session (opening one if there
+    /// is none), within `limit`. The session stays open after `Stale`; any
+    /// other outcome ends it.
+    fn in_session<F, Fut>(&self, limit: Duration, work: F) -> Result<u64, PgError>
+    where
+        F: FnOnce(Arc<Held>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<u64, PgError>> + Send,
+    {
+        let held = self.take_session();
+        let pool = self.pool.clone();
+        let timeout = self.timeout;
+        let outcome = self.runtime.block_on(limit, async move {
+            let held = match held {
+                Some(held) => held,
+                None => {
+                    let held = Held(Some(pool.get().await?));
+                    entities::begin_write(held.client()?, timeout).await?;
+                    held
+                }
+            };
+            let held = Arc::new(held);
+            let outcome = work(Arc::clone(&held)).await;
+            let held = Arc::into_inner(held);
+            Ok(match (&outcome, held) {
+                (Err(PgError::Stale { .. }), held) => (outcome, held),
+                (Ok(_), Some(held)) => {
+                    held.release();
+                    (outcome, None)
+                }
+                _ => (outcome, None),
+            })
+        });
+        let outcome = match outcome {
+            Ok((outcome, held)) => {
+                self.put_session(held);
+                outcome
+            }
+            Err(error) => Err(error),
+        };
+        track(&self.reachable, &outcome);
+        outcome
     }
 
     fn cluster(&self) -> Option<Uuid> {
@@ -332,8 +419,8 @@ impl EntityBackend for PgBackend {
                 row: change.row.cloned(),
             })
             .collect();
-        self.with_client(self.timeout, move |mut client| async move {
-            entities::commit(&mut client, writer, changes).await
+        self.in_session(self.timeout, move |held| async move {
+            entities::commit(held.client()?, writer, changes).await
         })
         .map_err(|error| error.into_store("committing a write"))
     }
@@ -347,10 +434,42 @@ impl EntityBackend for PgBackend {
             .collect();
         // A whole configuration may take longer than one statement.
         let limit = self.timeout * 12;
-        self.with_client(limit, move |mut client| async move {
-            entities::replace(&mut client, writer, rows).await
+        self.in_session(limit, move |held| async move {
+            entities::replace(held.client()?, writer, rows).await
         })
         .map_err(|error| error.into_store("replacing the configuration"))
+    }
+
+    fn begin_write(&self) -> Result<Option<u64>, StoreError> {
+        self.end_write();
+        let pool = self.pool.clone();
+        let timeout = self.timeout;
+        let outcome = self.runtime.block_on(timeout, async move {
+            let held = Held(Some(pool.get().await?));
+            let revision = entities::begin_write(held.client()?, timeout).await?;
+            Ok((held, revision))
+        });
+        track(&self.reachable, &outcome);
+        let (held, revision) = outcome.map_err(|error| error.into_store("starting a write"))?;
+        self.put_session(Some(held));
+        Ok(Some(revision))
+    }
+
+    fn end_write(&self) {
+        let Some(held) = self.take_session() else {
+            return;
+        };
+        // Rolled back in the background; the connection goes back to the
+        // pool only once it is out of the transaction.
+        self.runtime.spawn(async move {
+            let rolled_back = match held.client() {
+                Ok(client) => client.batch_execute("ROLLBACK").await.is_ok(),
+                Err(_) => false,
+            };
+            if rolled_back {
+                held.release();
+            }
+        });
     }
 
     fn changes_since(&self, revision: u64) -> Result<Since, StoreError> {
