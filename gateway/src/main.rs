@@ -98,44 +98,30 @@ async fn main() -> anyhow::Result<()> {
 
 /// Runs a `gateway migrations` command; returns the exit code.
 async fn migrations(args: MigrationsArgs) -> anyhow::Result<i32> {
-    use gateway::store::postgres::migrations::{self, SchemaState};
-    use gateway::store::postgres::{connect_once, DatabaseUrl};
+    use gateway::store::postgres::migrations::{self, Command};
+    use gateway::store::postgres::DatabaseUrl;
 
     gateway::tls::install_crypto_provider();
     let url = args
         .database
         .context("--database (or GATEWAY_DATABASE) is required")?;
     let url = DatabaseUrl::parse(&url, std::time::Duration::from_millis(args.pg_timeout))?;
-    let mut client = connect_once(&url)
-        .await
-        .with_context(|| format!("cannot connect to {}", url.describe()))?;
-    let lines = match args.command {
-        MigrationsCommand::Bootstrap => migrations::bootstrap(&mut client).await?,
-        MigrationsCommand::Up => migrations::up(&mut client).await?,
+    let command = match args.command {
+        MigrationsCommand::Bootstrap => Command::Bootstrap,
+        MigrationsCommand::Up => Command::Up,
+        MigrationsCommand::Status => Command::Status,
         MigrationsCommand::Reset { yes: false } => {
             anyhow::bail!("this drops every table of the gateway and its data; confirm with --yes")
         }
-        MigrationsCommand::Reset { yes: true } => migrations::reset(&mut client).await?,
-        MigrationsCommand::Status => {
-            let (code, line) = match migrations::state(&client).await? {
-                SchemaState::UpToDate => (0, "Database is up-to-date".to_owned()),
-                SchemaState::NeedsBootstrap => (3, migrations::NEEDS_BOOTSTRAP.to_owned()),
-                SchemaState::Pending(names) => (
-                    5,
-                    format!(
-                        "Database has pending migrations: {}\nRun 'gateway migrations up' to proceed",
-                        names.join(", ")
-                    ),
-                ),
-            };
-            println!("{line}");
-            return Ok(code);
-        }
+        MigrationsCommand::Reset { yes: true } => Command::Reset,
     };
-    for line in lines {
+    let report = migrations::run(&url, command)
+        .await
+        .with_context(|| format!("database {}", url.describe()))?;
+    for line in report.lines {
         println!("{line}");
     }
-    Ok(0)
+    Ok(report.code)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`); colours only

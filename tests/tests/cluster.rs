@@ -542,13 +542,12 @@ fn versioned_config(version: &str, seed: u32, routes: u32) -> Value {
     })
 }
 
+/// What a reader saw: one (status, version) per answer.
+type Seen = [(u16, String)];
+
 /// Reads `/r<i>` on `node` round-robin until `until` says stop; every
 /// answer's (status, version).
-fn read_versions(
-    node: &Gateway,
-    routes: u32,
-    until: &dyn Fn(&[(u16, String)]) -> bool,
-) -> Vec<(u16, String)> {
+fn read_versions(node: &Gateway, routes: u32, until: &dyn Fn(&Seen) -> bool) -> Vec<(u16, String)> {
     let client = http_client();
     let mut seen = Vec::new();
     let started = Instant::now();

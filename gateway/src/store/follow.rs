@@ -16,7 +16,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::backend::{LoggedChange, LoggedCommit, Since};
+use super::backend::{Loaded, LoggedChange, LoggedCommit, Since};
 use super::error::StoreError;
 use super::state::State;
 use super::{ChangedEntity, Commit, Store};
@@ -40,23 +40,33 @@ impl Store {
             Since::UpToDate => Ok(false),
             Since::Commits(commits) => {
                 for commit in &commits {
-                    self.apply_remote(commit)?;
+                    if let Err(error) = self.apply_remote(commit) {
+                        // A row this node cannot apply (it should not
+                        // happen): the state may be half changed, so it is
+                        // rebuilt from the database as a whole.
+                        tracing::error!(%error, revision = commit.revision, "cannot apply a commit of another node; reloading");
+                        let loaded = self.backend.load()?;
+                        return self.reload(revision, loaded);
+                    }
                 }
                 Ok(!commits.is_empty())
             }
-            Since::Reload(loaded) => {
-                let next = State::from_rows(loaded.revision, loaded.rows)?;
-                tracing::info!(
-                    from = revision,
-                    to = next.revision,
-                    "reloaded the whole configuration from the database"
-                );
-                let retired = std::mem::replace(&mut *self.write_state(), next);
-                drop(retired);
-                self.notify_commit(&Commit::Replaced);
-                Ok(true)
-            }
+            Since::Reload(loaded) => self.reload(revision, loaded),
         }
+    }
+
+    /// Swaps the whole state for `loaded` and announces it.
+    fn reload(&self, from: u64, loaded: Loaded) -> Result<bool, StoreError> {
+        let next = State::from_rows(loaded.revision, loaded.rows)?;
+        tracing::info!(
+            from,
+            to = next.revision,
+            "reloaded the whole configuration from the database"
+        );
+        let retired = std::mem::replace(&mut *self.write_state(), next);
+        drop(retired);
+        self.notify_commit(&Commit::Replaced);
+        Ok(true)
     }
 
     /// Applies one commit of another node and announces it.

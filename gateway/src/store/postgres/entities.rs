@@ -107,15 +107,15 @@ pub async fn begin_write(
     client: &Client,
     lock_timeout: std::time::Duration,
 ) -> Result<u64, PgError> {
-    client
-        .batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
-            lock_timeout.as_millis().max(1)
-        ))
-        .await?;
-    let row = client
-        .query_one("SELECT revision FROM gw_config_state FOR UPDATE", &[])
-        .await?;
+    let begin = format!(
+        "BEGIN; SET LOCAL lock_timeout = '{}ms'",
+        lock_timeout.as_millis().max(1)
+    );
+    // Pipelined: both go out at once, and run in this order.
+    let ((), row) = tokio::try_join!(
+        client.batch_execute(&begin),
+        client.query_one("SELECT revision FROM gw_config_state FOR UPDATE", &[]),
+    )?;
     revision_of(row.get(0))
 }
 
@@ -128,14 +128,17 @@ pub async fn commit(
 ) -> Result<u64, PgError> {
     let revision = claim_revision(client, writer).await?;
     let finals = final_rows(&changes);
-    delete_rows(client, finals.iter().filter(|(_, row)| row.is_none())).await?;
     let puts: Vec<(EntityKind, Uuid, Bytes)> = finals
         .iter()
         .filter_map(|((kind, id), row)| row.clone().map(|row| (*kind, *id, row)))
         .collect();
-    upsert_rows(client, &puts, revision).await?;
     let entry = changelog::encode(&changes);
-    log_and_notify(client, writer.node, revision, "entities", Some(entry)).await?;
+    // Pipelined (the removed and the written rows are disjoint sets).
+    tokio::try_join!(
+        delete_rows(client, finals.iter().filter(|(_, row)| row.is_none())),
+        upsert_rows(client, &puts, revision),
+        log_and_notify(client, writer.node, revision, "entities", Some(entry)),
+    )?;
     finish(client).await?;
     Ok(revision as u64)
 }
@@ -310,25 +313,25 @@ async fn log_and_notify(
     kind: &str,
     changes: Option<Vec<u8>>,
 ) -> Result<(), PgError> {
-    transaction
-        .execute(
+    let payload = revision.to_string();
+    let trim_upto = match revision % TRIM_EVERY {
+        0 => revision - LOG_KEPT,
+        _ => i64::MIN,
+    };
+    let logged: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&revision, &node, &kind, &changes];
+    let trimmed: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&trim_upto];
+    let notified: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&CHANNEL, &payload];
+    tokio::try_join!(
+        transaction.execute(
             "INSERT INTO gw_config_changes (revision, node_id, kind, changes) VALUES ($1, $2, $3, $4)",
-            &[&revision, &node, &kind, &changes],
-        )
-        .await?;
-    if revision % TRIM_EVERY == 0 {
-        transaction
-            .execute(
-                "DELETE FROM gw_config_changes WHERE revision <= $1",
-                &[&(revision - LOG_KEPT)],
-            )
-            .await?;
-    }
-    transaction
-        .execute(
-            "SELECT pg_notify($1, $2)",
-            &[&CHANNEL, &revision.to_string()],
-        )
-        .await?;
+            &logged,
+        ),
+        transaction.execute(
+            "DELETE FROM gw_config_changes WHERE revision <= $1",
+            &trimmed,
+        ),
+        transaction.execute("SELECT pg_notify($1, $2)", &notified),
+    )?;
     Ok(())
 }

@@ -22,7 +22,7 @@
 
 use tokio_postgres::Client;
 
-use super::PgError;
+use super::{connect_once, DatabaseUrl, PgError};
 
 /// One migration: its version, name and SQL.
 #[derive(Debug, Clone, Copy)]
@@ -235,4 +235,47 @@ where
     let lines = outcome?;
     unlocked?;
     Ok(lines)
+}
+
+/// A `gateway migrations` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Bootstrap,
+    Up,
+    Status,
+    Reset,
+}
+
+/// What a command printed and its exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub code: i32,
+    pub lines: Vec<String>,
+}
+
+/// Runs `command` against the database at `url`. `status` exits 0 when up
+/// to date, 3 when the database needs bootstrapping, 5 with pending
+/// migrations (the codes of Kong's `migrations list`).
+pub async fn run(url: &DatabaseUrl, command: Command) -> Result<Report, PgError> {
+    let mut client = connect_once(url).await?;
+    let lines = match command {
+        Command::Bootstrap => bootstrap(&mut client).await?,
+        Command::Up => up(&mut client).await?,
+        Command::Reset => reset(&mut client).await?,
+        Command::Status => {
+            let (code, lines) = match state(&client).await? {
+                SchemaState::UpToDate => (0, vec!["Database is up-to-date".to_owned()]),
+                SchemaState::NeedsBootstrap => (3, vec![NEEDS_BOOTSTRAP.to_owned()]),
+                SchemaState::Pending(names) => (
+                    5,
+                    vec![
+                        format!("Database has pending migrations: {}", names.join(", ")),
+                        "Run 'gateway migrations up' to proceed".to_owned(),
+                    ],
+                ),
+            };
+            return Ok(Report { code, lines });
+        }
+    };
+    Ok(Report { code: 0, lines })
 }

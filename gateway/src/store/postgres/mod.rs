@@ -475,7 +475,9 @@ impl EntityBackend for PgBackend {
     fn changes_since(&self, revision: u64) -> Result<Since, StoreError> {
         let known = self.cluster();
         let (head, since) = self
-            .with_client(self.timeout * 12, move |mut client| async move {
+            // Under the store's write lock: bounded tighter than a replace,
+            // so a frozen database holds up local writes for seconds only.
+            .with_client(self.timeout * 2, move |mut client| async move {
                 entities::changes_since(&mut client, known, revision).await
             })
             .map_err(|error| error.into_store("catching up"))?;
