@@ -4,6 +4,7 @@
 #   bench/cluster.sh                       # 3 nodes, 200 propagation rounds, wrk 10 s per row
 #   ROUNDS=500 DURATION=20s bench/cluster.sh
 #   BIN=/some/dir bench/cluster.sh         # that dir's gateway and gwctl, no build
+#   LOGS=/tmp/logs bench/cluster.sh        # keep the nodes' logs
 #
 # 1. write-to-visible latency between nodes (bench/cluster.py): a route
 #    posted on one node, polled through another node's proxy;
@@ -37,7 +38,8 @@ fi
 source bench/nginx.sh
 # shellcheck source=scripts/postgres.sh
 source scripts/postgres.sh
-trap 'cleanup; pg_stop' EXIT
+# LOGS=DIR keeps the nodes' logs there.
+trap '[ -n "${LOGS:-}" ] && mkdir -p "$LOGS" && cp "$work"/*.log "$LOGS"/ 2>/dev/null; pg_stop; cleanup' EXIT
 
 echo "== PostgreSQL on port $PG_PORT ($PG_BIN)"
 pg_start "$work/pg" "$PG_PORT"

@@ -841,7 +841,7 @@ fn launch(options: &GatewayOptions, data_dir: &Path, tls: Option<&TlsFiles>) -> 
 
 /// A CA and a certificate it issued for `localhost` and `127.0.0.1`,
 /// written as `ca.pem`, `cert.pem` and `key.pem` into `dir`.
-fn write_tls_files(dir: &Path) -> TlsFiles {
+pub(crate) fn write_tls_files(dir: &Path) -> TlsFiles {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");

@@ -12,6 +12,9 @@
 //! Missing binaries fail the test with what to install: these tests never
 //! skip.
 //!
+//! [`Postgres::start_tls`] also serves TLS, with a certificate for
+//! `localhost` and `127.0.0.1` issued by a CA made for the test.
+//!
 //! Faults: [`Postgres::stop_immediate`] (a crash-like stop, as `pg_ctl stop
 //! -m immediate`), [`Postgres::restart`], [`Postgres::freeze`] /
 //! [`Postgres::thaw`] (SIGSTOP / SIGCONT of the postmaster and its
@@ -33,12 +36,30 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     port: u16,
     as_postgres: bool,
+    /// More server options (`-c ssl=on ...`).
+    options: String,
+    tls: Option<crate::TlsFiles>,
 }
 
 impl Postgres {
     /// `initdb` and start a cluster; panics (failing the test) when the
     /// server binaries are missing or it does not start.
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// Like [`Postgres::start`], serving TLS too (see
+    /// [`Postgres::tls_files`] for the CA to trust).
+    pub fn start_tls() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    /// The CA and certificate of a [`Postgres::start_tls`] server.
+    pub fn tls_files(&self) -> Option<&crate::TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    fn start_with(tls: bool) -> Postgres {
         let bin = server_bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("e2e-postgres-")
@@ -56,11 +77,13 @@ impl Postgres {
                 "cannot chown the cluster directory to postgres"
             );
         }
-        let cluster = Postgres {
+        let mut cluster = Postgres {
             bin,
             dir,
             port: crate::closed_port(),
             as_postgres,
+            options: String::new(),
+            tls: None,
         };
         cluster
             .server_tool("initdb")
@@ -69,8 +92,35 @@ impl Postgres {
             .args(&["-A", "trust", "-U", SUPERUSER, "--no-sync", "-E", "UTF8"])
             .run()
             .assert_status(0);
+        if tls {
+            cluster.add_tls();
+        }
         cluster.start_server();
         cluster
+    }
+
+    /// Certificate files the server can read (its key private to it).
+    fn add_tls(&mut self) {
+        let tls_dir = self.dir.path().join("tls");
+        std::fs::create_dir_all(&tls_dir).expect("a TLS directory");
+        let files = crate::write_tls_files(&tls_dir);
+        let mut chmod = Command::new("chmod");
+        chmod.arg("600").arg(&files.key);
+        assert!(chmod.status().expect("chmod runs").success());
+        if self.as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(&tls_dir)
+                .status()
+                .expect("chown runs");
+            assert!(status.success(), "cannot chown the TLS files to postgres");
+        }
+        self.options = format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            files.cert.display(),
+            files.key.display()
+        );
+        self.tls = Some(files);
     }
 
     /// The port it listens on (loopback).
@@ -150,9 +200,10 @@ impl Postgres {
 
     fn start_server(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=100",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=100{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.options
         );
         let log = self.dir.path().join("server.log");
         self.pg_ctl(&["start", "-w", "-t", "30", "-o", &options, "-l"])

@@ -14,7 +14,10 @@
 //! - PostgreSQL stopped (`pg_ctl stop -m immediate`) or frozen (SIGSTOP)
 //!   during traffic and writes, then back;
 //! - a node restarted while PostgreSQL is down (its local copy);
-//! - two nodes writing the same entity at once.
+//! - two nodes writing the same entity at once;
+//! - expired sessions swept by several nodes at once;
+//! - TLS to PostgreSQL (`sslmode=verify-full` with `sslrootcert`, and
+//!   refused without the CA).
 //!
 //! Nodes run with `--workers 1`, `--pg-timeout 1000` and
 //! `--db-update-frequency 1`, so that the 2-core CI machine keeps up and
@@ -1004,4 +1007,76 @@ fn two_nodes_writing_the_same_entity_at_once_never_corrupt_it() {
     cluster.converge();
     assert_eq!(usernames(a), usernames(b));
     assert_eq!(usernames(a).len(), 11);
+}
+
+// ----- sessions swept, TLS ---------------------------------------------------------------
+
+#[test]
+fn expired_sessions_are_swept_by_every_node_at_once_without_errors() {
+    let pg = Postgres::start();
+    let url = pg.create_database();
+    migrations(&url, &["bootstrap"]).assert_status(0);
+    let database = database_of(&url);
+    pg.psql(
+        &database,
+        "INSERT INTO sessions (session_id, expires, data) \
+         SELECT 'expired-' || n, 1000 + n, 'x' FROM generate_series(1, 5000) AS n; \
+         INSERT INTO sessions (session_id, expires, data) VALUES ('live', 4102444800, 'y')",
+    );
+    // Every node sweeps as it starts (in batches of 1000, skipping rows
+    // another node has locked).
+    let nodes: Vec<Gateway> = (0..3).map(|_| Gateway::start(node_options(&url))).collect();
+    wait_for(Duration::from_secs(10), "the expired rows to go", || {
+        pg.psql(&database, "SELECT count(*) FROM sessions") == "1"
+    });
+    assert_eq!(
+        pg.psql(&database, "SELECT session_id FROM sessions"),
+        "live"
+    );
+    for node in &nodes {
+        assert!(
+            !node.stderr().contains("sweeping expired sessions failed"),
+            "{}",
+            node.stderr()
+        );
+    }
+}
+
+#[test]
+fn tls_to_postgres_verifies_the_server_with_sslrootcert() {
+    let pg = Postgres::start_tls();
+    let url = pg.create_database();
+    let ca = pg
+        .tls_files()
+        .expect("TLS files")
+        .ca_cert
+        .display()
+        .to_string();
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+    migrations(&verified, &["bootstrap"]).assert_status(0);
+    let node = Gateway::start(node_options(&verified));
+    admin_ok(
+        &node,
+        Method::POST,
+        "/consumers",
+        json!({"username": "over-tls"}),
+        201,
+    );
+    assert!(reachable(&node));
+    let encrypted = pg.psql(
+        &database_of(&url),
+        "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE application_name = 'gateway'",
+    );
+    assert_eq!(encrypted, "t", "every gateway connection uses TLS");
+
+    // sslmode=require encrypts without checking the certificate.
+    migrations(&format!("{url}?sslmode=require"), &["status"]).assert_status(0);
+    // verify-full without the CA: the Mozilla roots do not know it.
+    let refused = migrations(&format!("{url}?sslmode=verify-full"), &["status"]);
+    assert_ne!(refused.status, 0, "{refused}");
+    assert!(
+        refused.stderr.to_lowercase().contains("certificate"),
+        "{refused}"
+    );
 }
