@@ -7,10 +7,15 @@
 //! - Every node keeps the whole configuration in memory, as with sled (the
 //!   store's state and the proxy's snapshot); PostgreSQL holds the rows, a
 //!   gap-free revision and a change log ([`entities`], [`migrations`]).
-//! - A write on any node is one transaction: claim `revision + 1` (refused
-//!   as `Stale` when another node committed since the revision the write
-//!   was planned on: the store catches up and plans again), the rows, the
-//!   change-log entry, `NOTIFY`, COMMIT; only then the 2xx.
+//! - A write on any node is one transaction, opened before the write is
+//!   planned ([`EntityBackend::begin_write`]): it locks the revision row,
+//!   so writers on different nodes take turns (bounded by `lock_timeout`);
+//!   a node that finds the database ahead catches up first, then plans.
+//!   Then it claims `revision + 1` (refused as `Stale` should the write
+//!   still be planned on an older revision: the store catches up and plans
+//!   again), writes the rows, the change-log entry and `NOTIFY`, and
+//!   commits; only then the 2xx. A session's connection that times out is
+//!   closed, never returned to the pool mid-transaction.
 //! - Every node applies the other nodes' commits in revision order: the
 //!   [`listener`] wakes the store's follower on each notification and
 //!   every poll interval; the follower reads the log after its revision
