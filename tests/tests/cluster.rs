@@ -14,6 +14,7 @@
 //! - PostgreSQL stopped (`pg_ctl stop -m immediate`) or frozen (SIGSTOP)
 //!   during traffic and writes, then back;
 //! - a node restarted while PostgreSQL is down (its local copy);
+//! - a node that missed more than the change log holds reloads everything;
 //! - two nodes writing the same entity at once;
 //! - expired sessions swept by several nodes at once;
 //! - TLS to PostgreSQL (`sslmode=verify-full` with `sslrootcert`, and
@@ -923,6 +924,52 @@ fn a_node_restarted_while_postgres_is_down_starts_from_its_local_copy() {
         proxy_get(cluster.node(0), "/later", &[]).status == 200
     });
     assert!(reachable(cluster.node(0)));
+}
+
+#[test]
+fn a_node_behind_the_trimmed_change_log_reloads_everything() {
+    let cluster = Cluster::start(2);
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    admin_ok(
+        a,
+        Method::POST,
+        "/services",
+        json!({"name": "echo", "url": cluster.echo.url("")}),
+        201,
+    );
+    cluster.converge();
+    // Node b stops running (SIGSTOP) while a writes, and the log entries
+    // it would need are trimmed meanwhile.
+    let pid = b.pid().expect("node b runs").to_string();
+    Run::new("kill")
+        .args(&["-STOP", &pid])
+        .run()
+        .assert_status(0);
+    for n in 0..5 {
+        admin_ok(
+            a,
+            Method::POST,
+            "/services/echo/routes",
+            json!({"name": format!("late{n}"), "paths": [format!("/late{n}")]}),
+            201,
+        );
+    }
+    cluster
+        .pg
+        .psql(&database_of(&cluster.url), "DELETE FROM gw_config_changes");
+    Run::new("kill")
+        .args(&["-CONT", &pid])
+        .run()
+        .assert_status(0);
+    cluster.converge();
+    for n in 0..5 {
+        proxy_get(b, &format!("/late{n}/x"), &[]).expect(200);
+    }
+    assert!(
+        b.stderr().contains("reloaded the whole configuration"),
+        "{}",
+        b.stderr()
+    );
 }
 
 // ----- concurrent writers ----------------------------------------------------------------
