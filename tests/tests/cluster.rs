@@ -48,13 +48,16 @@ struct Cluster {
 
 impl Cluster {
     fn start(nodes: usize) -> Cluster {
+        Cluster::start_with(nodes, node_options)
+    }
+
+    /// With the nodes' options made by `options` from the database URL.
+    fn start_with(nodes: usize, options: fn(&str) -> GatewayOptions) -> Cluster {
         let pg = Postgres::start();
         let url = pg.create_database();
         migrations(&url, &["bootstrap"]).assert_status(0);
         let echo = Echo::start();
-        let nodes = (0..nodes)
-            .map(|_| Gateway::start(node_options(&url)))
-            .collect();
+        let nodes = (0..nodes).map(|_| Gateway::start(options(&url))).collect();
         Cluster {
             pg,
             url,
@@ -81,6 +84,21 @@ impl Cluster {
         }
         target
     }
+}
+
+/// Like [`node_options`] with Kong's default `pg_timeout` (5 s): for
+/// tests about contention rather than outages, so that a loaded CI machine
+/// does not turn a wait for the other node's write into a 503.
+fn patient_node_options(url: &str) -> GatewayOptions {
+    let mut options = node_options(url);
+    if let Some(timeout) = options
+        .extra_args
+        .iter()
+        .position(|arg| arg == "--pg-timeout")
+    {
+        options.extra_args[timeout + 1] = "5000".to_owned();
+    }
+    options
 }
 
 fn node_options(url: &str) -> GatewayOptions {
@@ -420,7 +438,6 @@ fn writes_on_any_node_reach_every_other_node_within_milliseconds() {
             _ => (c, a),
         };
         let path = format!("/p{round}");
-        let started = Instant::now();
         admin_ok(
             writer,
             Method::POST,
@@ -428,16 +445,19 @@ fn writes_on_any_node_reach_every_other_node_within_milliseconds() {
             json!({"name": format!("r{round}"), "paths": [path]}),
             201,
         );
-        wait_for(Duration::from_secs(5), "the route on another node", || {
+        // From the writer's 201 to the other node serving the route.
+        let latency = wait_for(Duration::from_secs(5), "the route on another node", || {
             proxy_get(reader, &path, &[]).status == 200
         });
-        latencies.push(started.elapsed());
+        latencies.push(latency);
     }
     latencies.sort();
     let p50 = latencies[latencies.len() / 2];
     let max = latencies[latencies.len() - 1];
-    eprintln!("write on one node -> served by another: p50 {p50:?}, max {max:?}");
-    assert!(max < Duration::from_secs(1), "propagation took {max:?}");
+    eprintln!("after the writer's 201 -> served by another node: p50 {p50:?}, max {max:?}");
+    // Pushed by NOTIFY, not found by the 1 s periodic check (bench/cluster.sh
+    // measures the real figures on a quiet machine: ~1 ms).
+    assert!(p50 < Duration::from_millis(250), "propagation p50 {p50:?}");
 
     let revision = cluster.converge();
     assert_eq!(revision, 31, "one revision per write, no gaps");
@@ -976,7 +996,7 @@ fn a_node_behind_the_trimmed_change_log_reloads_everything() {
 
 #[test]
 fn two_nodes_writing_the_same_entity_at_once_never_corrupt_it() {
-    let cluster = Cluster::start(2);
+    let cluster = Cluster::start_with(2, patient_node_options);
     let (a, b) = (cluster.node(0), cluster.node(1));
     admin_ok(
         a,
@@ -1007,14 +1027,16 @@ fn two_nodes_writing_the_same_entity_at_once_never_corrupt_it() {
                                 .patch(format!("{admin}/consumers/shared"))
                                 .json(&body),
                         )
-                        .status
                     })
-                    .collect::<Vec<u16>>()
+                    .filter(|answer| answer.status != 200)
+                    .map(|answer| answer.to_string())
+                    .collect::<Vec<String>>()
             })
         })
         .collect();
     for writer in writers {
-        assert_eq!(writer.join().unwrap(), vec![200; rounds]);
+        let failed = writer.join().unwrap();
+        assert!(failed.is_empty(), "every PATCH answers 200: {failed:#?}");
     }
     let after = cluster.converge();
     assert_eq!(
