@@ -22,6 +22,9 @@
 //!   what the [`Echo`] upstream received ([`Answer::upstream_header`]).
 //! - [`Gateway::pid`] and [`peak_rss_bytes`] show how much memory the
 //!   gateway needed (e.g. while streaming a large body).
+//! - [`postgres::Postgres`] runs a throwaway PostgreSQL cluster (Debian's
+//!   server binaries, a temporary directory, a free port) for the tests of
+//!   `gateway serve --database`, with faults (stop, freeze) on demand.
 //!
 //! The binaries are taken from the target directory the tests were built
 //! in (`target/<profile>/`). When one is missing, or older than the
