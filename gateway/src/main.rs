@@ -1,6 +1,8 @@
 //! The `gateway` binary: `gateway serve` runs the gateway, `gateway echo`
-//! a small httpbin-like upstream. Logs go to stderr, filtered by `RUST_LOG`
-//! (default `info`); listening lines go to stdout.
+//! a small httpbin-like upstream, `gateway migrations` prepares a
+//! PostgreSQL database for `serve --database`. Logs go to stderr, filtered
+//! by `RUST_LOG` (default `info`); listening lines and the migrations'
+//! report go to stdout.
 
 use std::net::SocketAddr;
 
@@ -30,6 +32,44 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Run the echo upstream (httpbin-like) until SIGTERM or Ctrl-C.
     Echo(EchoArgs),
+    /// Prepare the PostgreSQL database of `serve --database`.
+    Migrations(MigrationsArgs),
+}
+
+/// Options of `gateway migrations`.
+#[derive(Debug, clap::Args)]
+struct MigrationsArgs {
+    #[command(subcommand)]
+    command: MigrationsCommand,
+    /// PostgreSQL URL (libpq style), as for `serve --database`.
+    #[arg(long, global = true, env = "GATEWAY_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    /// Time limit of connecting, in milliseconds.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEWAY_PG_TIMEOUT",
+        default_value_t = 5000
+    )]
+    pg_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrationsCommand {
+    /// Create the schema in an empty database.
+    Bootstrap,
+    /// Apply the pending migrations (nothing to do is fine).
+    Up,
+    /// Exit 0 when the schema is up to date; otherwise say what is pending
+    /// (exit 3: needs bootstrapping, 5: pending migrations, as Kong's
+    /// `migrations list`).
+    Status,
+    /// Drop the schema and everything in it.
+    Reset {
+        /// Confirm the reset.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
 }
 
 /// Options of `gateway echo`.
@@ -49,7 +89,39 @@ async fn main() -> anyhow::Result<()> {
         Command::Echo(args) => gateway::echo::run(args.listen)
             .await
             .context("gateway echo"),
+        Command::Migrations(args) => {
+            let code = migrations(args).await.context("gateway migrations")?;
+            std::process::exit(code)
+        }
     }
+}
+
+/// Runs a `gateway migrations` command; returns the exit code.
+async fn migrations(args: MigrationsArgs) -> anyhow::Result<i32> {
+    use gateway::store::postgres::migrations::{self, Command};
+    use gateway::store::postgres::DatabaseUrl;
+
+    gateway::tls::install_crypto_provider();
+    let url = args
+        .database
+        .context("--database (or GATEWAY_DATABASE) is required")?;
+    let url = DatabaseUrl::parse(&url, std::time::Duration::from_millis(args.pg_timeout))?;
+    let command = match args.command {
+        MigrationsCommand::Bootstrap => Command::Bootstrap,
+        MigrationsCommand::Up => Command::Up,
+        MigrationsCommand::Status => Command::Status,
+        MigrationsCommand::Reset { yes: false } => {
+            anyhow::bail!("this drops every table of the gateway and its data; confirm with --yes")
+        }
+        MigrationsCommand::Reset { yes: true } => Command::Reset,
+    };
+    let report = migrations::run(&url, command)
+        .await
+        .with_context(|| format!("database {}", url.describe()))?;
+    for line in report.lines {
+        println!("{line}");
+    }
+    Ok(report.code)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`); colours only

@@ -2,9 +2,12 @@
 //! Admin API in one process.
 //!
 //! Start-up: install the crypto provider, load the TLS certificate (if
-//! any), open the store, compile the first snapshot from it, install the
+//! any), open the store (sled in `--data-dir`, or with `--database` the
+//! shared PostgreSQL, `--data-dir` then keeping only the node-local copy of
+//! the configuration), compile the first snapshot from it, install the
 //! commit hook that applies every Admin API write to the snapshot (see
-//! [`crate::snapshot::updater`]), bind every listener and print one line per
+//! [`crate::snapshot::updater`]), with PostgreSQL start following the other
+//! nodes' commits, bind every listener and print one line per
 //! listener (`proxy listening on http://ADDR`, `proxy listening on
 //! https://ADDR`, `admin listening on http://ADDR`) on stdout.
 //!
@@ -32,6 +35,7 @@ use crate::plugins;
 use crate::proxy::upstream::PoolSettings;
 use crate::proxy::{self, Proxy, ProxySettings};
 use crate::snapshot::{updater, SnapshotError, SnapshotHandle};
+use crate::store::postgres::{DatabaseUrl, PgBackend, PgError, PgOptions};
 use crate::store::{Store, StoreError};
 use crate::tls::{self, TlsError};
 
@@ -170,6 +174,46 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEWAY_WORKERS", value_name = "N", default_value_t = 0)]
     pub workers: usize,
 
+    /// PostgreSQL URL (libpq style, e.g.
+    /// `postgres://user:password@host:5432/dbname?sslmode=verify-full`):
+    /// the configuration and `storage: kong` sessions live there, shared
+    /// with every node using the same database. Without it, the embedded
+    /// store in --data-dir. Run `gateway migrations bootstrap` first.
+    #[arg(long, env = "GATEWAY_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+
+    /// Time limit of one PostgreSQL call, in milliseconds (Kong's
+    /// `pg_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_PG_TIMEOUT",
+        value_name = "MS",
+        default_value_t = 5000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub pg_timeout: u64,
+
+    /// PostgreSQL connections of the pool (writes, catch-ups, sessions);
+    /// the change listener has one more.
+    #[arg(
+        long,
+        env = "GATEWAY_PG_POOL_SIZE",
+        value_name = "N",
+        default_value_t = 8
+    )]
+    pub pg_pool_size: usize,
+
+    /// Seconds between two checks of the configuration revision in
+    /// PostgreSQL, which catch a missed change notification (Kong's
+    /// `db_update_frequency`); changes normally arrive by notification.
+    #[arg(
+        long,
+        env = "GATEWAY_DB_UPDATE_FREQUENCY",
+        value_name = "SECONDS",
+        default_value_t = 5.0
+    )]
+    pub db_update_frequency: f64,
+
     /// Declarative configuration files (decK format, docs blocks or
     /// Markdown, as `gwctl validate` reads them) loaded at start, replacing
     /// the stored configuration atomically. An invalid file stops the start
@@ -187,6 +231,17 @@ pub enum ServeError {
     /// The store could not be opened or flushed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// PostgreSQL could not be used (bad URL, schema not bootstrapped,
+    /// unreachable without a local copy).
+    #[error("database: {0}")]
+    Database(#[from] PgError),
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// The stored configuration could not be compiled.
     #[error("the stored configuration cannot be served: {0}")]
     Snapshot(#[from] SnapshotError),
@@ -215,18 +270,16 @@ pub enum ServeError {
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     tls::install_crypto_provider();
     let tls_acceptor = tls_acceptor(&args)?;
-    let store = Arc::new(Store::open(
-        &args.data_dir,
-        args.cache_capacity_mb.saturating_mul(1 << 20),
-    )?);
+    let node_id = Uuid::new_v4();
+    let store = open_store(&args, node_id).await?;
     if !args.config.is_empty() {
         load_config_files(&store, &args.config)?;
     }
-    let node_id = Uuid::new_v4();
     let env = plugin_env(&store, node_id);
     let snapshots = Arc::new(SnapshotHandle::new(updater::compile_stored(&store, &env)?));
     let background = plugins::background_tasks(&env);
     updater::keep_updated(&store, &snapshots, env);
+    store.follow();
 
     let proxy_listener = bind(args.proxy_listen).await?;
     let tls_listener = match &tls_acceptor {
@@ -278,6 +331,40 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     store.flush()?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The store: sled in `--data-dir`, or the `--database` PostgreSQL (with
+/// the node-local copy kept in `--data-dir`).
+async fn open_store(args: &ServeArgs, node_id: Uuid) -> Result<Arc<Store>, ServeError> {
+    let Some(url) = &args.database else {
+        let cache = args.cache_capacity_mb.saturating_mul(1 << 20);
+        return Ok(Arc::new(Store::open(&args.data_dir, cache)?));
+    };
+    std::fs::create_dir_all(&args.data_dir).map_err(|source| ServeError::DataDir {
+        path: args.data_dir.clone(),
+        source,
+    })?;
+    let timeout = std::time::Duration::from_millis(args.pg_timeout);
+    let options = PgOptions {
+        url: DatabaseUrl::parse(url, timeout)?,
+        node_id,
+        timeout,
+        poll_interval: std::time::Duration::from_secs_f64(
+            args.db_update_frequency.clamp(0.05, 3600.0),
+        ),
+        pool_size: args.pg_pool_size,
+        data_dir: args.data_dir.clone(),
+    };
+    tracing::info!(database = %options.url.describe(), "using PostgreSQL");
+    // Opening waits for the database: off the async workers.
+    let opened = tokio::task::spawn_blocking(move || -> Result<Store, ServeError> {
+        Ok(Store::new(Box::new(PgBackend::open(options)?))?)
+    })
+    .await
+    .map_err(|error| ServeError::Database(PgError::Runtime(error.to_string())))??;
+    let store = Arc::new(opened);
+    store.keep_local_copy(&args.data_dir);
+    Ok(store)
 }
 
 /// The proxy's settings: the defaults with the flags' values.

@@ -22,6 +22,9 @@
 //!   what the [`Echo`] upstream received ([`Answer::upstream_header`]).
 //! - [`Gateway::pid`] and [`peak_rss_bytes`] show how much memory the
 //!   gateway needed (e.g. while streaming a large body).
+//! - [`postgres::Postgres`] runs a throwaway PostgreSQL cluster (Debian's
+//!   server binaries, a temporary directory, a free port) for the tests of
+//!   `gateway serve --database`, with faults (stop, freeze) on demand.
 //!
 //! - [`raw`]: a raw HTTP/1.1 client and a recording upstream, for tests
 //!   that send exact bytes and assert the exact bytes an upstream received.
@@ -57,6 +60,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
+
+pub mod postgres;
 
 /// How long a server may take to print its `listening on` lines.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -376,6 +381,32 @@ impl Run {
     /// Run to completion and collect the output.
     #[track_caller]
     pub fn run(&self) -> Output {
+        let (output, finished) = self.execute().unwrap_or_else(|error| panic!("{error}"));
+        assert!(
+            finished,
+            "`{}` did not finish within {:?}\n{output}",
+            self.describe(),
+            self.timeout
+        );
+        output
+    }
+
+    /// Like [`Run::run`], but a command still running at the timeout is
+    /// killed and reported with status -1 instead of failing the test.
+    pub fn try_run(&self) -> Output {
+        match self.execute() {
+            Ok((output, _)) => output,
+            Err(error) => Output {
+                status: -1,
+                stdout: String::new(),
+                stderr: error,
+            },
+        }
+    }
+
+    /// Runs the command; whether it finished in time, or why it could not
+    /// start.
+    fn execute(&self) -> Result<(Output, bool), String> {
         let mut command = self.command();
         command.stdin(if self.stdin.is_some() {
             Stdio::piped()
@@ -384,7 +415,7 @@ impl Run {
         });
         let mut child = command
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start `{}`: {error}", self.describe()));
+            .map_err(|error| format!("cannot start `{}`: {error}", self.describe()))?;
         if let (Some(text), Some(mut pipe)) = (self.stdin.clone(), child.stdin.take()) {
             // A command that exits without reading stdin closes the pipe;
             // that is its business, not a harness error.
@@ -402,13 +433,7 @@ impl Run {
             stdout: stdout.join().unwrap_or_default(),
             stderr: stderr.join().unwrap_or_default(),
         };
-        assert!(
-            finished.is_some(),
-            "`{}` did not finish within {:?}\n{output}",
-            self.describe(),
-            self.timeout
-        );
-        output
+        Ok((output, finished.is_some()))
     }
 }
 
@@ -824,7 +849,7 @@ fn launch(options: &GatewayOptions, data_dir: &Path, tls: Option<&TlsFiles>) -> 
 
 /// A CA and a certificate it issued for `localhost` and `127.0.0.1`,
 /// written as `ca.pem`, `cert.pem` and `key.pem` into `dir`.
-fn write_tls_files(dir: &Path) -> TlsFiles {
+pub(crate) fn write_tls_files(dir: &Path) -> TlsFiles {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");

@@ -64,13 +64,17 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// `GET /status`: database reachability and connection counters.
+/// `GET /status`: database reachability, connection counters, and the
+/// revision of the configuration this node serves
+/// (`configuration_revision`, ours: nodes sharing a database converge on
+/// the same one).
 pub fn status(context: &Context) -> Result<Reply, ApiError> {
     let counters = &context.counters;
     let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     let active = read(&counters.connections_active);
     Ok(Reply::ok(json!({
         "database": {"reachable": context.state.store.is_reachable()},
+        "configuration_revision": context.state.store.revision(),
         "server": {
             "connections_accepted": read(&counters.connections_accepted),
             "connections_handled": read(&counters.connections_accepted),

@@ -67,6 +67,21 @@ pub enum StoreError {
         source: BackendError,
     },
 
+    /// Code 8, answered 503: the database cannot be reached (or did not
+    /// answer in time, or a commit's outcome is unknown). Nothing was
+    /// applied on this node; retrying later is safe.
+    #[error("database unavailable while {context}: {reason}")]
+    Unavailable {
+        context: &'static str,
+        reason: String,
+    },
+
+    /// Another node committed since the revision a write was planned on
+    /// (a shared database only). The store catches up and plans the write
+    /// again; it reaches a client only after repeated conflicts, as a 503.
+    #[error("the configuration changed concurrently (stored revision is no longer {base})")]
+    Stale { base: u64 },
+
     /// Code 8: a stored row could not be decoded.
     #[error("corrupt row in {collection}: {reason}")]
     CorruptRow {
@@ -155,6 +170,14 @@ impl StoreError {
         }
     }
 
+    /// The database could not be reached while doing `context`.
+    pub fn unavailable(context: &'static str, reason: impl std::fmt::Display) -> StoreError {
+        StoreError::Unavailable {
+            context,
+            reason: reason.to_string(),
+        }
+    }
+
     /// Kong's error code, if the error has one in Kong's table.
     pub fn code(&self) -> u32 {
         match self {
@@ -164,7 +187,10 @@ impl StoreError {
             Self::UniqueViolation { .. } => 5,
             Self::NotFound => 6,
             Self::InvalidOffset { .. } => 7,
-            Self::Database { .. } | Self::CorruptRow { .. } => 8,
+            Self::Database { .. }
+            | Self::CorruptRow { .. }
+            | Self::Unavailable { .. }
+            | Self::Stale { .. } => 8,
             Self::InvalidSize(_) => 9,
             Self::InvalidOptions { .. } => 11,
             Self::ForeignKeyUnresolved { .. } => 13,
@@ -192,6 +218,9 @@ impl StoreError {
 
     /// The HTTP status the Admin API answers with.
     pub fn status(&self) -> u16 {
+        if matches!(self, Self::Unavailable { .. } | Self::Stale { .. }) {
+            return 503;
+        }
         match self.code() {
             5 => 409,
             6 => 404,
@@ -205,6 +234,12 @@ impl StoreError {
         match self {
             Self::SchemaViolation(violation) => violation.kong_body(),
             Self::NotFound => json!({"message": "Not found"}),
+            Self::Unavailable { .. } => {
+                json!({"message": "The database is unavailable; the configuration cannot be changed now, try again later"})
+            }
+            Self::Stale { .. } => {
+                json!({"message": "The configuration is being changed concurrently; try again"})
+            }
             Self::Database { .. } | Self::CorruptRow { .. } => {
                 json!({"message": "An unexpected error occurred"})
             }

@@ -21,6 +21,19 @@
 //!   async.
 //! - [`sled`]: the embedded backend (both traits). It is the only module
 //!   that names sled.
+//! - [`postgres`]: the shared backend (both traits) for several nodes on
+//!   one PostgreSQL. It is the only module that names tokio-postgres.
+//! - `follow` ([`Store::follow`], [`Store::catch_up`]): how a node applies
+//!   other nodes' commits, in revision order, to its state and snapshot;
+//!   `local_copy`: the node-local copy of the configuration a node starts
+//!   from while the shared database is down.
+//!
+//! With a shared backend, a write first takes the backend's write session
+//! (a lock across nodes, [`EntityBackend::begin_write`]); when the
+//! database is then ahead of the state, the store applies the missing
+//! commits before planning. Should a commit still find another revision
+//! stored ([`StoreError::Stale`]), the store catches up and plans the write
+//! again (so a write's planning must be re-runnable), up to a few times.
 //!
 //! Also: [`error`] ([`StoreError`], one variant per Kong error code),
 //! [`query`] (pagination and tag filters), `summary` (what a whole
@@ -28,8 +41,11 @@
 
 pub mod backend;
 pub mod error;
+mod follow;
 mod keys;
+pub mod local_copy;
 mod plan;
+pub mod postgres;
 mod prepare;
 pub mod query;
 mod read;
@@ -110,6 +126,8 @@ pub struct Store {
     state: RwLock<State>,
     write_lock: Mutex<()>,
     on_commit: RwLock<Option<CommitHook>>,
+    /// Told after every applied revision, when a node-local copy is kept.
+    local_copy: Mutex<Option<local_copy::Dirty>>,
 }
 
 impl Store {
@@ -122,6 +140,7 @@ impl Store {
             state: RwLock::new(state),
             write_lock: Mutex::new(()),
             on_commit: RwLock::new(None),
+            local_copy: Mutex::new(None),
         })
     }
 
@@ -217,6 +236,36 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `attempt` (a write's plan and commit, under the write lock) in
+    /// the backend's write session, and again after catching up when the
+    /// state was behind the database.
+    fn with_retries<T>(
+        &self,
+        mut attempt: impl FnMut() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let locked = self.backend.begin_write()?;
+        let _session = WriteSession(self.backend.as_ref());
+        if locked.is_some_and(|revision| revision != self.read_state().revision) {
+            self.catch_up_locked()?;
+        }
+        let mut conflicts = 0;
+        loop {
+            match attempt() {
+                Err(StoreError::Stale { base }) if conflicts < MAX_CONFLICTS => {
+                    conflicts += 1;
+                    tracing::debug!(
+                        base,
+                        conflicts,
+                        "write planned on an old revision; catching up"
+                    );
+                    self.catch_up_locked()?;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Runs the commit hook and tells the local copy writer.
     fn notify_commit(&self, commit: &Commit<'_>) {
         let hook = self
             .on_commit
@@ -225,8 +274,29 @@ impl Store {
         if let Some(hook) = hook.as_ref() {
             hook(commit);
         }
+        drop(hook);
+        let local_copy = self
+            .local_copy
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(dirty) = local_copy.as_ref() {
+            dirty.mark();
+        }
     }
 }
+
+/// Ends the backend's write session when dropped.
+struct WriteSession<'a>(&'a dyn EntityBackend);
+
+impl Drop for WriteSession<'_> {
+    fn drop(&mut self) {
+        self.0.end_write();
+    }
+}
+
+/// How many times a write is planned again after another node committed
+/// first, before it gives up with a 503.
+const MAX_CONFLICTS: usize = 8;
 
 /// Epoch seconds now.
 fn now_seconds() -> i64 {

@@ -48,6 +48,15 @@ impl Store {
     pub fn replace_all(&self, config: &Config) -> Result<ChangeSummary, StoreError> {
         let started = std::time::Instant::now();
         let _writing = self.lock_writes();
+        self.with_retries(|| self.replace_locked(config, started))
+    }
+
+    /// One attempt of [`Store::replace_all`], under the write lock.
+    fn replace_locked(
+        &self,
+        config: &Config,
+        started: std::time::Instant,
+    ) -> Result<ChangeSummary, StoreError> {
         let (prepared, deleted) = {
             let state = self.read_state();
             let prepared = prepare_config(&state, config, now_seconds())?;

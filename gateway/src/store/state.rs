@@ -17,9 +17,10 @@ use bytes::Bytes;
 use schemas::EntityKind;
 use uuid::Uuid;
 
+use super::backend::LoggedChange;
 use super::error::StoreError;
 use super::keys::{self, Link};
-use super::plan::{RowOp, RowPut};
+use super::plan::{put_of, RowOp, RowPut, RowRemove};
 use super::read::decode;
 
 /// Entity rows of one kind, by id (a UUID's byte order is the order of its
@@ -168,6 +169,60 @@ impl State {
             }
         }
         self.revision = revision;
+    }
+
+    /// Apply a commit another node made (rows only, as logged): each
+    /// change's index entries are derived from the row it removes or
+    /// writes. Returns the changes as the commit hook sees them (a row
+    /// written over an existing one is its removal followed by the row).
+    pub(crate) fn apply_logged(
+        &mut self,
+        changes: &[LoggedChange],
+        revision: u64,
+    ) -> Result<Vec<LoggedChange>, StoreError> {
+        let mut applied = Vec::with_capacity(changes.len());
+        for change in changes {
+            if let Some(old) = self.row(change.kind, &change.id).cloned() {
+                self.remove_row(change.kind, &old)?;
+                if change.row.is_some() {
+                    applied.push(LoggedChange {
+                        row: None,
+                        ..change.clone()
+                    });
+                }
+            }
+            if change.row.is_none() {
+                applied.push(change.clone());
+            }
+            if let Some(row) = &change.row {
+                let entity = decode(change.kind, row)?;
+                self.put(put_of(change.kind, &entity, row.clone())?);
+                applied.push(change.clone());
+            }
+        }
+        self.revision = revision;
+        Ok(applied)
+    }
+
+    /// Removes a stored row and the index entries it owns.
+    fn remove_row(&mut self, kind: EntityKind, row: &Bytes) -> Result<(), StoreError> {
+        let entity = decode(kind, row)?;
+        let put = put_of(kind, &entity, row.clone())?;
+        let remove = RowRemove {
+            kind,
+            id: put.id,
+            id_text: put.id_text,
+            unique: put.unique,
+            links: put.links,
+        };
+        self.apply(&[RowOp::Remove(remove)], self.revision);
+        Ok(())
+    }
+
+    /// Every row, per kind (cheap: rows are shared bytes), for the
+    /// node-local copy.
+    pub(crate) fn rows(&self) -> Vec<Rows> {
+        self.rows.to_vec()
     }
 
     fn put(&mut self, put: RowPut) {

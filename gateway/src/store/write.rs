@@ -45,7 +45,7 @@ impl Store {
     ) -> Result<Value, StoreError> {
         self.write(|state, plan| {
             let existing = resolve(state, kind, key)?;
-            let mut input = input;
+            let mut input = input.clone();
             if let Some(object) = input.as_object_mut() {
                 let id = match (key, &existing) {
                     (EntityKey::Id(id), _) => id.to_string(),
@@ -102,18 +102,22 @@ impl Store {
         })
     }
 
-    /// Run `body` under the write lock, then commit its plan.
+    /// Run `body` under the write lock, then commit its plan; plan again
+    /// (so `body` may run more than once) when another node committed
+    /// first.
     fn write<T>(
         &self,
-        body: impl FnOnce(&State, &mut Plan) -> Result<T, StoreError>,
+        body: impl Fn(&State, &mut Plan) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _writing = self.lock_writes();
-        let mut plan = Plan::default();
-        let outcome = body(&self.read_state(), &mut plan)?;
-        if !plan.is_empty() {
-            self.commit_plan(&plan)?;
-        }
-        Ok(outcome)
+        self.with_retries(|| {
+            let mut plan = Plan::default();
+            let outcome = body(&self.read_state(), &mut plan)?;
+            if !plan.is_empty() {
+                self.commit_plan(&plan)?;
+            }
+            Ok(outcome)
+        })
     }
 }
 

@@ -49,6 +49,9 @@ impl Session {
             }
             Err(failure) => {
                 tracing::debug!(%failure, "no session");
+                if matches!(failure, OpenFailure::Invalid(OpenError::StorageUnavailable)) {
+                    state.unreadable = self.open_cookie_header(headers, CookieKind::Session, now);
+                }
                 self.open_remembered(headers, now, state, cookies).await
             }
         }
@@ -287,6 +290,27 @@ impl Session {
         ctx.exit(StatusCode::OK, ExitBody::Empty, cookies)
     }
 
+    /// A logout whose session row cannot be read (the database is down):
+    /// the cookie is expired all the same, and the row's deletion is left
+    /// to the session store (which retries it once the database is back).
+    pub(super) async fn logout_unreadable(
+        &self,
+        ctx: &mut RequestCtx,
+        header: &SessionHeader,
+        state: &SessionState,
+        mut cookies: HeaderMap,
+        now: u64,
+    ) -> PluginResponse {
+        self.remove_row(Some(header)).await;
+        merge_all(
+            &mut cookies,
+            header_values([self.flags.expired_cookie(&self.cookie_name)]),
+        );
+        self.logout_remember(&ctx.request.headers, state, &[], &mut cookies, now)
+            .await;
+        ctx.exit(StatusCode::OK, ExitBody::Empty, cookies)
+    }
+
     /// The remember part of a logout, when remember is on and the request
     /// sent a remember cookie (or access just saved one): expire it (and
     /// delete its row), or save the other audiences in it.
@@ -438,6 +462,10 @@ pub(super) async fn load_row(
     match rows.get(&header.session_id(), now).await {
         Ok(Some(data)) => Ok(data),
         Ok(None) => Err(OpenError::PayloadMissing),
+        Err(SessionError::Backend(error)) => {
+            tracing::warn!(%error, "cannot read the session row");
+            Err(OpenError::StorageUnavailable)
+        }
         Err(error) => {
             tracing::warn!(error = %describe(&error), "cannot read the session row");
             Err(OpenError::PayloadMissing)

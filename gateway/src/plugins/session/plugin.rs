@@ -181,6 +181,9 @@ pub(super) struct SessionState {
     pub(super) opened: Option<Opened>,
     /// The remember cookie header restored or saved in access.
     pub(super) remember: Option<SessionHeader>,
+    /// The valid session cookie whose `storage: kong` row could not be read
+    /// (database down): a logout with it still expires the cookie.
+    pub(super) unreadable: Option<SessionHeader>,
 }
 
 impl SessionState {
@@ -383,6 +386,13 @@ impl Plugin for Session {
             }
             self.restore(ctx, opened, &mut state, &mut cookies, now)
                 .await;
+        } else if let Some(header) = state.unreadable.take() {
+            if self.is_logout(ctx) {
+                return Flow::Respond(
+                    self.logout_unreadable(ctx, &header, &state, cookies, now)
+                        .await,
+                );
+            }
         }
         for cookie in cookies.get_all(SET_COOKIE) {
             merge_set_cookie(&mut ctx.response_headers, cookie.clone());

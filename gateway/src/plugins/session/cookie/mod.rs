@@ -163,6 +163,11 @@ pub enum OpenError {
     /// Step 8: no payload was found (storage row or cookie chunk missing).
     #[error("session payload not found")]
     PayloadMissing,
+    /// Step 8 (`storage: kong`): the session store could not be asked (its
+    /// database is down). The request goes on without a session, but a
+    /// logout still expires the cookie.
+    #[error("session storage unavailable")]
+    StorageUnavailable,
     /// Step 8: the payload cannot fit in the allowed cookies.
     #[error("session payload too large for cookies")]
     PayloadTooLarge,
