@@ -12,6 +12,7 @@ mod gwctl_support;
 mod support;
 
 mod admin_api;
+mod cluster;
 mod crash;
 mod dump;
 mod key_auth;
