@@ -81,7 +81,7 @@ pub struct KeyAuth {
     www_authenticate: HeaderValue,
 }
 
-/// Builds an instance from a plugin row (the [`super::PluginFactory`]).
+/// Builds an instance from a plugin row (the [`crate::pdk::PluginFactory`]).
 pub fn build(
     row: &schemas::model::Plugin,
     _env: &PluginEnv,

@@ -53,7 +53,7 @@ pub struct RequestTermination {
     hostname: String,
 }
 
-/// Builds an instance from a plugin row (the [`super::PluginFactory`]).
+/// Builds an instance from a plugin row (the [`crate::pdk::PluginFactory`]).
 pub fn build(
     row: &schemas::model::Plugin,
     env: &PluginEnv,

@@ -3,11 +3,12 @@
 //! - [`serve`] accepts connections (plain TCP, or TLS with the acceptor
 //!   given) and serves HTTP/1.1 and HTTP/2 on them until shutdown, then
 //!   drains in-flight requests.
-//! - [`Proxy::handle`] is the per-request pipeline (see `pipeline.rs`).
+//! - [`Proxy::handle`] is the per-request pipeline (see `pipeline.rs`);
+//!   [`phases`] runs the plugins' phases on it.
 //! - [`upstream`] sends requests to services through pooled clients.
-//! - [`respond`] formats the gateway's own responses as Kong does.
-//! - [`headers`] and [`body`] hold the header rules and body types;
-//!   [`request_checks`] what a request must pass before routing.
+//! - [`headers`] holds the header rules, [`request_checks`] what a request
+//!   must pass before routing; the gateway's own responses and the body
+//!   types are the PDK's ([`crate::pdk::response`], [`crate::pdk::body`]).
 //! - `http1/` is the HTTP/1.1 server; hyper serves HTTP/2.
 
 mod framing;

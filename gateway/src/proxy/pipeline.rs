@@ -14,9 +14,9 @@
 //!    408 when it stalls past the client body timeout);
 //! 5. add Kong's response headers and the headers plugins queued (a 502 or
 //!    504 for a failed exchange gets a proxied response's headers, with
-//!    both latencies, as Kong's does), then run
-//!    the plugins' response phase, and hand the response (streaming body)
-//!    to hyper.
+//!    both latencies, as Kong's does), then run the plugins' response
+//!    phase (`phases.rs`), and hand the response (streaming body) to the
+//!    connection's server (`http1/`, or hyper for HTTP/2).
 
 use std::sync::Arc;
 use std::time::Instant;

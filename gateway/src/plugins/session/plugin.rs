@@ -218,7 +218,7 @@ pub(super) struct Saved {
     pub(super) initial_chunk: String,
 }
 
-/// Builds an instance from a plugin row (the [`crate::plugins::PluginFactory`]).
+/// Builds an instance from a plugin row (the [`crate::pdk::PluginFactory`]).
 pub fn build(
     row: &schemas::model::Plugin,
     env: &PluginEnv,
