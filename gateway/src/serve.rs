@@ -427,6 +427,7 @@ fn plugin_env(store: &Store, node_id: Uuid) -> PluginEnv {
         node_id,
         hostname: hostname(),
         sessions: Some(store.sessions()),
+        metrics: Arc::default(),
     }
 }
 
