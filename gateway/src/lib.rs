@@ -25,5 +25,6 @@ pub mod proxy;
 pub mod router;
 pub mod serve;
 pub mod snapshot;
+pub mod status_api;
 pub mod store;
 pub mod tls;

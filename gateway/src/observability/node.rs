@@ -20,6 +20,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use serde_json::{json, Value};
+
 /// One counter on its own cache line, so that worker threads updating two
 /// different counters do not contend.
 #[derive(Debug, Default)]
@@ -110,6 +112,37 @@ impl Drop for RequestGuard<'_> {
     fn drop(&mut self) {
         self.0.requests_finished.add();
     }
+}
+
+/// The body of `GET /status` (Admin API and Status API), Kong's shape
+/// (`kong/api/routes/health.lua`): `database.reachable`, nginx's
+/// `server` counters, `memory` (no Lua VMs or shared dicts here; ours:
+/// `resident_set_size`), and ours: the `configuration_revision` served,
+/// when known.
+pub fn status_document(counts: ServerCounts, reachable: bool, revision: Option<u64>) -> Value {
+    let mut document = json!({
+        "database": {"reachable": reachable},
+        "server": {
+            "connections_accepted": counts.connections_accepted,
+            "connections_handled": counts.connections_handled,
+            "connections_active": counts.connections_active,
+            "connections_reading": counts.connections_reading,
+            "connections_writing": counts.connections_writing,
+            "connections_waiting": counts.connections_waiting,
+            "total_requests": counts.total_requests,
+        },
+        "memory": {
+            "workers_lua_vms": [],
+            "lua_shared_dicts": {},
+            "resident_set_size": resident_memory_bytes().map(|bytes| {
+                format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+            }),
+        },
+    });
+    if let (Some(revision), Some(object)) = (revision, document.as_object_mut()) {
+        object.insert("configuration_revision".to_owned(), Value::from(revision));
+    }
+    document
 }
 
 /// The process's resident memory in bytes (`/proc/self/statm`), if known.
