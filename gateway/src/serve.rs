@@ -327,8 +327,6 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(until(stop.wait(), logs.reopen_on_sigusr1()?));
     let status = start_status_api(&args, &exposition, &stop, &mut tasks).await?;
-
-    status.waiting_for("opening the store");
     let store = open_store(&args, node_id).await?;
     if !args.config.is_empty() {
         status.waiting_for("loading the --config files");
@@ -350,8 +348,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     announce(&proxy_listener, tls_listener.as_ref(), &admin_listener)?;
 
     let terminated = termination_signal()?;
-    let mut proxy = Proxy::new(snapshots, proxy_settings(&args))
-        .with_stats(Arc::clone(&exposition.stats));
+    let mut proxy =
+        Proxy::new(snapshots, proxy_settings(&args)).with_stats(Arc::clone(&exposition.stats));
     if let Some(log) = &logs.proxy {
         proxy = proxy.with_access_log(Arc::clone(log));
     }
@@ -412,7 +410,7 @@ async fn start_status_api(
     let state = Arc::new(StatusState::new(
         Arc::clone(exposition),
         VERSION,
-        "starting",
+        "opening the store",
     ));
     let Some(addr) = args.status_listen else {
         return Ok(state);
@@ -435,18 +433,19 @@ struct AccessLogs {
 
 impl AccessLogs {
     fn open(args: &ServeArgs) -> Result<Self, ServeError> {
-        let open = |value: &str, name: &str, format| -> Result<Option<Arc<AccessLog>>, ServeError> {
-            let Some(target) = Target::parse(value) else {
-                return Ok(None);
+        let open =
+            |value: &str, name: &str, format| -> Result<Option<Arc<AccessLog>>, ServeError> {
+                let Some(target) = Target::parse(value) else {
+                    return Ok(None);
+                };
+                let log = AccessLog::open(name, target, format).map_err(|source| {
+                    ServeError::AccessLog {
+                        target: value.to_owned(),
+                        source,
+                    }
+                })?;
+                Ok(Some(Arc::new(log)))
             };
-            let log = AccessLog::open(name, target, format).map_err(|source| {
-                ServeError::AccessLog {
-                    target: value.to_owned(),
-                    source,
-                }
-            })?;
-            Ok(Some(Arc::new(log)))
-        };
         Ok(AccessLogs {
             proxy: open(&args.proxy_access_log, "proxy-access-log", Format::Kong)?,
             admin: open(&args.admin_access_log, "admin-access-log", Format::Combined)?,

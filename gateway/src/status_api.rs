@@ -53,7 +53,11 @@ pub struct StatusState {
 
 impl StatusState {
     /// Not ready: waiting for `waiting_for`.
-    pub fn new(exposition: Arc<Exposition>, version: &'static str, waiting_for: &'static str) -> Self {
+    pub fn new(
+        exposition: Arc<Exposition>,
+        version: &'static str,
+        waiting_for: &'static str,
+    ) -> Self {
         StatusState {
             exposition,
             version,
@@ -64,7 +68,10 @@ impl StatusState {
 
     /// Says what the start waits for now.
     pub fn waiting_for(&self, reason: &'static str) {
-        *self.waiting_for.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+        *self
+            .waiting_for
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = reason;
     }
 
     /// The configuration of `store` is loaded and served: ready.
@@ -85,8 +92,14 @@ impl StatusState {
         if self.loaded.get().is_some() {
             return (StatusCode::OK, json!({"message": "ready"}));
         }
-        let reason = *self.waiting_for.lock().unwrap_or_else(PoisonError::into_inner);
-        (StatusCode::SERVICE_UNAVAILABLE, json!({ "message": reason }))
+        let reason = *self
+            .waiting_for
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "message": reason }),
+        )
     }
 }
 
@@ -185,5 +198,9 @@ fn handle<B>(state: &StatusState, request: &Request<B>) -> Response<Full<Bytes>>
 
 fn json_answer(status: StatusCode, body: &Value) -> (StatusCode, &'static str, Bytes) {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    (status, "application/json; charset=utf-8", Bytes::from(bytes))
+    (
+        status,
+        "application/json; charset=utf-8",
+        Bytes::from(bytes),
+    )
 }

@@ -82,7 +82,10 @@ pub fn status(context: &Context) -> Result<Reply, ApiError> {
 /// API's).
 pub fn metrics(context: &Context) -> Reply {
     let state = &context.state;
-    Reply::text(EXPOSITION_TYPE, state.exposition.render(state.store.is_reachable()))
+    Reply::text(
+        EXPOSITION_TYPE,
+        state.exposition.render(state.store.is_reachable()),
+    )
 }
 
 /// `GET /plugins/enabled`.

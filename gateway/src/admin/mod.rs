@@ -164,10 +164,12 @@ where
     let _in_progress = context.state.exposition.stats.request_started();
     let (parts, body) = request.into_parts();
     let line = context.state.access_log.as_ref().map(|log| {
-        let client = parts.extensions.get::<ClientAddr>().map_or(
-            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            |client| client.0.ip(),
-        );
+        let client = parts
+            .extensions
+            .get::<ClientAddr>()
+            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |client| {
+                client.0.ip()
+            });
         (log, log.begin(client, &parts, ""))
     });
     let request = Request::from_parts(parts, body);
@@ -390,7 +392,10 @@ fn render(
             .header(ALLOW, allow)
             .header("access-control-allow-methods", allow);
     }
-    let body = match (reply.text, reply.body.map(|value| serde_json::to_vec(&value))) {
+    let body = match (
+        reply.text,
+        reply.body.map(|value| serde_json::to_vec(&value)),
+    ) {
         (Some((content_type, text)), _) => {
             builder = builder.header(CONTENT_TYPE, content_type);
             Bytes::from(text)

@@ -139,7 +139,12 @@ impl AccessLog {
         AccessLog::with_capacity(name, target, format, QUEUE_LINES)
     }
 
-    fn with_capacity(name: &str, target: Target, format: Format, lines: usize) -> io::Result<AccessLog> {
+    fn with_capacity(
+        name: &str,
+        target: Target,
+        format: Format,
+        lines: usize,
+    ) -> io::Result<AccessLog> {
         let out = target.open()?;
         let (sender, receiver) = mpsc::sync_channel(lines);
         let stats = Arc::new(AccessLogStats::default());
@@ -171,7 +176,12 @@ impl AccessLog {
     }
 
     /// The line of a request from `client` with this head.
-    pub fn begin(&self, client: IpAddr, request: &http::request::Parts, request_id: &str) -> LineStart {
+    pub fn begin(
+        &self,
+        client: IpAddr,
+        request: &http::request::Parts,
+        request_id: &str,
+    ) -> LineStart {
         let mut text = String::with_capacity(256);
         let _ = write!(text, "{client} - ");
         match remote_user(&request.headers) {
@@ -263,7 +273,12 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         loop {
-            match self.receiver.recv_timeout(IDLE_POLL) {
+            let received = self.receiver.recv_timeout(IDLE_POLL);
+            // A reopen asked for before these lines came applies to them.
+            if self.flags.reopen.swap(false, Ordering::Relaxed) {
+                self.reopen();
+            }
+            match received {
                 Ok(line) => {
                     self.write(&line);
                     while let Ok(line) = self.receiver.try_recv() {
@@ -275,9 +290,6 @@ impl Writer {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.warn_about_drops();
-            if self.flags.reopen.swap(false, Ordering::Relaxed) {
-                self.reopen();
-            }
             if self.flags.stop.load(Ordering::Relaxed) {
                 while let Ok(line) = self.receiver.try_recv() {
                     self.write(&line);
@@ -318,7 +330,9 @@ impl Writer {
         self.flush();
         match self.target.open() {
             Ok(out) => self.out = BufWriter::with_capacity(64 * 1024, out),
-            Err(error) => tracing::warn!(%error, "cannot reopen the access log; writing to the old file"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot reopen the access log; writing to the old file")
+            }
         }
     }
 
@@ -470,7 +484,10 @@ mod tests {
     #[test]
     fn hostile_values_are_escaped_as_nginx_does() {
         let request = http::Request::post("/x")
-            .header("user-agent", http::HeaderValue::from_bytes(b"a\"b\\c\xff d").unwrap())
+            .header(
+                "user-agent",
+                http::HeaderValue::from_bytes(b"a\"b\\c\xff d").unwrap(),
+            )
             .header("referer", "r\"")
             .body(())
             .unwrap();
@@ -484,7 +501,10 @@ mod tests {
             .body(())
             .unwrap();
         let line = written(Format::Combined, parts(request), 200, 1);
-        assert!(line.ends_with("\"a\\x22b\\x5Cc\\x09z \\xC3\\xA9\"\n"), "{line}");
+        assert!(
+            line.ends_with("\"a\\x22b\\x5Cc\\x09z \\xC3\\xA9\"\n"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -497,7 +517,8 @@ mod tests {
     fn a_full_queue_drops_and_counts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
-        let log = AccessLog::with_capacity("test-log", Target::File(path.clone()), Format::Kong, 1).unwrap();
+        let log = AccessLog::with_capacity("test-log", Target::File(path.clone()), Format::Kong, 1)
+            .unwrap();
         let request = parts(http::Request::get("/").body(()).unwrap());
         for _ in 0..10_000 {
             let start = log.begin("127.0.0.1".parse().unwrap(), &request, "id");

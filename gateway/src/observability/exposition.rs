@@ -191,14 +191,21 @@ mod tests {
         let node = "node_id=\"00000000-0000-0000-0000-000000000000\"";
         for line in [
             "kong_datastore_reachable 1".to_owned(),
-            format!("kong_nginx_connections_total{{{node},subsystem=\"http\",state=\"accepted\"}} 1"),
-            format!("kong_nginx_connections_total{{{node},subsystem=\"http\",state=\"waiting\"}} 1"),
+            format!(
+                "kong_nginx_connections_total{{{node},subsystem=\"http\",state=\"accepted\"}} 1"
+            ),
+            format!(
+                "kong_nginx_connections_total{{{node},subsystem=\"http\",state=\"waiting\"}} 1"
+            ),
             format!("kong_nginx_requests_total{{{node},subsystem=\"http\"}} 0"),
             format!("kong_node_info{{{node},version=\"3.10.0\"}} 1"),
             "kong_nginx_timers{state=\"running\"} 0".to_owned(),
             "gateway_access_log_dropped_total{log=\"proxy\"} 0".to_owned(),
         ] {
-            assert!(text.lines().any(|candidate| candidate == line), "{line} not in\n{text}");
+            assert!(
+                text.lines().any(|candidate| candidate == line),
+                "{line} not in\n{text}"
+            );
         }
         assert!(!text.contains("kong_http_requests_total"));
         let names: Vec<&str> = text

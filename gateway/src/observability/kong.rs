@@ -55,7 +55,14 @@ impl Default for KongMetrics {
             http_requests: Family::new(
                 "kong_http_requests_total",
                 "HTTP status codes per consumer, service and route",
-                &["service", "route", "code", "source", "workspace", "consumer"],
+                &[
+                    "service",
+                    "route",
+                    "code",
+                    "source",
+                    "workspace",
+                    "consumer",
+                ],
                 Counter::default,
             ),
             kong_latency: Family::new(
@@ -98,7 +105,9 @@ impl KongMetrics {
         render(self.http_requests.name(), &|out| {
             self.http_requests.render(out)
         });
-        render(self.kong_latency.name(), &|out| self.kong_latency.render(out));
+        render(self.kong_latency.name(), &|out| {
+            self.kong_latency.render(out)
+        });
         render(self.request_latency.name(), &|out| {
             self.request_latency.render(out)
         });
@@ -263,7 +272,9 @@ impl ConsumerKey {
     }
 
     fn address(&self) -> usize {
-        self.0.as_ref().map_or(0, |consumer| Arc::as_ptr(consumer) as usize)
+        self.0
+            .as_ref()
+            .map_or(0, |consumer| Arc::as_ptr(consumer) as usize)
     }
 }
 
@@ -397,7 +408,11 @@ mod tests {
                 series.count_request(code, StatusSource::Service, None);
             }
             let text = rendered(&metrics);
-            let count = format!("code=\"{}\",source=\"service\",workspace=\"default\",consumer=\"\"}} {}", 200 + 2 * SLOTS - 1, round + 1);
+            let count = format!(
+                "code=\"{}\",source=\"service\",workspace=\"default\",consumer=\"\"}} {}",
+                200 + 2 * SLOTS - 1,
+                round + 1
+            );
             assert!(text.contains(&count), "{text}");
         }
     }
@@ -416,6 +431,8 @@ mod tests {
         let text = rendered(&metrics);
         assert!(text.contains("kong_kong_latency_ms_bucket{service=\"\",route=\"r\",workspace=\"default\",le=\"5\"} 1"));
         assert!(!text.contains("kong_upstream_latency_ms"));
-        assert!(text.contains("kong_request_latency_ms_sum{service=\"\",route=\"r\",workspace=\"default\"} 30"));
+        assert!(text.contains(
+            "kong_request_latency_ms_sum{service=\"\",route=\"r\",workspace=\"default\"} 30"
+        ));
     }
 }

@@ -176,7 +176,12 @@ impl<T: SeriesValue> Family<T> {
 
 /// Writes `{name="value",...}` (with `le` last when given); nothing
 /// without labels. Values escape `\`, `"` and line feeds.
-pub fn write_labels<S: AsRef<str>>(out: &mut String, names: &[&str], values: &[S], le: Option<&str>) {
+pub fn write_labels<S: AsRef<str>>(
+    out: &mut String,
+    names: &[&str],
+    values: &[S],
+    le: Option<&str>,
+) {
     if names.is_empty() && le.is_none() {
         return;
     }

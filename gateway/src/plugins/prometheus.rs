@@ -72,16 +72,18 @@ impl Plugin for Prometheus {
         if config.bandwidth_metrics {
             series.add_bandwidth(entry.request_size, entry.response_size, consumer);
         }
+        if config.latency_metrics {
+            let latencies = entry.latencies;
+            series.observe_latencies(latencies.kong, latencies.proxy, latencies.request);
+        }
+        // Counted last: once a request shows in `kong_http_requests_total`,
+        // its other series are recorded too.
         if config.status_code_metrics {
             let source = match entry.source {
                 ResponseSource::Service => StatusSource::Service,
                 ResponseSource::Exit | ResponseSource::Error => StatusSource::Kong,
             };
             series.count_request(entry.status.as_u16(), source, consumer);
-        }
-        if config.latency_metrics {
-            let latencies = entry.latencies;
-            series.observe_latencies(latencies.kong, latencies.proxy, latencies.request);
         }
     }
 }

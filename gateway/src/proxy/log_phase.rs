@@ -175,9 +175,7 @@ impl Completion {
             0 => head_size + body_bytes,
             written => written,
         };
-        let series = plugins
-            .snapshot
-            .route_series(&plugins.ctx.matched.route.id);
+        let series = plugins.snapshot.route_series(&plugins.ctx.matched.route.id);
         let entry = LogEntry {
             ctx: &plugins.ctx,
             status,
