@@ -308,13 +308,17 @@ impl Writer {
         } = &line.start;
         let time = self.clock.time_local(line.second);
         let status = format!("{} {}", line.status, line.body_bytes);
+        let text = text.as_bytes();
+        let (before_time, rest) = text.split_at((*time_at).min(text.len()));
+        let (before_status, after_status) =
+            rest.split_at(status_at.saturating_sub(*time_at).min(rest.len()));
         let written = self
             .out
-            .write_all(text[..*time_at].as_bytes())
+            .write_all(before_time)
             .and_then(|()| self.out.write_all(time.as_bytes()))
-            .and_then(|()| self.out.write_all(text[*time_at..*status_at].as_bytes()))
+            .and_then(|()| self.out.write_all(before_status))
             .and_then(|()| self.out.write_all(status.as_bytes()))
-            .and_then(|()| self.out.write_all(text[*status_at..].as_bytes()));
+            .and_then(|()| self.out.write_all(after_status));
         if let Err(error) = written {
             tracing::warn!(%error, "cannot write the access log");
         }
