@@ -395,7 +395,9 @@ fn version_text(version: Version) -> &'static str {
 fn push_request_line(out: &mut String, request: &http::request::Parts) {
     push_escaped(out, request.method.as_str().as_bytes());
     out.push(' ');
-    if request.uri.scheme().is_some() {
+    // An HTTP/1 absolute-form target is logged as sent; HTTP/2's
+    // `:scheme` and `:authority` are not part of nginx's `$request`.
+    if request.uri.scheme().is_some() && request.version != Version::HTTP_2 {
         push_escaped(out, request.uri.to_string().as_bytes());
     } else {
         let target = request

@@ -53,6 +53,8 @@ impl BytesSent {
 /// What the end of one request needs, gathered as the pipeline runs.
 pub(super) struct Ending {
     started: Instant,
+    /// The request came over HTTP/2 (hyper writes the response).
+    http2: bool,
     access: Option<(Arc<AccessLog>, LineStart)>,
     /// Present when a plugin may log: the request head's size and the
     /// count of body bytes read.
@@ -88,6 +90,7 @@ impl Ending {
     ) -> Self {
         Ending {
             started,
+            http2: request.version == Version::HTTP_2,
             access: log.map(|log| (Arc::clone(log), log.begin(client, request, request_id))),
             request_size: measure.then(|| RequestSize {
                 head: request_head_size(request),
@@ -120,11 +123,14 @@ impl Ending {
         }
         let (mut head, body) = response.into_parts();
         let sent = BytesSent::default();
-        let head_size = if head.version == Version::HTTP_2 {
-            response_head_size(head.status, &head.headers)
-        } else {
-            head.extensions.insert(sent.clone());
-            0
+        // Only the log phase needs the response's size.
+        let head_size = match (&plugins, self.http2) {
+            (None, _) => 0,
+            (Some(_), true) => response_head_size(head.status, &head.headers),
+            (Some(_), false) => {
+                head.extensions.insert(sent.clone());
+                0
+            }
         };
         let completion = Completion {
             ending: self,
@@ -288,7 +294,7 @@ impl Body for CountedBody {
 /// (the bytes an HTTP/1.1 client sent, when it wrote one space after each
 /// colon, as clients do).
 fn request_head_size(request: &http::request::Parts) -> u64 {
-    let target = if request.uri.scheme().is_some() {
+    let target = if request.uri.scheme().is_some() && request.version != Version::HTTP_2 {
         request.uri.to_string().len()
     } else {
         request

@@ -468,6 +468,65 @@ fn bandwidth_is_the_bytes_on_the_wire() {
     assert!(!scrape.text.contains("latency_ms"), "{}", scrape.text);
 }
 
+#[test]
+fn http2_requests_are_recorded_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let mut options = observed(&["--proxy-access-log", log.to_str().unwrap()]);
+    options.tls = true;
+    let env = Env::start_with(options);
+    env.global_plugin("prometheus", all_metrics());
+    let tls = env.gateway.tls_files().expect("started with TLS");
+    let client = e2e::alpn_client_trusting(&tls.ca_pem);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = client
+            .get(env.gateway.proxy_tls_url("/anything"))
+            .send()
+            .expect("an HTTP/2 answer");
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        ids.push(
+            response.headers()["x-kong-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+        let body = response.bytes().unwrap();
+        assert!(!body.is_empty());
+    }
+    let url = env.gateway.status_url("/metrics");
+    let scrape = scrape_until(&url, |scrape| requests_counted(scrape) >= 2);
+    let labels = request_labels("echo-route", "200", "service", "");
+    assert_eq!(
+        scrape.value("kong_http_requests_total", &labels),
+        2,
+        "{}",
+        scrape.text
+    );
+    assert_histogram(
+        &scrape,
+        "kong_request_latency_ms",
+        "echo-route",
+        UPSTREAM_LE,
+        2,
+    );
+    let egress = [
+        ("service", "echo-service"),
+        ("route", "echo-route"),
+        ("direction", "egress"),
+        ("workspace", "default"),
+        ("consumer", ""),
+    ];
+    assert!(scrape.value("kong_bandwidth_bytes", &egress) > 0);
+    let lines = lines_of(&log, 2);
+    for (line, id) in lines.iter().zip(&ids) {
+        let line = parse_line(line);
+        assert_eq!(line.request, "GET /anything HTTP/2.0");
+        assert_eq!(line.request_id.as_ref(), Some(id));
+    }
+}
+
 /// The series (with the labels) that Kong's official Grafana dashboard,
 /// grafana.com dashboard 7424, queries: read from its source,
 /// `kong/plugins/prometheus/grafana/kong-official.json` (revision 9, Kong
