@@ -5,7 +5,7 @@
 //! - [`typedefs`]: field definitions and validators shared by entities and
 //!   plugin configs (Kong's `typedefs`).
 //! - [`entities`]: services, routes, consumers, plugins, key-auth credentials.
-//! - [`plugins`]: config schemas of key-auth, session, request-termination.
+//! - [`plugins`]: config schemas of key-auth, prometheus, session, request-termination.
 //! - [`model`]: typed views of canonical entities.
 //! - [`matching`]: how route paths, headers and hosts are compiled for
 //!   matching, shared by the route schema and the gateway's router.

@@ -10,7 +10,11 @@
 //! - [`Echo`] runs `gateway echo`, the httpbin-like upstream, on a free port.
 //! - [`Gateway`] runs `gateway serve` on a temporary data directory with
 //!   free ports (and optionally TLS with a certificate made for the test),
-//!   and can be restarted on the same data or killed with SIGKILL.
+//!   and can be restarted on the same data or killed with SIGKILL. With
+//!   `--status-listen` in its arguments it also finds the Status API
+//!   ([`Gateway::status_url`]), and [`Gateway::start_probing`] /
+//!   [`Gateway::restart_probing`] let a test probe it while the start is
+//!   still under way.
 //! - [`http_client`] and [`Gateway::client`] are blocking reqwest clients
 //!   that never follow redirects, ignore proxy variables and keep no cookies
 //!   (reqwest is built without its `cookies` feature): tests copy

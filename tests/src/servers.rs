@@ -244,19 +244,39 @@ pub struct Gateway {
     proxy: SocketAddr,
     proxy_tls: Option<SocketAddr>,
     admin: SocketAddr,
+    /// The Status API, when `extra_args` has `--status-listen`.
+    status: Option<SocketAddr>,
 }
 
 impl Gateway {
     /// Start it and wait for its `listening on` lines.
     pub fn start(options: GatewayOptions) -> Gateway {
+        Gateway::start_probing(options, |_| ()).0
+    }
+
+    /// Start it with `--status-listen` in `options.extra_args`: as soon as
+    /// it prints `status listening on`, run `probe` with that address
+    /// (while the rest of the start may still be under way), then wait for
+    /// the other `listening on` lines.
+    pub fn start_probing<T>(
+        options: GatewayOptions,
+        probe: impl FnOnce(SocketAddr) -> T,
+    ) -> (Gateway, Option<T>) {
         let dir = tempfile::Builder::new()
             .prefix("e2e-gateway-")
             .tempdir()
             .expect("a temporary directory for the gateway");
         let tls = options.tls.then(|| write_tls_files(dir.path()));
         let data_dir = dir.path().join("data");
-        let (server, proxy, proxy_tls, admin) = launch(&options, &data_dir, tls.as_ref());
-        Gateway {
+        let (launched, probed) = launch_probing(&options, &data_dir, tls.as_ref(), probe);
+        let Launched {
+            server,
+            proxy,
+            proxy_tls,
+            admin,
+            status,
+        } = launched;
+        let gateway = Gateway {
             server,
             options,
             dir,
@@ -264,7 +284,17 @@ impl Gateway {
             proxy,
             proxy_tls,
             admin,
-        }
+            status,
+        };
+        (gateway, probed)
+    }
+
+    /// `http://STATUS{path}`; panics if started without `--status-listen`.
+    pub fn status_url(&self, path: &str) -> String {
+        let addr = self
+            .status
+            .expect("the gateway was started without --status-listen");
+        format!("http://{addr}{path}")
     }
 
     /// `http://PROXY{path}`.
@@ -346,11 +376,28 @@ impl Gateway {
             }
         }
         let data_dir = self.data_dir();
-        let (server, proxy, proxy_tls, admin) = launch(&self.options, &data_dir, self.tls.as_ref());
-        self.server = server;
-        self.proxy = proxy;
-        self.proxy_tls = proxy_tls;
-        self.admin = admin;
+        let (launched, _) = launch_probing(&self.options, &data_dir, self.tls.as_ref(), |_| ());
+        self.server = launched.server;
+        self.proxy = launched.proxy;
+        self.proxy_tls = launched.proxy_tls;
+        self.admin = launched.admin;
+        self.status = launched.status;
+    }
+
+    /// Like [`Gateway::restart`], running `probe` with the Status API's
+    /// address as soon as it listens (see [`Gateway::start_probing`]).
+    pub fn restart_probing<T>(&mut self, probe: impl FnOnce(SocketAddr) -> T) -> Option<T> {
+        if self.server.pid().is_some() {
+            self.server.terminate(STARTUP_TIMEOUT);
+        }
+        let data_dir = self.data_dir();
+        let (launched, probed) = launch_probing(&self.options, &data_dir, self.tls.as_ref(), probe);
+        self.server = launched.server;
+        self.proxy = launched.proxy;
+        self.proxy_tls = launched.proxy_tls;
+        self.admin = launched.admin;
+        self.status = launched.status;
+        probed
     }
 
     /// Kill it with SIGKILL (a crash); [`Gateway::restart`] starts it again.
@@ -359,13 +406,23 @@ impl Gateway {
     }
 }
 
-type Launched = (Server, SocketAddr, Option<SocketAddr>, SocketAddr);
+/// A started `gateway serve` and its addresses.
+struct Launched {
+    server: Server,
+    proxy: SocketAddr,
+    proxy_tls: Option<SocketAddr>,
+    admin: SocketAddr,
+    status: Option<SocketAddr>,
+}
 
-pub(crate) fn launch(
+/// Starts `gateway serve`; with `--status-listen`, waits for that line
+/// first and runs `probe` with its address.
+fn launch_probing<T>(
     options: &GatewayOptions,
     data_dir: &Path,
     tls: Option<&TlsFiles>,
-) -> Launched {
+    probe: impl FnOnce(SocketAddr) -> T,
+) -> (Launched, Option<T>) {
     let mut run = Run::gateway(&["serve", "--proxy-listen", "127.0.0.1:0"])
         .args(&["--admin-listen", "127.0.0.1:0"])
         .arg("--data-dir")
@@ -386,6 +443,17 @@ pub(crate) fn launch(
         run = run.env(name, value);
     }
     let mut server = Server::spawn(&run);
+    let (status, probed) = if options
+        .extra_args
+        .iter()
+        .any(|arg| arg == "--status-listen")
+    {
+        let found = server.wait_for_lines(&["status listening on http://"]);
+        let status = server.addr(&found[0]);
+        (Some(status), Some(probe(status)))
+    } else {
+        (None, None)
+    };
     let mut prefixes = vec!["proxy listening on http://", "admin listening on http://"];
     if tls.is_some() {
         prefixes.push("proxy listening on https://");
@@ -394,7 +462,14 @@ pub(crate) fn launch(
     let proxy = server.addr(&found[0]);
     let admin = server.addr(&found[1]);
     let proxy_tls = found.get(2).map(|text| server.addr(text));
-    (server, proxy, proxy_tls, admin)
+    let launched = Launched {
+        server,
+        proxy,
+        proxy_tls,
+        admin,
+        status,
+    };
+    (launched, probed)
 }
 
 /// A CA and a certificate it issued for `localhost` and `127.0.0.1`,

@@ -43,6 +43,7 @@ pub fn dispatch(context: &Context, request: ApiRequest) -> Result<Reply, ApiErro
     match endpoint {
         Endpoint::Root => info::root(context),
         Endpoint::Status => info::status(context),
+        Endpoint::Metrics => Ok(info::metrics(context)),
         Endpoint::PluginsEnabled => Ok(info::plugins_enabled()),
         Endpoint::EntitySchema(name) => info::entity_schema(&name),
         Endpoint::PluginSchema(name) => info::plugin_schema(&name),

@@ -1,7 +1,6 @@
-//! Informational endpoints: `GET /`, `GET /status`, `GET /plugins/enabled`
+//! Informational endpoints: `GET /`, `GET /status`, `GET /metrics`,
+//! `GET /plugins/enabled`
 //! and the schema endpoints (`GET /schemas/...`, `POST .../validate`).
-
-use std::sync::atomic::Ordering;
 
 use schemas::entities::plugin_record;
 use schemas::{plugins, EntityKind};
@@ -11,6 +10,8 @@ use super::body::Body;
 use super::input::record_for;
 use super::response::{ApiError, Reply};
 use super::Context;
+use crate::observability::exposition::CONTENT_TYPE as EXPOSITION_TYPE;
+use crate::observability::node::status_document;
 
 /// `GET /`: version, node, plugins and a sanitized configuration.
 pub fn root(context: &Context) -> Result<Reply, ApiError> {
@@ -64,48 +65,27 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// `GET /status`: database reachability, connection counters, and the
-/// revision of the configuration this node serves
+/// `GET /status`: database reachability, the node's connection counters,
+/// and the revision of the configuration this node serves
 /// (`configuration_revision`, ours: nodes sharing a database converge on
 /// the same one).
 pub fn status(context: &Context) -> Result<Reply, ApiError> {
-    let counters = &context.counters;
-    let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-    let active = read(&counters.connections_active);
-    Ok(Reply::ok(json!({
-        "database": {"reachable": context.state.store.is_reachable()},
-        "configuration_revision": context.state.store.revision(),
-        "server": {
-            "connections_accepted": read(&counters.connections_accepted),
-            "connections_handled": read(&counters.connections_accepted),
-            "connections_active": active,
-            "connections_reading": 0,
-            "connections_writing": active,
-            "connections_waiting": 0,
-            "total_requests": read(&counters.total_requests),
-        },
-        "memory": {
-            "workers_lua_vms": [],
-            "lua_shared_dicts": {},
-            "resident_set_size": resident_set_size(),
-        },
-    })))
+    let state = &context.state;
+    Ok(Reply::ok(status_document(
+        state.exposition.stats.counts(),
+        state.store.is_reachable(),
+        Some(state.store.revision()),
+    )))
 }
 
-/// The process's resident memory, as Kong prints sizes (`"12.34 MiB"`).
-fn resident_set_size() -> Value {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: Option<u64> = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok());
-    match pages {
-        Some(pages) => Value::from(format!(
-            "{:.2} MiB",
-            (pages * 4096) as f64 / (1024.0 * 1024.0)
-        )),
-        None => Value::Null,
-    }
+/// `GET /metrics`: the Prometheus exposition (the same as the Status
+/// API's).
+pub fn metrics(context: &Context) -> Reply {
+    let state = &context.state;
+    Reply::text(
+        EXPOSITION_TYPE,
+        state.exposition.render(state.store.is_reachable()),
+    )
 }
 
 /// `GET /plugins/enabled`.

@@ -11,7 +11,9 @@
 //!    the disk or the database.
 //!
 //! Answers are JSON with Kong's messages and headers (`Server: kong/<v>`,
-//! `X-Kong-Admin-Latency`). Request bodies, keys and entity names are never
+//! `X-Kong-Admin-Latency`), except `GET /metrics` (Prometheus text).
+//! Connections and requests count into the node's counters; with an
+//! access log, each request gets a line in nginx's `combined` format. Request bodies, keys and entity names are never
 //! logged: logs carry the method, a path template and the status.
 
 pub mod body;
@@ -31,7 +33,6 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
+use crate::observability::{AccessLog, Exposition};
 use crate::store::Store;
 use body::Body;
 use handlers::ApiRequest;
@@ -74,21 +76,22 @@ pub struct AdminState {
     pub version: &'static str,
     /// The address the Admin API listens on (for `Host` checks).
     pub listen_addr: SocketAddr,
-}
-
-/// Connection and request counters for `GET /status`.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub connections_accepted: AtomicU64,
-    pub connections_active: AtomicU64,
-    pub total_requests: AtomicU64,
+    /// `GET /metrics`, and the node's counters (`GET /status`), which the
+    /// Admin API's connections and requests count into.
+    pub exposition: Arc<Exposition>,
+    /// The Admin API's access log (nginx's `combined` format), when on.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 /// Everything a handler can see.
 pub struct Context {
     pub state: Arc<AdminState>,
-    pub counters: Arc<Counters>,
 }
+
+/// The client's address, put in a request's extensions by the server (for
+/// the access log).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
 
 /// Serve the Admin API on `listener` until `shutdown` completes, then let
 /// in-flight requests finish (up to 10 s).
@@ -97,10 +100,7 @@ pub async fn serve(
     state: Arc<AdminState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let context = Arc::new(Context {
-        state,
-        counters: Arc::new(Counters::default()),
-    });
+    let context = Arc::new(Context { state });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -111,7 +111,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => spawn_connection(&builder, &graceful, &context, stream),
+                Ok((stream, peer)) => spawn_connection(&builder, &graceful, &context, stream, peer),
                 Err(error) => {
                     tracing::warn!(%error, "admin listener failed to accept a connection");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -133,15 +133,13 @@ fn spawn_connection(
     graceful: &GracefulShutdown,
     context: &Arc<Context>,
     stream: tokio::net::TcpStream,
+    peer: SocketAddr,
 ) {
-    let counters = Arc::clone(&context.counters);
-    counters
-        .connections_accepted
-        .fetch_add(1, Ordering::Relaxed);
-    counters.connections_active.fetch_add(1, Ordering::Relaxed);
+    let open = context.state.exposition.stats.connection_opened();
     let context = Arc::clone(context);
-    let service = service_fn(move |request| {
+    let service = service_fn(move |mut request: Request<hyper::body::Incoming>| {
         let context = Arc::clone(&context);
+        request.extensions_mut().insert(ClientAddr(peer));
         async move { Ok::<_, Infallible>(handle(context, request).await) }
     });
     let connection = builder
@@ -152,7 +150,7 @@ fn spawn_connection(
         if let Err(error) = watched.await {
             tracing::debug!(%error, "admin connection ended with an error");
         }
-        counters.connections_active.fetch_sub(1, Ordering::Relaxed);
+        drop(open);
     });
 }
 
@@ -163,10 +161,18 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let started = Instant::now();
-    context
-        .counters
-        .total_requests
-        .fetch_add(1, Ordering::Relaxed);
+    let _in_progress = context.state.exposition.stats.request_started();
+    let (parts, body) = request.into_parts();
+    let line = context.state.access_log.as_ref().map(|log| {
+        let client = parts
+            .extensions
+            .get::<ClientAddr>()
+            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |client| {
+                client.0.ip()
+            });
+        (log, log.begin(client, &parts, ""))
+    });
+    let request = Request::from_parts(parts, body);
     let method = request.method().clone();
     let template = routes::parse(request.uri().path()).map(|endpoint| endpoint.template());
     let (reply, allow) = match answer(&context, request).await {
@@ -184,7 +190,18 @@ where
         status = reply.status.as_u16(),
         "admin request"
     );
-    render(&context.state, reply, allow, started)
+    let response = render(&context.state, reply, allow, started);
+    if let Some((log, line)) = line {
+        let body_bytes = if method == Method::HEAD {
+            0
+        } else {
+            hyper::body::Body::size_hint(response.body())
+                .exact()
+                .unwrap_or(0)
+        };
+        log.finish(line, response.status().as_u16(), body_bytes);
+    }
+    response
 }
 
 /// The reply, plus an `Allow` header value for `OPTIONS`.
@@ -375,12 +392,19 @@ fn render(
             .header(ALLOW, allow)
             .header("access-control-allow-methods", allow);
     }
-    let body = match reply.body.map(|value| serde_json::to_vec(&value)) {
-        Some(Ok(bytes)) => {
+    let body = match (
+        reply.text,
+        reply.body.map(|value| serde_json::to_vec(&value)),
+    ) {
+        (Some((content_type, text)), _) => {
+            builder = builder.header(CONTENT_TYPE, content_type);
+            Bytes::from(text)
+        }
+        (None, Some(Ok(bytes))) => {
             builder = builder.header(CONTENT_TYPE, "application/json; charset=utf-8");
             Bytes::from(bytes)
         }
-        Some(Err(_)) | None => Bytes::new(),
+        (None, Some(Err(_)) | None) => Bytes::new(),
     };
     builder.body(Full::new(body)).unwrap_or_else(|_| {
         let mut fallback = Response::new(Full::new(Bytes::new()));

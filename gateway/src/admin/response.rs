@@ -6,19 +6,31 @@ use serde_json::{json, Value};
 
 use crate::store::StoreError;
 
-/// A successful answer: a status and an optional JSON body.
+/// A successful answer: a status and an optional JSON body, or a text
+/// body with its content type (`/metrics`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: StatusCode,
     pub body: Option<Value>,
+    pub text: Option<(&'static str, String)>,
 }
 
 impl Reply {
+    /// 200 with a text body of `content_type`.
+    pub fn text(content_type: &'static str, text: String) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: None,
+            text: Some((content_type, text)),
+        }
+    }
+
     /// 200 with a body.
     pub fn ok(body: Value) -> Self {
         Self {
             status: StatusCode::OK,
             body: Some(body),
+            text: None,
         }
     }
 
@@ -27,6 +39,7 @@ impl Reply {
         Self {
             status: StatusCode::CREATED,
             body: Some(body),
+            text: None,
         }
     }
 
@@ -35,6 +48,7 @@ impl Reply {
         Self {
             status: StatusCode::NO_CONTENT,
             body: None,
+            text: None,
         }
     }
 }
@@ -116,6 +130,7 @@ impl ApiError {
         Reply {
             status: self.status(),
             body: Some(self.body()),
+            text: None,
         }
     }
 }

@@ -44,6 +44,8 @@ pub enum Endpoint {
     Root,
     /// `GET /status`
     Status,
+    /// `GET /metrics`
+    Metrics,
     /// `GET|POST /config`
     Config,
     /// `GET /plugins/enabled`
@@ -72,6 +74,7 @@ impl Endpoint {
         let allowed: &[Method] = match self {
             Self::Root
             | Self::Status
+            | Self::Metrics
             | Self::PluginsEnabled
             | Self::EntitySchema(_)
             | Self::PluginSchema(_) => &[Method::GET],
@@ -89,6 +92,7 @@ impl Endpoint {
         match self {
             Self::Root
             | Self::Status
+            | Self::Metrics
             | Self::PluginsEnabled
             | Self::EntitySchema(_)
             | Self::PluginSchema(_) => "GET, HEAD, OPTIONS",
@@ -105,6 +109,7 @@ impl Endpoint {
         match self {
             Self::Root => "/".to_owned(),
             Self::Status => "/status".to_owned(),
+            Self::Metrics => "/metrics".to_owned(),
             Self::Config => "/config".to_owned(),
             Self::PluginsEnabled => "/plugins/enabled".to_owned(),
             Self::EntitySchema(_) => "/schemas/{entity}".to_owned(),
@@ -168,6 +173,7 @@ pub fn parse(path: &str) -> Option<Endpoint> {
     match parts.as_slice() {
         [] => Some(Endpoint::Root),
         ["status"] => Some(Endpoint::Status),
+        ["metrics"] => Some(Endpoint::Metrics),
         ["config"] => Some(Endpoint::Config),
         ["plugins", "enabled"] => Some(Endpoint::PluginsEnabled),
         ["schemas", "plugins", "validate"] => Some(Endpoint::ValidateEntity("plugins".to_owned())),
@@ -218,6 +224,7 @@ mod tests {
         assert_eq!(parse("/"), Some(Endpoint::Root));
         assert_eq!(parse(""), Some(Endpoint::Root));
         assert_eq!(parse("/status"), Some(Endpoint::Status));
+        assert_eq!(parse("/metrics"), Some(Endpoint::Metrics));
         assert_eq!(
             parse("/services/"),
             Some(Endpoint::Collection(EntityKind::Service))

@@ -19,11 +19,22 @@ fn context_with(token: Option<&str>, listen: &str) -> Arc<Context> {
         node_id: Uuid::new_v4(),
         version: "3.10.0",
         listen_addr: listen.parse().expect("address"),
+        exposition: Arc::new(exposition()),
+        access_log: None,
     };
     Arc::new(Context {
         state: Arc::new(state),
-        counters: Arc::new(Counters::default()),
     })
+}
+
+fn exposition() -> crate::observability::Exposition {
+    crate::observability::Exposition {
+        node_id: Uuid::nil(),
+        version: "3.10.0",
+        stats: Arc::default(),
+        kong: Arc::default(),
+        access_logs: Vec::new(),
+    }
 }
 
 fn context() -> Arc<Context> {
@@ -426,6 +437,30 @@ async fn form_plugin_config_is_typed() {
 }
 
 #[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let context = context();
+    let request = Request::get("/metrics")
+        .header("host", "127.0.0.1:8001")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = handle(Arc::clone(&context), request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("\nkong_datastore_reachable 1\n"), "{text}");
+    assert!(
+        text.contains("kong_nginx_requests_total{node_id=\"00000000-0000-0000-0000-000000000000\",subsystem=\"http\"} 1\n"),
+        "the scrape itself is a request in progress: {text}"
+    );
+    let post = call(&context, "POST", "/metrics", Some(json!({}))).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
 async fn info_and_schema_endpoints() {
     let context = context();
     let root = call(&context, "GET", "/", None).await;
@@ -442,7 +477,7 @@ async fn info_and_schema_endpoints() {
     let enabled = call(&context, "GET", "/plugins/enabled", None).await;
     assert_eq!(
         enabled.body,
-        json!({"enabled_plugins": ["key-auth", "request-termination", "session"]})
+        json!({"enabled_plugins": ["key-auth", "prometheus", "request-termination", "session"]})
     );
 
     assert!(call(&context, "GET", "/schemas/services", None).await.body["fields"].is_array());
@@ -585,6 +620,8 @@ async fn serves_over_tcp_and_shuts_down() {
         node_id: Uuid::new_v4(),
         version: "3.10.0",
         listen_addr: address,
+        exposition: Arc::new(exposition()),
+        access_log: None,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, state, async {

@@ -15,6 +15,7 @@
 //! - [`response`]: `kong.response.error` / `kong.response.exit` with Kong's
 //!   negotiated error bodies.
 //! - [`body`]: the streaming body type of requests and responses.
+//! - [`log`]: [`LogEntry`], a finished request as the log phase sees it.
 //!
 //! # Phases
 //!
@@ -33,19 +34,25 @@
 //!    in the same order, on proxied responses, on short-circuit responses
 //!    and on the gateway's own errors produced after routing (502, 503,
 //!    504).
+//! 3. **log**, once the response body is done (sent, or cut short by the
+//!    client): [`Plugin::log`] runs for the recorded instances that declare
+//!    it, in the same order, with the final status, sizes and latencies
+//!    ([`LogEntry`]). It is synchronous and must not block.
 //!
-//! Both hooks are async: a plugin may await a database or network call
-//! without blocking the worker thread's other connections.
+//! The first two hooks are async: a plugin may await a database or network
+//! call without blocking the worker thread's other connections.
 
 pub mod body;
 pub mod context;
 pub mod identity;
+pub mod log;
 pub mod plugin;
 pub mod request_data;
 pub mod response;
 
 pub use context::{Downstream, Matched, Protocol, RequestCtx};
 pub use identity::{set_identity_headers, AuthCredential, Credential, Identities};
+pub use log::{LogEntry, LogLatencies, ResponseSource};
 pub use plugin::{
     BackgroundTask, Flow, Phases, Plugin, PluginBuildError, PluginDescriptor, PluginEnv,
     PluginFactory, PluginResponse,

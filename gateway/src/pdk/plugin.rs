@@ -1,5 +1,6 @@
 //! The plugin contract: the [`Plugin`] phase trait (Pingora's
-//! `ProxyHttp`, Kong's handler phases), what an access handler decides
+//! `ProxyHttp`, Kong's handler phases: access, response headers, log),
+//! what an access handler decides
 //! ([`Flow`]), how a plugin declares itself ([`PluginDescriptor`]: phases,
 //! factory, background task) and what a factory gets ([`PluginEnv`]).
 
@@ -12,6 +13,8 @@ use schemas::plugins::PluginSchema;
 use uuid::Uuid;
 
 use super::context::RequestCtx;
+use super::log::LogEntry;
+use crate::observability::KongMetrics;
 use crate::store::SessionStore;
 
 /// A response produced by a plugin (Kong's `kong.response.exit` or
@@ -62,6 +65,18 @@ pub trait Plugin: Send + Sync + 'static {
     async fn response(&self, ctx: &mut RequestCtx, head: &mut http::response::Parts) {
         let _ = (ctx, head);
     }
+
+    /// The log phase (Kong's `log`): runs once the response body has been
+    /// handed to the connection (or the client went away before its end),
+    /// for every instance resolved during access whose descriptor declares
+    /// it, in the same order, on every response of a routed request. The
+    /// response is gone: the hook returns nothing and changes nothing the
+    /// client sees. It runs on the worker thread as the body completes, so
+    /// it must not block: count, or hand the entry's data to a queue.
+    /// Default: does nothing.
+    fn log(&self, entry: &LogEntry<'_>) {
+        let _ = entry;
+    }
 }
 
 /// Process-wide facts and shared services a factory or background task
@@ -75,6 +90,9 @@ pub struct PluginEnv {
     /// The database's session rows (Kong's `kong.db.sessions`), for the
     /// session plugin's `storage: kong`; `None` without a database.
     pub sessions: Option<Arc<dyn SessionStore>>,
+    /// The prometheus plugin's metric families, one set per process; the
+    /// snapshot makes each route's handles into it.
+    pub metrics: Arc<KongMetrics>,
 }
 
 impl std::fmt::Debug for PluginEnv {
@@ -83,7 +101,7 @@ impl std::fmt::Debug for PluginEnv {
             .field("node_id", &self.node_id)
             .field("hostname", &self.hostname)
             .field("sessions", &self.sessions.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,6 +132,9 @@ pub struct Phases {
     pub access: bool,
     /// It implements [`Plugin::response`].
     pub response: bool,
+    /// It implements [`Plugin::log`]. Requests none of whose instances
+    /// declares it cost the log phase nothing.
+    pub log: bool,
 }
 
 /// A plugin this gateway can run. Its priority, version and config schema

@@ -44,6 +44,7 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     phases: Phases {
         access: true,
         response: false,
+        log: false,
     },
     build,
     background: None,

@@ -11,6 +11,7 @@
 //! one line in [`DESCRIPTORS`].
 
 pub mod key_auth;
+pub mod prometheus;
 pub mod request_termination;
 pub mod session;
 pub mod unavailable;
@@ -20,6 +21,7 @@ use crate::pdk::{BackgroundTask, PluginDescriptor, PluginEnv};
 /// The plugins this gateway can run.
 pub const DESCRIPTORS: &[PluginDescriptor] = &[
     key_auth::DESCRIPTOR,
+    prometheus::DESCRIPTOR,
     request_termination::DESCRIPTOR,
     session::DESCRIPTOR,
 ];

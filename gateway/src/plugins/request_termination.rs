@@ -34,6 +34,7 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     phases: Phases {
         access: true,
         response: false,
+        log: false,
     },
     build,
     background: None,

@@ -199,8 +199,9 @@ fn spawn_connection(
         .spawn(serve_connection(accepted, tls, http2, proxy, shutdown));
 }
 
-/// Serves one connection until it ends: registers it with the current
-/// runtime, runs the TLS handshake if any, then HTTP/1.1 or HTTP/2.
+/// Serves one connection until it ends: counts it open, registers it with
+/// the current runtime, runs the TLS handshake if any, then HTTP/1.1 or
+/// HTTP/2.
 async fn serve_connection(
     accepted: Accepted,
     tls: Option<TlsAcceptor>,
@@ -213,6 +214,7 @@ async fn serve_connection(
         peer,
         listen_port,
     } = accepted;
+    let _open = proxy.stats().connection_opened();
     let stream = match TcpStream::from_std(stream) {
         Ok(stream) => stream,
         Err(error) => return tracing::debug!(%peer, %error, "cannot register a connection"),

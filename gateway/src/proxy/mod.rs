@@ -5,6 +5,8 @@
 //!   drains in-flight requests.
 //! - [`Proxy::handle`] is the per-request pipeline (see `pipeline.rs`);
 //!   [`phases`] runs the plugins' phases on it.
+//!   `log_phase.rs` runs the access log and the plugins' log phase once a
+//!   response body is done.
 //! - [`upstream`] sends requests to services through pooled clients.
 //! - [`headers`] holds the header rules, [`request_checks`] what a request
 //!   must pass before routing; the gateway's own responses and the body
@@ -17,6 +19,7 @@ pub mod fuzzing;
 pub mod headers;
 mod http1;
 mod listener;
+mod log_phase;
 pub mod phases;
 mod pipeline;
 pub mod request_checks;
@@ -30,6 +33,7 @@ pub use listener::serve;
 use listener::Workers;
 pub use pipeline::{new_request_id, NO_ROUTE_MESSAGE};
 
+use crate::observability::{AccessLog, NodeStats};
 use crate::proxy::phases::DEFAULT_BODY_CAP;
 use crate::snapshot::SnapshotHandle;
 use upstream::{PoolSettings, UpstreamClients};
@@ -93,6 +97,10 @@ pub struct Proxy {
     settings: ProxySettings,
     /// The worker threads, started by the first [`serve`].
     workers: OnceLock<Workers>,
+    /// Connection and request counters (shared with the other listeners).
+    stats: Arc<NodeStats>,
+    /// The access log, when on.
+    access_log: Option<Arc<AccessLog>>,
 }
 
 impl Proxy {
@@ -103,12 +111,31 @@ impl Proxy {
             upstream: UpstreamClients::new(settings.pool.clone()),
             settings,
             workers: OnceLock::new(),
+            stats: Arc::default(),
+            access_log: None,
         }
+    }
+
+    /// Counts into `stats` instead of counters of its own.
+    pub fn with_stats(mut self, stats: Arc<NodeStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// Writes a line per request into `log`.
+    pub fn with_access_log(mut self, log: Arc<AccessLog>) -> Self {
+        self.access_log = Some(log);
+        self
     }
 
     /// The proxy's settings.
     pub fn settings(&self) -> &ProxySettings {
         &self.settings
+    }
+
+    /// The connection and request counters.
+    pub fn stats(&self) -> &Arc<NodeStats> {
+        &self.stats
     }
 }
 

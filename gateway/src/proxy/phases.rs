@@ -1,5 +1,7 @@
 //! The plugin runner: resolves which instance of each plugin applies to a
-//! request, runs the access phase and, later, the response phase.
+//! request, runs the access phase and, later, the response phase; hands
+//! the instances with a log phase over to the response body's completion
+//! ([`PluginRunner::into_log_phase`]).
 //!
 //! Resolution follows Kong's `plugins_iterator`: for each plugin name, in
 //! run order (priority descending, then name descending), the most specific
@@ -29,7 +31,7 @@ use http::{StatusCode, Version};
 use uuid::Uuid;
 
 use crate::pdk::body;
-use crate::pdk::{Flow, Plugin, PluginDescriptor, PluginResponse, Protocol, RequestCtx};
+use crate::pdk::{Flow, LogEntry, Plugin, PluginDescriptor, PluginResponse, Protocol, RequestCtx};
 use crate::snapshot::{PluginIndex, PluginTable, Scope};
 
 /// The default cap on a request body buffered for a plugin (1 MiB); larger
@@ -163,12 +165,38 @@ impl PluginRunner {
         }
     }
 
+    /// The instances that have a log phase, in run order, for the
+    /// response body's completion to run; `None` (and nothing kept) when
+    /// none has.
+    pub fn into_log_phase(self) -> Option<LogPhase> {
+        if !self.collected.iter().any(|(plugin, _)| plugin.phases.log) {
+            return None;
+        }
+        let mut instances = self.collected;
+        instances.retain(|(plugin, _)| plugin.phases.log);
+        Some(LogPhase { instances })
+    }
+
     /// The names of the resolved instances, in run order.
     pub fn collected_names(&self) -> Vec<&'static str> {
         self.collected
             .iter()
             .map(|(plugin, _)| plugin.name)
             .collect()
+    }
+}
+
+/// The log phase of one request: its instances that declare it.
+pub struct LogPhase {
+    instances: Vec<(&'static PluginDescriptor, Arc<dyn Plugin>)>,
+}
+
+impl LogPhase {
+    /// Runs [`Plugin::log`] of each instance, in run order.
+    pub fn run(&self, entry: &LogEntry<'_>) {
+        for (_, instance) in &self.instances {
+            instance.log(entry);
+        }
     }
 }
 

@@ -16,15 +16,19 @@
 //!    504 for a failed exchange gets a proxied response's headers, with
 //!    both latencies, as Kong's does), then run the plugins' response
 //!    phase (`phases.rs`), and hand the response (streaming body) to the
-//!    connection's server (`http1/`, or hyper for HTTP/2).
+//!    connection's server (`http1/`, or hyper for HTTP/2);
+//! 6. once that body is done, write the access log line and run the
+//!    plugins' log phase (`log_phase.rs`; nothing is wrapped when neither
+//!    is on). Every request counts in the node's counters.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{HeaderMap, HeaderValue, CONNECTION, LOCATION, TE, UPGRADE};
 use http::{Request, Response, StatusCode, Version};
 
 use super::headers::{self, Forwarding, Latencies};
+use super::log_phase::{Ending, PluginEnding};
 use super::phases::PluginRunner;
 use super::request_checks::{self, Refusal};
 use super::upstream::RequestBody;
@@ -32,7 +36,7 @@ use super::Proxy;
 use crate::pdk::body::{self, ProxyBody};
 use crate::pdk::context::host_without_port;
 use crate::pdk::response::{self as respond, ExitBody, GeneratedResponse};
-use crate::pdk::{Downstream, Identities, Matched, RequestCtx};
+use crate::pdk::{Downstream, Identities, Matched, RequestCtx, ResponseSource};
 use crate::router::{self, RequestInfo, RouteMatch};
 use crate::snapshot::Snapshot;
 
@@ -63,13 +67,22 @@ impl Proxy {
         request: Request<ProxyBody>,
         downstream: Downstream,
     ) -> Response<ProxyBody> {
+        let _in_progress = self.stats.request_started();
         let started = Instant::now();
         let request_id = new_request_id();
         let snapshot = self.snapshots.load();
         let (mut parts, request_body) = request.into_parts();
+        let mut ending = Ending::begin(
+            self.access_log.as_ref(),
+            snapshot.plugins().has_log_phase(),
+            downstream.client_addr.ip(),
+            &parts,
+            &request_id,
+            started,
+        );
         if let Err(refusal) = request_checks::check(&mut parts) {
             let response = refused(&parts, refusal, &request_id);
-            return finish_generated(response, started, &request_id);
+            return ending.respond(finish_generated(response, started, &request_id), None);
         }
         headers::prepare_client_request(&mut parts.headers);
         let Some(route_match) = find_route(&snapshot, &parts, &downstream) else {
@@ -80,11 +93,11 @@ impl Proxy {
                 &request_id,
                 HeaderMap::new(),
             );
-            return finish_generated(response, started, &request_id);
+            return ending.respond(finish_generated(response, started, &request_id), None);
         };
         if route_match.needs_https {
             let response = https_required(&parts, &route_match, &request_id);
-            return finish_generated(response, started, &request_id);
+            return ending.respond(finish_generated(response, started, &request_id), None);
         }
         let matched = Matched {
             route: Arc::clone(&route_match.route),
@@ -93,6 +106,7 @@ impl Proxy {
                 .and_then(|id| snapshot.service(&id).cloned()),
             uri_captures: route_match.captures.clone(),
         };
+        let request_body = ending.count_request_body(request_body);
         let mut ctx = RequestCtx::new(
             parts,
             request_body,
@@ -102,11 +116,25 @@ impl Proxy {
             Arc::clone(&snapshot) as Arc<dyn Identities>,
         );
         let mut runner = PluginRunner::new(self.settings.body_cap);
-        let outcome = match runner.access(snapshot.plugins(), &mut ctx).await {
-            Some(response) => Outcome::Generated(response),
-            None => self.forward(&mut ctx, &route_match, started).await,
+        let (outcome, source) = match runner.access(snapshot.plugins(), &mut ctx).await {
+            Some(response) => (Outcome::Generated(response), ResponseSource::Exit),
+            None => {
+                let outcome = self.forward(&mut ctx, &route_match, started).await;
+                let source = outcome.source();
+                (outcome, source)
+            }
         };
-        respond_with(outcome, &runner, &mut ctx, started).await
+        let (kong, upstream) = outcome.latencies(started);
+        let response = respond_with(outcome, &runner, &mut ctx, started).await;
+        let plugins = runner.into_log_phase().map(|phase| PluginEnding {
+            phase,
+            ctx,
+            snapshot,
+            source,
+            kong,
+            upstream,
+        });
+        ending.respond(response, plugins)
     }
 
     /// Sends the request to the matched service.
@@ -197,6 +225,27 @@ impl Proxy {
                     latencies,
                 }
             }
+        }
+    }
+}
+
+impl Outcome {
+    /// Who produced a response `forward` returned.
+    fn source(&self) -> ResponseSource {
+        match self {
+            Outcome::Proxied { .. } => ResponseSource::Service,
+            Outcome::UpstreamFailed { .. } | Outcome::Generated(_) => ResponseSource::Error,
+        }
+    }
+
+    /// Kong's latency (until proxying, or until now for a generated
+    /// response) and the upstream's, when something was proxied.
+    fn latencies(&self, started: Instant) -> (Duration, Option<Duration>) {
+        match self {
+            Outcome::Proxied { latencies, .. } | Outcome::UpstreamFailed { latencies, .. } => {
+                (latencies.proxy, Some(latencies.upstream))
+            }
+            Outcome::Generated(_) => (started.elapsed(), None),
         }
     }
 }

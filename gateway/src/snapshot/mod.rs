@@ -3,7 +3,8 @@
 //! A [`Snapshot`] holds typed entities and what is compiled from them, in
 //! three parts each behind its own `Arc`:
 //!
-//! - `routing`: services, routes and the [`Router`];
+//! - `routing`: services, routes, the [`Router`] and each route's metric
+//!   handles;
 //! - `identities`: consumers by id and username, key-auth credentials by
 //!   key;
 //! - [`PluginIndex`]: the plugin instances indexed for precedence.
@@ -38,6 +39,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::observability::RouteSeries;
 use crate::pdk::{Credential, Identities, PluginEnv};
 use crate::router::{Router, RouterError};
 use crate::store::ChangedEntity;
@@ -118,7 +120,7 @@ impl Snapshot {
             plugins,
         } = entities;
         Ok(Snapshot {
-            routing: Arc::new(Routing::build(services, routes)?),
+            routing: Arc::new(Routing::build(services, routes, &env.metrics)?),
             identities: Arc::new(IdentityMaps::build(consumers, keyauth_credentials)),
             plugins: Arc::new(PluginIndex::build(plugins, env)),
         })
@@ -135,7 +137,10 @@ impl Snapshot {
         let routing = if delta.services.is_empty() && delta.routes.is_empty() {
             Arc::clone(&self.routing)
         } else {
-            Arc::new(self.routing.with_changes(delta.services, delta.routes)?)
+            Arc::new(
+                self.routing
+                    .with_changes(delta.services, delta.routes, &env.metrics)?,
+            )
         };
         let identities = if delta.consumers.is_empty() && delta.credentials.is_empty() {
             Arc::clone(&self.identities)
@@ -170,6 +175,11 @@ impl Snapshot {
     /// The service with this id.
     pub fn service(&self, id: &Uuid) -> Option<&Arc<Service>> {
         self.routing.services.get(id)
+    }
+
+    /// The metric handles of the route with this id.
+    pub fn route_series(&self, id: &Uuid) -> Option<&Arc<RouteSeries>> {
+        self.routing.series.get(id)
     }
 
     /// The consumer with this username.

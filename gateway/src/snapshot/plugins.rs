@@ -163,6 +163,12 @@ impl PluginIndex {
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
     }
+
+    /// Whether a configured plugin has a log phase (a request may then
+    /// need its sizes and latencies).
+    pub fn has_log_phase(&self) -> bool {
+        self.tables.iter().any(|table| table.plugin.phases.log)
+    }
 }
 
 /// The instance of one plugin row, when it is enabled and known. A row

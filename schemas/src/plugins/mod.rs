@@ -4,6 +4,7 @@
 //! (the order the gateway runs plugins in) and where it may be attached.
 
 pub mod key_auth;
+pub mod prometheus;
 pub mod request_termination;
 pub mod session;
 
@@ -36,6 +37,7 @@ static PLUGINS: Lazy<Vec<PluginSchema>> = Lazy::new(|| {
     vec![
         session::plugin_schema(),
         key_auth::plugin_schema(),
+        prometheus::plugin_schema(),
         request_termination::plugin_schema(),
     ]
 });

@@ -16,6 +16,7 @@ mod cluster;
 mod crash;
 mod dump;
 mod key_auth;
+mod operability;
 mod proxy;
 mod proxy_hardening;
 mod request_termination;

@@ -426,7 +426,7 @@ fn unknown_plugin() {
         "unknown-plugin.yaml",
         &[
             "{}:4:11: plugins[0] (rate-limiting).name: plugin 'rate-limiting' is not supported by \
-             this gateway; its plugins are: key-auth, request-termination, session",
+             this gateway; its plugins are: key-auth, prometheus, request-termination, session",
         ],
     );
 }
@@ -883,7 +883,7 @@ fn json_output_reports_entities_warnings_and_errors() {
         parse(&refused),
         serde_json::json!({"valid": false, "entities": 0, "warnings": [], "errors": [
             format!("{invalid}:4:11: plugins[0] (rate-limiting).name: plugin 'rate-limiting' is \
-                     not supported by this gateway; its plugins are: key-auth, \
+                     not supported by this gateway; its plugins are: key-auth, prometheus, \
                      request-termination, session"),
             "the files are invalid: 1 error",
         ]})

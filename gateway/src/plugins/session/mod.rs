@@ -28,6 +28,7 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     phases: Phases {
         access: true,
         response: true,
+        log: false,
     },
     build,
     background: Some(sweeper::start),

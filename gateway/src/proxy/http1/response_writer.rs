@@ -15,6 +15,10 @@
 //! timeout (nginx's `send_timeout`); a client that takes nothing for that
 //! long fails the write, and the connection closes (and with it the
 //! upstream connection the body was read from).
+//!
+//! A response carrying [`BytesSent`] in its extensions (the log phase
+//! wants nginx's `$bytes_sent`) gets the number of bytes written for it
+//! recorded there before its body is dropped.
 
 use std::future::poll_fn;
 use std::io;
@@ -32,6 +36,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use super::date::{put_date, DATE_LEN};
 use super::head::has_token;
 use crate::pdk::body::{BoxError, ProxyBody};
+use crate::proxy::log_phase::BytesSent;
 use crate::proxy::timed_write;
 
 /// Once the buffer holds this much, it is written out.
@@ -139,6 +144,8 @@ pub(super) struct ResponseWriter<W> {
     buf: Vec<u8>,
     /// How long a write may stay blocked.
     send_timeout: Duration,
+    /// Bytes written for the current response.
+    written: u64,
 }
 
 impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
@@ -148,6 +155,7 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
             io,
             buf: Vec::with_capacity(4096),
             send_timeout,
+            written: 0,
         }
     }
 
@@ -165,8 +173,10 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
         response: Response<ProxyBody>,
         request: &RequestFacts,
     ) -> Result<bool, WriteError> {
-        let (parts, mut body) = response.into_parts();
+        let (mut parts, mut body) = response.into_parts();
+        let sent = parts.extensions.remove::<BytesSent>();
         self.buf.clear();
+        self.written = 0;
         let exact_size = body.size_hint().exact();
         let plan = encode_head(
             &mut self.buf,
@@ -180,6 +190,9 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
             framing => self.write_body(&mut body, framing).await,
         };
         let flushed = self.flush().await;
+        if let Some(sent) = sent {
+            sent.record(self.written);
+        }
         if self.buf.capacity() > RETAINED_CAPACITY {
             self.buf = Vec::with_capacity(4096);
         }
@@ -260,14 +273,17 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
             self.buf.extend_from_slice(&data);
         } else {
             timed_write::write_all(&mut self.io, &self.buf, timeout).await?;
+            self.written += self.buf.len() as u64;
             self.buf.clear();
             timed_write::write_all(&mut self.io, &data, timeout).await?;
+            self.written += data.len() as u64;
         }
         if framing == Framing::Chunked {
             self.buf.extend_from_slice(b"\r\n");
         }
         if self.buf.len() >= WRITE_AT {
             timed_write::write_all(&mut self.io, &self.buf, timeout).await?;
+            self.written += self.buf.len() as u64;
             self.buf.clear();
         }
         Ok(())
@@ -278,6 +294,7 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
         let timeout = self.send_timeout;
         if !self.buf.is_empty() {
             timed_write::write_all(&mut self.io, &self.buf, timeout).await?;
+            self.written += self.buf.len() as u64;
             self.buf.clear();
         }
         timed_write::flush(&mut self.io, timeout).await

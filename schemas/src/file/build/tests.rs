@@ -344,6 +344,6 @@ fn an_unknown_plugin_is_not_supported_here() {
     assert_eq!(
         errors[0].to_string(),
         "kong.yaml:2:11: plugins[0] (rate-limiting).name: plugin 'rate-limiting' is not supported \
-         by this gateway; its plugins are: key-auth, request-termination, session"
+         by this gateway; its plugins are: key-auth, prometheus, request-termination, session"
     );
 }

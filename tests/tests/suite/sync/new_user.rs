@@ -96,7 +96,7 @@ fn a_plugin_this_gateway_lacks_is_named_as_not_supported() {
     let expected = lines(
         &[format!(
             "{file}:4:11: plugins[0] (rate-limiting).name: plugin 'rate-limiting' is not supported \
-             by this gateway; its plugins are: key-auth, request-termination, session"
+             by this gateway; its plugins are: key-auth, prometheus, request-termination, session"
         )],
         "Error: the files are invalid: 1 error",
     );
