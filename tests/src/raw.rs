@@ -519,6 +519,22 @@ impl RawClient {
         }
     }
 
+    /// The next `count` bytes after what was read as responses (e.g. a
+    /// tunnel's), or fewer if the connection ends or `timeout` passes.
+    pub fn read_bytes(&mut self, count: usize, timeout: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + timeout;
+        while self.buffer.len() < count {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            if !matches!(self.read_some(left), Ok(true)) {
+                break;
+            }
+        }
+        let take = count.min(self.buffer.len());
+        self.buffer.drain(..take).collect()
+    }
+
     /// Whether the server closes the connection within `timeout` (reading
     /// and dropping whatever comes first).
     pub fn closed_within(&mut self, timeout: Duration) -> bool {

@@ -9,6 +9,7 @@
 //! - [`headers`] and [`body`] hold the header rules and body types;
 //!   [`request_checks`] what a request must pass before routing.
 //! - `http1/` is the HTTP/1.1 server; hyper serves HTTP/2.
+//! - [`tunnel`] carries WebSocket connections after their `101`.
 
 mod framing;
 #[doc(hidden)]
@@ -20,6 +21,7 @@ pub mod phases;
 mod pipeline;
 pub mod request_checks;
 mod timed_write;
+pub mod tunnel;
 pub mod upstream;
 
 use std::sync::{Arc, OnceLock};

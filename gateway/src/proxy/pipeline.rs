@@ -9,7 +9,9 @@
 //! 2. route it: no match → 404 `no Route matched with those values`;
 //!    an https-only route on plain HTTP → 426 or the configured redirect;
 //! 3. run the plugins' access phase; a plugin may answer instead;
-//! 4. otherwise proxy to the service (503 without one, 502 on a broken
+//! 4. otherwise proxy to the service (a WebSocket handshake goes with its
+//!    upgrade fields and may come back as a `101` carrying the upstream
+//!    connection; see `tunnel.rs`) (503 without one, 502 on a broken
 //!    exchange, 504 on timeouts, 400 when the client's own body breaks,
 //!    408 when it stalls past the client body timeout);
 //! 5. add Kong's response headers and the headers plugins queued (a 502 or
@@ -27,6 +29,7 @@ use http::{Request, Response, StatusCode, Version};
 use super::headers::{self, Forwarding, Latencies};
 use super::phases::PluginRunner;
 use super::request_checks::{self, Refusal};
+use super::tunnel;
 use super::upstream::RequestBody;
 use super::Proxy;
 use crate::pdk::body::{self, ProxyBody};
@@ -71,6 +74,7 @@ impl Proxy {
             let response = refused(&parts, refusal, &request_id);
             return finish_generated(response, started, &request_id);
         }
+        tunnel::note_request(&mut parts);
         headers::prepare_client_request(&mut parts.headers);
         let Some(route_match) = find_route(&snapshot, &parts, &downstream) else {
             let response = respond::error(
@@ -149,6 +153,7 @@ impl Proxy {
         // The client's headers stay in the context for the response phase;
         // each attempt gets its own copy (hyper consumes the request).
         let client_headers = &ctx.request.headers;
+        let client_extensions = &ctx.request.extensions;
         let upstream_headers = || {
             let mut upstream_headers = client_headers.clone();
             headers::prepare_upstream(
@@ -157,6 +162,7 @@ impl Proxy {
                 &service,
                 route.preserve_host,
             );
+            tunnel::prepare_upstream(&mut upstream_headers, client_extensions);
             upstream_headers
         };
         let sent_at = Instant::now();

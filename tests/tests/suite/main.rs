@@ -26,6 +26,7 @@ mod sync;
 mod tls;
 mod tutorial;
 mod validate;
+mod websocket;
 
 /// Every `*.rs` file of this directory is a module of the suite: a test
 /// file left out would silently never run.
