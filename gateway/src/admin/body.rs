@@ -59,6 +59,26 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, ApiError>
     })
 }
 
+/// Parse a `POST /config` body: JSON and forms as [`parse`] does; any
+/// other type (`application/yaml`, none) is the declarative file itself,
+/// given as `{"config": text}` (Kong reads the raw body when `config` is
+/// absent).
+pub fn parse_config(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, ApiError> {
+    match parse(content_type, bytes) {
+        Err(ApiError::UnsupportedMediaType) => {
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                ApiError::BadRequest("the declarative configuration must be UTF-8".to_owned())
+            })?;
+            Ok(Body {
+                value: serde_json::json!({ "config": text }),
+                form: false,
+                present: true,
+            })
+        }
+        parsed => parsed,
+    }
+}
+
 fn parse_json(bytes: &[u8]) -> Result<Body, ApiError> {
     match serde_json::from_slice(bytes) {
         Ok(value @ Value::Object(_)) => Ok(Body {

@@ -47,7 +47,7 @@ pub fn dispatch(context: &Context, request: ApiRequest) -> Result<Reply, ApiErro
         Endpoint::EntitySchema(name) => info::entity_schema(&name),
         Endpoint::PluginSchema(name) => info::plugin_schema(&name),
         Endpoint::ValidateEntity(name) => info::validate(&name, &body),
-        Endpoint::Config => config::handle(store, &method, body),
+        Endpoint::Config => config::handle(store, &method, &query, body),
         Endpoint::Collection(kind) => collection(store, kind, &method, &query, &body),
         Endpoint::Entity(kind, key) => entity(store, kind, &key, &method, &body),
         Endpoint::Nested(relation, key) => {

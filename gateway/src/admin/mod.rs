@@ -17,6 +17,7 @@
 pub mod body;
 mod config;
 mod crud;
+mod declarative;
 pub mod handlers;
 mod info;
 mod input;
@@ -211,7 +212,7 @@ where
         return Err(ApiError::MethodNotAllowed);
     }
     let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
-        read_body(&parts.headers, body, body_limit(&endpoint)).await?
+        read_body(&parts.headers, body, &endpoint).await?
     } else {
         Body::empty()
     };
@@ -235,12 +236,13 @@ fn body_limit(endpoint: &Endpoint) -> usize {
     }
 }
 
-/// Read and parse a request body of at most `limit` bytes.
-async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Body, ApiError>
+/// Read and parse a request body of at most the endpoint's limit.
+async fn read_body<B>(headers: &HeaderMap, body: B, endpoint: &Endpoint) -> Result<Body, ApiError>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let limit = body_limit(endpoint);
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -261,7 +263,11 @@ where
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
-    body::parse(content_type, &collected.to_bytes())
+    match endpoint {
+        // Kong reads a `/config` body of any other type as the file itself.
+        Endpoint::Config => body::parse_config(content_type, &collected.to_bytes()),
+        _ => body::parse(content_type, &collected.to_bytes()),
+    }
 }
 
 /// The largest refused body read to its end before the 413 goes out.

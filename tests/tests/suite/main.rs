@@ -14,6 +14,7 @@ mod support;
 mod admin_api;
 mod cluster;
 mod crash;
+mod declarative_config;
 mod dump;
 mod key_auth;
 mod proxy;
