@@ -504,7 +504,10 @@ async fn config_replace_and_export() {
     assert_eq!(exported.body["config"]["services"][0]["name"], "svc");
     let kong = call(&context, "GET", "/config", None).await;
     let yaml = kong.body["config"].as_str().unwrap_or_default();
-    assert!(yaml.starts_with("_format_version: '3.0'\n_transform: false\n"), "{yaml}");
+    assert!(
+        yaml.starts_with("_format_version: '3.0'\n_transform: false\n"),
+        "{yaml}"
+    );
 
     let bad = json!({"services": [{"id": Uuid::new_v4().to_string(), "name": "bad", "port": "x", "host": "h"}]});
     let refused = call(&context, "POST", "/config", Some(bad)).await;
