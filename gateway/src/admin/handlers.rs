@@ -17,7 +17,7 @@ use super::crud::{create, escape, list_query, page_body, patch};
 use super::input::entity_input;
 use super::response::{ApiError, Reply};
 use super::routes::Endpoint;
-use super::{config, info, nested, Context};
+use super::{config, info, nested, ttl, Context};
 use crate::store::{EntityKey, Page, Store};
 
 /// A request reduced to what the handlers need.
@@ -40,7 +40,8 @@ pub fn dispatch(context: &Context, request: ApiRequest) -> Result<Reply, ApiErro
         query,
         body,
     } = request;
-    match endpoint {
+    let credentials = ttl::answers_credentials(&endpoint);
+    let reply = match endpoint {
         Endpoint::Root => info::root(context),
         Endpoint::Status => info::status(context),
         Endpoint::PluginsEnabled => Ok(info::plugins_enabled()),
@@ -57,7 +58,8 @@ pub fn dispatch(context: &Context, request: ApiRequest) -> Result<Reply, ApiErro
             nested::entity(store, &relation, &parent, &child, &method, &body)
         }
         Endpoint::Foreign(relation, key) => nested::foreign(store, &relation, &key, &method, &body),
-    }
+    }?;
+    ttl::present(credentials, &method, reply)
 }
 
 /// `GET|POST /{collection}`.

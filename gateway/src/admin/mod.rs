@@ -24,6 +24,7 @@ mod input;
 mod nested;
 pub mod response;
 pub mod routes;
+mod ttl;
 
 #[cfg(test)]
 mod tests;
