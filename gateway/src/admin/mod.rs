@@ -3,8 +3,11 @@
 //! [`serve`] runs a hyper server on a listener. Each request goes through:
 //!
 //! 1. access checks: the `Host` (and `Origin`) header must name this node
-//!    when it listens on loopback (DNS-rebinding and CSRF protection), and
-//!    `Kong-Admin-Token` must match when a token is configured;
+//!    when it listens on loopback (DNS-rebinding and CSRF protection; an
+//!    `--admin-gui-url` origin is allowed too, see [`cors`]), and
+//!    `Kong-Admin-Token` must match when a token is configured; more than
+//!    1000 query arguments are `Too many arguments` (Kong's
+//!    `lua_max_uri_args`);
 //! 2. dispatch ([`routes`]): 404 for unknown paths, 405 for wrong methods;
 //! 3. body parsing ([`body`]), capped at 1 MiB (64 MiB for `/config`);
 //! 4. the handler, on tokio's blocking pool because store writes wait for
@@ -16,6 +19,7 @@
 
 pub mod body;
 mod config;
+mod cors;
 mod crud;
 mod declarative;
 pub mod handlers;
@@ -76,7 +80,26 @@ pub struct AdminState {
     pub version: &'static str,
     /// The address the Admin API listens on (for `Host` checks).
     pub listen_addr: SocketAddr,
+    /// The origins of `--admin-gui-url` (Kong's `admin_gui_url`): they may
+    /// drive the Admin API from a browser and get Kong's CORS answers.
+    pub gui_origins: Vec<String>,
 }
+
+/// The origins of the `--admin-gui-url` values, in order; an URL without
+/// scheme or host is an error.
+pub fn gui_origins(urls: &[String]) -> Result<Vec<String>, String> {
+    urls.iter()
+        .map(|url| {
+            cors::origin_of(url).ok_or_else(|| {
+                format!("--admin-gui-url {url:?}: expected scheme://host[:port][/path]")
+            })
+        })
+        .collect()
+}
+
+/// The most query (or form) arguments a request may carry (Kong's
+/// `lua_max_uri_args` and `lua_max_post_args`).
+pub const MAX_ARGUMENTS: usize = 1000;
 
 /// Connection and request counters for `GET /status`.
 #[derive(Debug, Default)]
@@ -171,6 +194,7 @@ where
         .fetch_add(1, Ordering::Relaxed);
     let method = request.method().clone();
     let template = routes::parse(request.uri().path()).map(|endpoint| endpoint.template());
+    let request_headers = request.headers().clone();
     let (reply, allow) = match answer(&context, request).await {
         Ok(answered) => answered,
         Err(error) => {
@@ -186,7 +210,19 @@ where
         status = reply.status.as_u16(),
         "admin request"
     );
-    render(&context.state, reply, allow, started)
+    let own_origin = request_headers
+        .get(ORIGIN)
+        .and_then(|origin| origin.to_str().ok())
+        .is_some_and(|origin| is_own_origin(context.state.listen_addr.ip(), origin));
+    let cors = cors::headers(
+        &context.state.gui_origins,
+        &cors::Request {
+            headers: &request_headers,
+            own_origin,
+            preflight: allow,
+        },
+    );
+    render(&context.state, reply, allow, &cors, started)
 }
 
 /// The reply, plus an `Allow` header value for `OPTIONS`.
@@ -220,7 +256,7 @@ where
     let request = ApiRequest {
         method,
         endpoint,
-        query: query_arguments(parts.uri.query()),
+        query: query_arguments(parts.uri.query())?,
         body,
     };
     let context = Arc::clone(context);
@@ -293,15 +329,31 @@ where
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
 }
 
-/// The first value of each query argument.
-fn query_arguments(query: Option<&str>) -> HashMap<String, String> {
+/// The first value of each query argument; more than [`MAX_ARGUMENTS`]
+/// is Kong's 400 `Too many arguments`. A value that is not UTF-8 once
+/// decoded reads as a NUL character, which no argument accepts (an
+/// invalid `tags` is then `invalid filter syntax`, as in Kong).
+fn query_arguments(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
+    let query = query.unwrap_or_default();
     let mut arguments = HashMap::new();
-    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+    for (count, pair) in query.split('&').filter(|pair| !pair.is_empty()).enumerate() {
+        if count >= MAX_ARGUMENTS {
+            return Err(ApiError::BadRequest("Too many arguments".to_owned()));
+        }
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         arguments
-            .entry(name.into_owned())
-            .or_insert_with(|| value.into_owned());
+            .entry(decode_argument(name))
+            .or_insert_with(|| decode_argument(value));
     }
-    arguments
+    Ok(arguments)
+}
+
+/// A percent-decoded query text (`+` is a space); invalid UTF-8 → NUL.
+fn decode_argument(text: &str) -> String {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map_or_else(|_| "\u{0}".to_owned(), |decoded| decoded.into_owned())
 }
 
 /// Host/Origin checks (loopback listeners only), then the admin token.
@@ -321,7 +373,14 @@ fn check_access(
         if host.is_some_and(|host| !is_own_host(state.listen_addr.ip(), host)) {
             return Err(ApiError::ForbiddenHost);
         }
-        if header(ORIGIN).is_some_and(|origin| !is_own_origin(state.listen_addr.ip(), origin)) {
+        let allowed = |origin: &str| {
+            is_own_origin(state.listen_addr.ip(), origin)
+                || state
+                    .gui_origins
+                    .iter()
+                    .any(|gui| gui.eq_ignore_ascii_case(origin))
+        };
+        if header(ORIGIN).is_some_and(|origin| !allowed(origin)) {
             return Err(ApiError::ForbiddenOrigin);
         }
     }
@@ -370,6 +429,7 @@ fn render(
     state: &AdminState,
     reply: Reply,
     allow: Option<&'static str>,
+    cors: &[(&'static str, http::HeaderValue)],
     started: Instant,
 ) -> Response<Full<Bytes>> {
     let latency = started.elapsed().as_millis().to_string();
@@ -378,9 +438,10 @@ fn render(
         .header(SERVER, format!("kong/{}", state.version))
         .header("x-kong-admin-latency", latency);
     if let Some(allow) = allow {
-        builder = builder
-            .header(ALLOW, allow)
-            .header("access-control-allow-methods", allow);
+        builder = builder.header(ALLOW, allow);
+    }
+    for (name, value) in cors {
+        builder = builder.header(*name, value.clone());
     }
     let body = match reply.body.map(|value| serde_json::to_vec(&value)) {
         Some(Ok(bytes)) => {

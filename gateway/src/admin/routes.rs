@@ -84,7 +84,8 @@ impl Endpoint {
         allowed.contains(method)
     }
 
-    /// The `Allow` header value for this endpoint.
+    /// The `Allow` header value for this endpoint: its methods sorted, as
+    /// Kong's `attach_routes` lists them.
     pub fn allow_header(&self) -> &'static str {
         match self {
             Self::Root
@@ -92,10 +93,10 @@ impl Endpoint {
             | Self::PluginsEnabled
             | Self::EntitySchema(_)
             | Self::PluginSchema(_) => "GET, HEAD, OPTIONS",
-            Self::ValidateEntity(_) => "POST, OPTIONS",
-            Self::Config | Self::Collection(_) | Self::Nested(..) => "GET, HEAD, POST, OPTIONS",
+            Self::ValidateEntity(_) => "OPTIONS, POST",
+            Self::Config | Self::Collection(_) | Self::Nested(..) => "GET, HEAD, OPTIONS, POST",
             Self::Entity(..) | Self::NestedEntity(..) | Self::Foreign(..) => {
-                "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+                "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"
             }
         }
     }

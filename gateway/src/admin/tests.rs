@@ -19,6 +19,7 @@ fn context_with(token: Option<&str>, listen: &str) -> Arc<Context> {
         node_id: Uuid::new_v4(),
         version: "3.10.0",
         listen_addr: listen.parse().expect("address"),
+        gui_origins: Vec::new(),
     };
     Arc::new(Context {
         state: Arc::new(state),
@@ -591,6 +592,7 @@ async fn serves_over_tcp_and_shuts_down() {
         node_id: Uuid::new_v4(),
         version: "3.10.0",
         listen_addr: address,
+        gui_origins: Vec::new(),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, state, async {
