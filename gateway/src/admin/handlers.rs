@@ -17,7 +17,7 @@ use super::crud::{create, escape, list_query, page_body, patch};
 use super::input::entity_input;
 use super::response::{ApiError, Reply};
 use super::routes::Endpoint;
-use super::{config, info, nested, ttl, Context};
+use super::{config, info, nested, tags, ttl, Context};
 use crate::store::{EntityKey, Page, Store};
 
 /// A request reduced to what the handlers need.
@@ -58,6 +58,9 @@ pub fn dispatch(context: &Context, request: ApiRequest) -> Result<Reply, ApiErro
             nested::entity(store, &relation, &parent, &child, &method, &body)
         }
         Endpoint::Foreign(relation, key) => nested::foreign(store, &relation, &key, &method, &body),
+        Endpoint::Tags(tag) => tags::list(store, tag.as_deref(), &query),
+        Endpoint::InvalidTag => Err(tags::invalid_tag()),
+        Endpoint::Endpoints => Ok(tags::endpoints()),
     }?;
     ttl::present(credentials, &method, reply)
 }

@@ -28,6 +28,7 @@ mod input;
 mod nested;
 pub mod response;
 pub mod routes;
+mod tags;
 mod ttl;
 
 #[cfg(test)]
