@@ -12,6 +12,7 @@ mod gwctl_support;
 mod support;
 
 mod admin_api;
+mod admin_details;
 mod admin_errors;
 mod cluster;
 mod crash;
