@@ -20,6 +20,7 @@ mod declarative_config;
 mod dump;
 mod key_auth;
 mod proxy;
+mod proxy_details;
 mod proxy_hardening;
 mod request_termination;
 mod robustness;
