@@ -195,11 +195,11 @@ impl Proxy {
                     if ctx.request.version != Version::HTTP_2 {
                         headers.insert(CONNECTION, HeaderValue::from_static("close"));
                     }
-                    return Outcome::Generated(ctx.error(status, None, headers));
+                    return Outcome::Generated(nginx_error(ctx, status, headers));
                 }
                 tracing::warn!(service = %service.id, request_id = %ctx.request_id, %error, "upstream failed");
                 Outcome::UpstreamFailed {
-                    response: ctx.error(status, None, HeaderMap::new()),
+                    response: nginx_error(ctx, status, HeaderMap::new()),
                     latencies,
                 }
             }
@@ -209,13 +209,20 @@ impl Proxy {
 
 /// The answer to a request refused before routing: 400 (closing an HTTP/1
 /// connection, as nginx does after a malformed request; HTTP/2 has no
-/// `Connection` header) or 405.
+/// `Connection` header) or 405, nginx's errors as Kong renders them.
 fn refused(parts: &http::request::Parts, refusal: Refusal, request_id: &str) -> GeneratedResponse {
     let mut headers = HeaderMap::new();
     if refusal.close && parts.version != Version::HTTP_2 {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    respond::error(refusal.status, None, &parts.headers, request_id, headers)
+    respond::nginx_error(refusal.status, &parts.headers, request_id, headers)
+}
+
+/// An error of nginx's own (a failed upstream exchange, a broken client
+/// body) for the request in `ctx`, rendered as Kong's `error_handlers.lua`
+/// does (`Accept`, else `Content-Type`, else `text/plain`).
+fn nginx_error(ctx: &RequestCtx, status: StatusCode, headers: HeaderMap) -> GeneratedResponse {
+    respond::nginx_error(status, &ctx.request.headers, &ctx.request_id, headers)
 }
 
 /// The route for a request, if any.

@@ -448,17 +448,23 @@ async fn discard<R: AsyncRead + Unpin>(reader: &mut Reader<R>) -> io::Result<()>
     }
 }
 
-/// Kong's error response for a refused head: the JSON error body (no
-/// `Accept` header has been read) and the gateway's usual headers.
+/// Kong's error response for a refused head, as its `error_handlers.lua`
+/// renders nginx's errors: no header of the request has been read, so
+/// `error_default_type` (`text/plain`) decides the format; the gateway's
+/// usual headers. A message of its own (431's) is kept.
 fn refusal(status: StatusCode, message: Option<&str>) -> Response<ProxyBody> {
     let request_id = new_request_id();
-    let response = respond::error(
-        status,
-        message,
-        &HeaderMap::new(),
-        &request_id,
-        HeaderMap::new(),
+    let mut plain = HeaderMap::new();
+    plain.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    let response = match message {
+        Some(message) => {
+            respond::error(status, Some(message), &HeaderMap::new(), &request_id, plain)
+        }
+        None => respond::nginx_error(status, &HeaderMap::new(), &request_id, HeaderMap::new()),
+    };
     let (mut head, bytes) = response.into_parts();
     headers::prepare_generated_response(&mut head.headers, Duration::ZERO, &request_id);
     Response::from_parts(head, body::full(bytes))
