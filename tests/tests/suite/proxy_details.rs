@@ -4,7 +4,7 @@
 //! (spec/02-integration/05-proxy/02-router_spec.lua, "snis" with
 //! wildcards; 09-routes_routes_spec.lua for the schema messages).
 
-use e2e::{send, Gateway, GatewayOptions};
+use e2e::{send, Gateway};
 use reqwest::Method;
 use serde_json::{json, Value};
 
