@@ -423,3 +423,52 @@ fn a_malformed_admin_gui_url_stops_the_gateway_at_start() {
         "{out}"
     );
 }
+
+// 02-kong_routes_spec.lua "/schemas/:entity": every entity's schema has
+// `fields` and `entity_checks`; Kong's consumers check, services' and
+// routes' conditionals; plugin schemas too.
+#[test]
+fn schemas_carry_kongs_entity_checks() {
+    let gateway = Gateway::start(GatewayOptions::default());
+    for entity in [
+        "services",
+        "routes",
+        "consumers",
+        "plugins",
+        "keyauth_credentials",
+    ] {
+        let schema =
+            call(&gateway, Method::GET, &format!("/schemas/{entity}"), None).expect_json(200);
+        assert!(schema["fields"].is_array(), "{entity}: {schema}");
+        assert!(schema["entity_checks"].is_array(), "{entity}: {schema}");
+    }
+    let consumers = call(&gateway, Method::GET, "/schemas/consumers", None).expect_json(200);
+    assert_eq!(
+        consumers["entity_checks"],
+        json!([{"at_least_one_of": ["custom_id", "username"]}])
+    );
+    let services = call(&gateway, Method::GET, "/schemas/services", None).expect_json(200);
+    assert_eq!(
+        services["entity_checks"][0],
+        json!({"conditional": {"if_field": "protocol",
+            "if_match": {"one_of": ["tcp", "tls", "udp", "grpc", "grpcs"]},
+            "then_field": "path", "then_match": {"eq": null}}})
+    );
+    assert_eq!(services["entity_checks"].as_array().map(Vec::len), Some(5));
+    let routes = call(&gateway, Method::GET, "/schemas/routes", None).expect_json(200);
+    assert_eq!(
+        routes["entity_checks"][0]["conditional"]["then_field"],
+        "snis"
+    );
+    for plugin in ["key-auth", "session", "request-termination"] {
+        let schema = call(
+            &gateway,
+            Method::GET,
+            &format!("/schemas/plugins/{plugin}"),
+            None,
+        )
+        .expect_json(200);
+        assert_eq!(schema["entity_checks"], json!([]), "{plugin}");
+        assert!(schema["fields"].is_array(), "{plugin}");
+    }
+}
