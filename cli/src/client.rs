@@ -178,9 +178,11 @@ impl AdminClient {
         }
     }
 
-    /// `GET /config`: the whole stored configuration (our gateway only).
+    /// `GET /config?format=flat`: the whole stored configuration in the
+    /// flat form `POST /config` takes from gwctl (our gateway only; a
+    /// plain `GET /config` answers Kong's YAML export).
     pub fn get_config(&self) -> Result<Value, ClientError> {
-        let request = self.request(Method::GET, "config", &[]);
+        let request = self.request(Method::GET, "config", &[("format", "flat")]);
         self.send(
             Method::GET,
             "config",

@@ -83,6 +83,12 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEWAY_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// URL of a browser UI (e.g. Kong Manager) allowed to drive the Admin
+    /// API (Kong's `admin_gui_url`): its origin passes the Origin check and
+    /// gets Kong's CORS answers. Repeat it, or separate URLs with commas.
+    #[arg(long, env = "GATEWAY_ADMIN_GUI_URL", value_delimiter = ',')]
+    pub admin_gui_url: Vec<String>,
+
     /// Size of the database's page cache, in MiB.
     #[arg(long, env = "GATEWAY_CACHE_CAPACITY_MB", default_value_t = 16)]
     pub cache_capacity_mb: u64,
@@ -306,6 +312,8 @@ pub enum ServeError {
     },
     /// The `--config` files could not be read or are invalid; one line per
     /// problem, as `gwctl validate` prints them.
+    #[error("{0}")]
+    AdminGuiUrl(String),
     #[error("the --config files are invalid:\n{}", .0.join("\n"))]
     ConfigFiles(Vec<String>),
 }
@@ -368,9 +376,11 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             stop.wait(),
         ));
     }
+    let gui_origins = admin::gui_origins(&args.admin_gui_url).map_err(ServeError::AdminGuiUrl)?;
     let admin_state = Arc::new(AdminState {
         store: Arc::clone(&store),
         admin_token: args.admin_token.clone(),
+        gui_origins,
         node_id,
         version: VERSION,
         listen_addr: admin_listener

@@ -114,6 +114,36 @@ pub fn check_host(value: &Value) -> Result<(), String> {
     }
 }
 
+/// A route's SNI as Kong's `typedefs.wildcard_host` allows it: one `*`,
+/// leftmost or rightmost (`*.example.test`, `example.*`), then a name that
+/// is not an IP and has no port.
+pub fn check_wildcard_sni(value: &Value) -> Result<(), String> {
+    let sni = value.as_str().unwrap_or_default();
+    let stars = sni.matches('*').count();
+    if stars > 0 {
+        let leftmost_or_rightmost = sni.starts_with('*') || sni.ends_with('*');
+        if !leftmost_or_rightmost {
+            return Err("wildcard must be leftmost or rightmost character".to_owned());
+        }
+        if stars > 1 {
+            return Err("only one wildcard must be specified".to_owned());
+        }
+    }
+    let name = sni.replace('*', "wildcard");
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err("must not be an IP".to_owned());
+    }
+    if let Some((_, port)) = name.rsplit_once(':') {
+        if port.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err("must not have a port".to_owned());
+        }
+    }
+    if name.len() > 253 || !HOSTNAME.is_match(&name) {
+        return Err(format!("invalid value: {sni}"));
+    }
+    Ok(())
+}
+
 pub fn is_host(host: &str) -> bool {
     let bracketed = host
         .strip_prefix('[')

@@ -411,6 +411,34 @@ impl RawResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The message of Kong's `text/plain` error page, what a request that
+    /// says nothing about the format (no `Accept`, no `Content-Type`) gets
+    /// (Kong's `error_default_type`): `MESSAGE\nrequest_id: ID\n`. Panics
+    /// with the response if it is not one.
+    #[track_caller]
+    pub fn plain_message(&self) -> String {
+        assert_eq!(
+            self.header("content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{}{}",
+            self.head,
+            self.text()
+        );
+        let text = self.text();
+        let Some((message, rest)) = text.split_once('\n') else {
+            panic!("not Kong's plain error page:\n{}{text}", self.head);
+        };
+        let request_id = rest
+            .strip_prefix("request_id: ")
+            .and_then(|id| id.strip_suffix('\n'));
+        assert!(
+            request_id.is_some_and(|id| Some(id) == self.header("x-kong-request-id")),
+            "request id line:\n{}{text}",
+            self.head
+        );
+        message.to_owned()
+    }
+
     /// The body as JSON; panics with the response if it is not.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
@@ -517,6 +545,22 @@ impl RawClient {
                 Err(_) => return RawReply::Closed(partial),
             }
         }
+    }
+
+    /// The next `count` bytes after what was read as responses (e.g. a
+    /// tunnel's), or fewer if the connection ends or `timeout` passes.
+    pub fn read_bytes(&mut self, count: usize, timeout: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + timeout;
+        while self.buffer.len() < count {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            if !matches!(self.read_some(left), Ok(true)) {
+                break;
+            }
+        }
+        let take = count.min(self.buffer.len());
+        self.buffer.drain(..take).collect()
     }
 
     /// Whether the server closes the connection within `timeout` (reading

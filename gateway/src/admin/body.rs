@@ -35,13 +35,20 @@ impl Body {
 }
 
 /// Parse a body given its `Content-Type`.
+///
+/// An empty body declared as JSON is Kong's 400 `Cannot parse JSON body`
+/// (`api_helpers.parse_params`); more than 1000 form fields are `Too many
+/// arguments` (Kong's `lua_max_post_args`).
 pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Body::empty());
-    }
     let media = content_type
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        if media.starts_with("application/json") {
+            return Err(ApiError::BadJson);
+        }
+        return Ok(Body::empty());
+    }
     if media.starts_with("application/json") {
         return parse_json(bytes);
     }
@@ -59,6 +66,26 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, ApiError>
     })
 }
 
+/// Parse a `POST /config` body: JSON and forms as [`parse`] does; any
+/// other type (`application/yaml`, none) is the declarative file itself,
+/// given as `{"config": text}` (Kong reads the raw body when `config` is
+/// absent).
+pub fn parse_config(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, ApiError> {
+    match parse(content_type, bytes) {
+        Err(ApiError::UnsupportedMediaType) => {
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                ApiError::BadRequest("the declarative configuration must be UTF-8".to_owned())
+            })?;
+            Ok(Body {
+                value: serde_json::json!({ "config": text }),
+                form: false,
+                present: true,
+            })
+        }
+        parsed => parsed,
+    }
+}
+
 fn parse_json(bytes: &[u8]) -> Result<Body, ApiError> {
     match serde_json::from_slice(bytes) {
         Ok(value @ Value::Object(_)) => Ok(Body {
@@ -72,10 +99,17 @@ fn parse_json(bytes: &[u8]) -> Result<Body, ApiError> {
 
 fn parse_urlencoded(bytes: &[u8]) -> Result<Value, ApiError> {
     let mut root = Map::new();
-    for (key, value) in form_urlencoded::parse(bytes) {
+    for (count, (key, value)) in form_urlencoded::parse(bytes).enumerate() {
+        if count >= super::MAX_ARGUMENTS {
+            return Err(too_many_arguments());
+        }
         insert_form_value(&mut root, &key, value.into_owned())?;
     }
     Ok(Value::Object(root))
+}
+
+fn too_many_arguments() -> ApiError {
+    ApiError::BadRequest("Too many arguments".to_owned())
 }
 
 /// The deepest form key accepted (`a.b[1].c` is 4 steps deep).
@@ -185,7 +219,10 @@ fn parse_multipart(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> 
         .map_err(|_| ApiError::BadRequest("multipart fields must be UTF-8 text".to_owned()))?;
     let delimiter = format!("--{boundary}");
     let mut root = Map::new();
-    for part in text.split(delimiter.as_str()).skip(1) {
+    for (count, part) in text.split(delimiter.as_str()).skip(1).enumerate() {
+        if count >= super::MAX_ARGUMENTS {
+            return Err(too_many_arguments());
+        }
         if part.starts_with("--") {
             break;
         }
@@ -307,7 +344,11 @@ mod tests {
             parse(Some("application/json"), b"[1]"),
             Err(ApiError::BadJson)
         ));
-        assert_eq!(parse(Some("application/json"), b"").unwrap(), Body::empty());
+        assert!(matches!(
+            parse(Some("application/json"), b""),
+            Err(ApiError::BadJson)
+        ));
+        assert_eq!(parse(None, b"").unwrap(), Body::empty());
         assert!(matches!(
             parse(Some("text/plain"), b"x"),
             Err(ApiError::UnsupportedMediaType)

@@ -1,10 +1,17 @@
 //! `GET /config` and `POST /config`: the whole configuration at once.
 //!
-//! The posted body is JSON with one array per kind (`services`, `routes`,
+//! Kong's declarative form (a body with `_format_version`, or the file as
+//! a string under `config`, or a YAML body) and Kong's `GET /config`
+//! export are in `declarative.rs`; `GET /config?format=flat` and a JSON
+//! body without `_format_version` are gwctl's flat form, below.
+//!
+//! The flat body is JSON with one array per kind (`services`, `routes`,
 //! `consumers`, `plugins`, `keyauth_credentials`), every entity with an id
 //! and references as `{"id": ...}`: what `gwctl sync` sends. Keys starting
 //! with `_` (`_format_version`, ...) are ignored; other keys are refused so
 //! a typo never silently drops a part of the configuration.
+
+use std::collections::HashMap;
 
 use http::Method;
 use schemas::config::Config;
@@ -12,12 +19,22 @@ use schemas::EntityKind;
 use serde_json::{json, Value};
 
 use super::body::Body;
+use super::declarative;
 use super::response::{ApiError, Reply};
 use crate::store::Store;
 
 /// Answer `/config`.
-pub fn handle(store: &Store, method: &Method, body: Body) -> Result<Reply, ApiError> {
+pub fn handle(
+    store: &Store,
+    method: &Method,
+    query: &HashMap<String, String>,
+    body: Body,
+) -> Result<Reply, ApiError> {
     match *method {
+        Method::GET if query.get("format").map(String::as_str) != Some("flat") => {
+            declarative::export(store)
+        }
+        Method::POST if declarative::is_kong_form(&body) => declarative::post(store, body, query),
         Method::GET => {
             let config = serde_json::to_value(store.export()?).map_err(|error| {
                 ApiError::Internal(format!("encoding the configuration: {error}"))

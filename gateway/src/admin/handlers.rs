@@ -17,7 +17,7 @@ use super::crud::{create, escape, list_query, page_body, patch};
 use super::input::entity_input;
 use super::response::{ApiError, Reply};
 use super::routes::Endpoint;
-use super::{config, info, nested, Context};
+use super::{config, info, nested, tags, ttl, Context};
 use crate::store::{EntityKey, Page, Store};
 
 /// A request reduced to what the handlers need.
@@ -40,7 +40,8 @@ pub fn dispatch(context: &Context, request: ApiRequest) -> Result<Reply, ApiErro
         query,
         body,
     } = request;
-    match endpoint {
+    let credentials = ttl::answers_credentials(&endpoint);
+    let reply = match endpoint {
         Endpoint::Root => info::root(context),
         Endpoint::Status => info::status(context),
         Endpoint::Metrics => Ok(info::metrics(context)),
@@ -48,7 +49,7 @@ pub fn dispatch(context: &Context, request: ApiRequest) -> Result<Reply, ApiErro
         Endpoint::EntitySchema(name) => info::entity_schema(&name),
         Endpoint::PluginSchema(name) => info::plugin_schema(&name),
         Endpoint::ValidateEntity(name) => info::validate(&name, &body),
-        Endpoint::Config => config::handle(store, &method, body),
+        Endpoint::Config => config::handle(store, &method, &query, body),
         Endpoint::Collection(kind) => collection(store, kind, &method, &query, &body),
         Endpoint::Entity(kind, key) => entity(store, kind, &key, &method, &body),
         Endpoint::Nested(relation, key) => {
@@ -58,7 +59,11 @@ pub fn dispatch(context: &Context, request: ApiRequest) -> Result<Reply, ApiErro
             nested::entity(store, &relation, &parent, &child, &method, &body)
         }
         Endpoint::Foreign(relation, key) => nested::foreign(store, &relation, &key, &method, &body),
-    }
+        Endpoint::Tags(tag) => tags::list(store, tag.as_deref(), &query),
+        Endpoint::InvalidTag => Err(tags::invalid_tag()),
+        Endpoint::Endpoints => Ok(tags::endpoints()),
+    }?;
+    ttl::present(credentials, &method, reply)
 }
 
 /// `GET|POST /{collection}`.

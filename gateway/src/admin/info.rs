@@ -98,13 +98,68 @@ fn kind_named(name: &str) -> Result<EntityKind, ApiError> {
     EntityKind::from_collection(name).ok_or_else(|| ApiError::NoSuchEntity(name.to_owned()))
 }
 
-/// `GET /schemas/{entity}`.
+/// `GET /schemas/{entity}`: the fields and Kong's `entity_checks`.
 pub fn entity_schema(name: &str) -> Result<Reply, ApiError> {
     let kind = kind_named(name)?;
-    if kind == EntityKind::Plugin {
-        return Ok(Reply::ok(generic_plugin_schema()));
+    let mut described = if kind == EntityKind::Plugin {
+        generic_plugin_schema()
+    } else {
+        kind.schema().describe()
+    };
+    with_entity_checks(&mut described, entity_checks(kind));
+    Ok(Reply::ok(described))
+}
+
+/// Kong's `entity_checks` of each entity as its schema endpoint shows them
+/// (`kong/db/schema/entities/*.lua`; a custom check's function is not
+/// shown, its `field_sources` are). The rules themselves are the
+/// schema's record checks (`schemas/src/entities`).
+fn entity_checks(kind: EntityKind) -> Value {
+    let not_tls = json!({"not_one_of": ["https", "tls"]});
+    let eq_null = json!({"eq": null});
+    match kind {
+        EntityKind::Service => {
+            let mut checks = vec![json!({"conditional": {
+                "if_field": "protocol",
+                "if_match": {"one_of": ["tcp", "tls", "udp", "grpc", "grpcs"]},
+                "then_field": "path", "then_match": eq_null}})];
+            for field in [
+                "client_certificate",
+                "tls_verify",
+                "tls_verify_depth",
+                "ca_certificates",
+            ] {
+                checks.push(
+                    json!({"conditional": {"if_field": "protocol", "if_match": not_tls,
+                    "then_field": field, "then_match": eq_null}}),
+                );
+            }
+            Value::Array(checks)
+        }
+        EntityKind::Route => json!([
+            {"conditional": {
+                "if_field": "protocols",
+                "if_match": {"elements": {"type": "string",
+                    "not_one_of": ["grpcs", "https", "tls", "tls_passthrough"]}},
+                "then_field": "snis", "then_match": {"len_eq": 0},
+                "then_err": "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'"}},
+            {"custom_entity_check": {"field_sources": ["path_handling"]}},
+            {"custom_entity_check": {
+                "field_sources": ["id", "protocols", "snis", "sources", "destinations",
+                    "methods", "hosts", "paths", "headers", "expression",
+                    "regex_priority", "priority"],
+                "run_with_missing_fields": true}}
+        ]),
+        EntityKind::Consumer => json!([{"at_least_one_of": ["custom_id", "username"]}]),
+        EntityKind::Plugin | EntityKind::KeyAuthCredential => json!([]),
     }
-    Ok(Reply::ok(kind.schema().describe()))
+}
+
+/// Adds `entity_checks` after the fields.
+fn with_entity_checks(described: &mut Value, checks: Value) {
+    if let Some(object) = described.as_object_mut() {
+        object.insert("entity_checks".to_owned(), checks);
+    }
 }
 
 /// The plugin entity's fields, with `config` left abstract (it depends on
@@ -130,7 +185,10 @@ fn generic_plugin_schema() -> Value {
 /// `GET /schemas/plugins/{name}`.
 pub fn plugin_schema(name: &str) -> Result<Reply, ApiError> {
     let record = plugin_record(name).ok_or_else(|| ApiError::NoSuchPlugin(name.to_owned()))?;
-    Ok(Reply::ok(record.describe()))
+    let mut described = record.describe();
+    // key-auth, session and request-termination declare none in Kong.
+    with_entity_checks(&mut described, json!([]));
+    Ok(Reply::ok(described))
 }
 
 /// `POST /schemas/{entity}/validate`: schema rules only, nothing stored.

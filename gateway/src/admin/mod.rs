@@ -3,8 +3,11 @@
 //! [`serve`] runs a hyper server on a listener. Each request goes through:
 //!
 //! 1. access checks: the `Host` (and `Origin`) header must name this node
-//!    when it listens on loopback (DNS-rebinding and CSRF protection), and
-//!    `Kong-Admin-Token` must match when a token is configured;
+//!    when it listens on loopback (DNS-rebinding and CSRF protection; an
+//!    `--admin-gui-url` origin is allowed too, see [`cors`]), and
+//!    `Kong-Admin-Token` must match when a token is configured; more than
+//!    1000 query arguments are `Too many arguments` (Kong's
+//!    `lua_max_uri_args`);
 //! 2. dispatch ([`routes`]): 404 for unknown paths, 405 for wrong methods;
 //! 3. body parsing ([`body`]), capped at 1 MiB (64 MiB for `/config`);
 //! 4. the handler, on tokio's blocking pool because store writes wait for
@@ -18,13 +21,17 @@
 
 pub mod body;
 mod config;
+mod cors;
 mod crud;
+mod declarative;
 pub mod handlers;
 mod info;
 mod input;
 mod nested;
 pub mod response;
 pub mod routes;
+mod tags;
+mod ttl;
 
 #[cfg(test)]
 mod tests;
@@ -81,7 +88,26 @@ pub struct AdminState {
     pub exposition: Arc<Exposition>,
     /// The Admin API's access log (nginx's `combined` format), when on.
     pub access_log: Option<Arc<AccessLog>>,
+    /// The origins of `--admin-gui-url` (Kong's `admin_gui_url`): they may
+    /// drive the Admin API from a browser and get Kong's CORS answers.
+    pub gui_origins: Vec<String>,
 }
+
+/// The origins of the `--admin-gui-url` values, in order; an URL without
+/// scheme or host is an error.
+pub fn gui_origins(urls: &[String]) -> Result<Vec<String>, String> {
+    urls.iter()
+        .map(|url| {
+            cors::origin_of(url).ok_or_else(|| {
+                format!("--admin-gui-url {url:?}: expected scheme://host[:port][/path]")
+            })
+        })
+        .collect()
+}
+
+/// The most query (or form) arguments a request may carry (Kong's
+/// `lua_max_uri_args` and `lua_max_post_args`).
+pub const MAX_ARGUMENTS: usize = 1000;
 
 /// Everything a handler can see.
 pub struct Context {
@@ -175,6 +201,7 @@ where
     let request = Request::from_parts(parts, body);
     let method = request.method().clone();
     let template = routes::parse(request.uri().path()).map(|endpoint| endpoint.template());
+    let request_headers = request.headers().clone();
     let (reply, allow) = match answer(&context, request).await {
         Ok(answered) => answered,
         Err(error) => {
@@ -190,7 +217,8 @@ where
         status = reply.status.as_u16(),
         "admin request"
     );
-    let response = render(&context.state, reply, allow, started);
+    let cors = cors_for(&context.state, &request_headers, allow);
+    let response = render(&context.state, reply, allow, &cors, started);
     if let Some((log, line)) = line {
         let body_bytes = if method == Method::HEAD {
             0
@@ -202,6 +230,26 @@ where
         log.finish(line, response.status().as_u16(), body_bytes);
     }
     response
+}
+
+/// The CORS headers for a request with these headers (see `cors.rs`).
+fn cors_for(
+    state: &AdminState,
+    request_headers: &HeaderMap,
+    allow: Option<&'static str>,
+) -> Vec<(&'static str, http::HeaderValue)> {
+    let own_origin = request_headers
+        .get(ORIGIN)
+        .and_then(|origin| origin.to_str().ok())
+        .is_some_and(|origin| is_own_origin(state.listen_addr.ip(), origin));
+    cors::headers(
+        &state.gui_origins,
+        &cors::Request {
+            headers: request_headers,
+            own_origin,
+            preflight: allow,
+        },
+    )
 }
 
 /// The reply, plus an `Allow` header value for `OPTIONS`.
@@ -228,14 +276,14 @@ where
         return Err(ApiError::MethodNotAllowed);
     }
     let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
-        read_body(&parts.headers, body, body_limit(&endpoint)).await?
+        read_body(&parts.headers, body, &endpoint).await?
     } else {
         Body::empty()
     };
     let request = ApiRequest {
         method,
         endpoint,
-        query: query_arguments(parts.uri.query()),
+        query: query_arguments(parts.uri.query())?,
         body,
     };
     let context = Arc::clone(context);
@@ -252,12 +300,13 @@ fn body_limit(endpoint: &Endpoint) -> usize {
     }
 }
 
-/// Read and parse a request body of at most `limit` bytes.
-async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Body, ApiError>
+/// Read and parse a request body of at most the endpoint's limit.
+async fn read_body<B>(headers: &HeaderMap, body: B, endpoint: &Endpoint) -> Result<Body, ApiError>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let limit = body_limit(endpoint);
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -278,7 +327,11 @@ where
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
-    body::parse(content_type, &collected.to_bytes())
+    match endpoint {
+        // Kong reads a `/config` body of any other type as the file itself.
+        Endpoint::Config => body::parse_config(content_type, &collected.to_bytes()),
+        _ => body::parse(content_type, &collected.to_bytes()),
+    }
 }
 
 /// The largest refused body read to its end before the 413 goes out.
@@ -303,15 +356,31 @@ where
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
 }
 
-/// The first value of each query argument.
-fn query_arguments(query: Option<&str>) -> HashMap<String, String> {
+/// The first value of each query argument; more than [`MAX_ARGUMENTS`]
+/// is Kong's 400 `Too many arguments`. A value that is not UTF-8 once
+/// decoded reads as a NUL character, which no argument accepts (an
+/// invalid `tags` is then `invalid filter syntax`, as in Kong).
+fn query_arguments(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
+    let query = query.unwrap_or_default();
     let mut arguments = HashMap::new();
-    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+    for (count, pair) in query.split('&').filter(|pair| !pair.is_empty()).enumerate() {
+        if count >= MAX_ARGUMENTS {
+            return Err(ApiError::BadRequest("Too many arguments".to_owned()));
+        }
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         arguments
-            .entry(name.into_owned())
-            .or_insert_with(|| value.into_owned());
+            .entry(decode_argument(name))
+            .or_insert_with(|| decode_argument(value));
     }
-    arguments
+    Ok(arguments)
+}
+
+/// A percent-decoded query text (`+` is a space); invalid UTF-8 → NUL.
+fn decode_argument(text: &str) -> String {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map_or_else(|_| "\u{0}".to_owned(), |decoded| decoded.into_owned())
 }
 
 /// Host/Origin checks (loopback listeners only), then the admin token.
@@ -331,7 +400,14 @@ fn check_access(
         if host.is_some_and(|host| !is_own_host(state.listen_addr.ip(), host)) {
             return Err(ApiError::ForbiddenHost);
         }
-        if header(ORIGIN).is_some_and(|origin| !is_own_origin(state.listen_addr.ip(), origin)) {
+        let allowed = |origin: &str| {
+            is_own_origin(state.listen_addr.ip(), origin)
+                || state
+                    .gui_origins
+                    .iter()
+                    .any(|gui| gui.eq_ignore_ascii_case(origin))
+        };
+        if header(ORIGIN).is_some_and(|origin| !allowed(origin)) {
             return Err(ApiError::ForbiddenOrigin);
         }
     }
@@ -380,6 +456,7 @@ fn render(
     state: &AdminState,
     reply: Reply,
     allow: Option<&'static str>,
+    cors: &[(&'static str, http::HeaderValue)],
     started: Instant,
 ) -> Response<Full<Bytes>> {
     let latency = started.elapsed().as_millis().to_string();
@@ -388,9 +465,10 @@ fn render(
         .header(SERVER, format!("kong/{}", state.version))
         .header("x-kong-admin-latency", latency);
     if let Some(allow) = allow {
-        builder = builder
-            .header(ALLOW, allow)
-            .header("access-control-allow-methods", allow);
+        builder = builder.header(ALLOW, allow);
+    }
+    for (name, value) in cors {
+        builder = builder.header(*name, value.clone());
     }
     let body = match (
         reply.text,

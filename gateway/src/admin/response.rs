@@ -82,6 +82,9 @@ pub enum ApiError {
     NoSuchEntity(String),
     #[error("no plugin named '{0}'")]
     NoSuchPlugin(String),
+    /// 400 with Kong's code 14 body (`invalid declarative configuration`).
+    #[error("invalid declarative configuration")]
+    Declarative(Value),
     /// Something broke inside the gateway (never caused by input).
     #[error("internal error: {0}")]
     Internal(String),
@@ -96,7 +99,7 @@ impl ApiError {
             }
             Self::NotFound | Self::NoSuchEntity(_) | Self::NoSuchPlugin(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::BadJson | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadJson | Self::BadRequest(_) | Self::Declarative(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -122,6 +125,7 @@ impl ApiError {
             Self::NoSuchEntity(name) => message(&format!("No entity named '{name}'")),
             Self::NoSuchPlugin(name) => message(&format!("No plugin named '{name}'")),
             Self::Internal(_) => message("An unexpected error occurred"),
+            Self::Declarative(body) => body.clone(),
         }
     }
 

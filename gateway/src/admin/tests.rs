@@ -21,6 +21,7 @@ fn context_with(token: Option<&str>, listen: &str) -> Arc<Context> {
         listen_addr: listen.parse().expect("address"),
         exposition: Arc::new(exposition()),
         access_log: None,
+        gui_origins: Vec::new(),
     };
     Arc::new(Context {
         state: Arc::new(state),
@@ -524,8 +525,8 @@ async fn info_and_schema_endpoints() {
 async fn config_replace_and_export() {
     let context = context();
     let service_id = Uuid::new_v4().to_string();
+    // gwctl's flat form (Kong's, with `_format_version`, is declarative.rs').
     let config = json!({
-        "_format_version": "3.0",
         "services": [{"id": service_id, "name": "svc", "host": "h"}],
         "routes": [{"id": Uuid::new_v4().to_string(), "paths": ["/"], "service": {"id": service_id}}],
     });
@@ -535,8 +536,14 @@ async fn config_replace_and_export() {
     assert_eq!(posted.body["changes"]["routes"]["created"], 1);
     let again = call(&context, "POST", "/config", Some(config)).await;
     assert_eq!(again.body["summary"]["unchanged"], 2);
-    let exported = call(&context, "GET", "/config", None).await;
+    let exported = call(&context, "GET", "/config?format=flat", None).await;
     assert_eq!(exported.body["config"]["services"][0]["name"], "svc");
+    let kong = call(&context, "GET", "/config", None).await;
+    let yaml = kong.body["config"].as_str().unwrap_or_default();
+    assert!(
+        yaml.starts_with("_format_version: '3.0'\n_transform: false\n"),
+        "{yaml}"
+    );
 
     let bad = json!({"services": [{"id": Uuid::new_v4().to_string(), "name": "bad", "port": "x", "host": "h"}]});
     let refused = call(&context, "POST", "/config", Some(bad)).await;
@@ -622,6 +629,7 @@ async fn serves_over_tcp_and_shuts_down() {
         listen_addr: address,
         exposition: Arc::new(exposition()),
         access_log: None,
+        gui_origins: Vec::new(),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, state, async {

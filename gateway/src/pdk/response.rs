@@ -5,6 +5,12 @@
 //!   `text/html`, `application/xml`, each with `; charset=utf-8`) and carries
 //!   the message and the request id. Used for 404 "no Route matched", the
 //!   upstream 502/503/504, key-auth failures and so on.
+//! - [`nginx_error`] is Kong's `error_handlers.lua`, for the errors nginx
+//!   itself produces (a refused request, a failed upstream exchange): the
+//!   same bodies, but without `Accept` the request's `Content-Type` is
+//!   read instead, and without either Kong's `error_default_type`
+//!   (`text/plain`). The templates end with a line feed, as Kong's
+//!   (`kong/tools/http.lua`; its specs strip bodies before comparing).
 //! - [`exit`] is `kong.response.exit`: a JSON value is encoded compactly
 //!   (no request id), a raw body is sent as is, no body means
 //!   `Content-Length: 0`. Used by request-termination and session logout.
@@ -168,6 +174,36 @@ pub fn error(
     };
     let message = message.map_or_else(|| status_message(status), Cow::Borrowed);
     let body = format_error(format, &message, request_id);
+    build(status, Bytes::from(body), headers)
+}
+
+/// Kong's `error_default_type`: the error format when a request says
+/// nothing about what it accepts.
+pub const ERROR_DEFAULT_TYPE: &str = "text/plain";
+
+/// An error nginx produces, rendered by Kong's `error_handlers.lua` (see
+/// the module doc): Kong's message for `status`, the format from `Accept`,
+/// else `Content-Type`, else [`ERROR_DEFAULT_TYPE`].
+pub fn nginx_error(
+    status: StatusCode,
+    request_headers: &HeaderMap,
+    request_id: &str,
+    mut headers: HeaderMap,
+) -> GeneratedResponse {
+    let format = match joined_accept(request_headers) {
+        Some(accept) => negotiate(Some(&accept)),
+        None => {
+            let content_type = request_headers
+                .get(CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok());
+            negotiate(Some(content_type.unwrap_or(ERROR_DEFAULT_TYPE)))
+        }
+    };
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    let body = format_error(format, &status_message(status), request_id);
     build(status, Bytes::from(body), headers)
 }
 

@@ -12,6 +12,7 @@
 //!   must pass before routing; the gateway's own responses and the body
 //!   types are the PDK's ([`crate::pdk::response`], [`crate::pdk::body`]).
 //! - `http1/` is the HTTP/1.1 server; hyper serves HTTP/2.
+//! - [`tunnel`] carries WebSocket connections after their `101`.
 
 mod framing;
 #[doc(hidden)]
@@ -24,6 +25,7 @@ pub mod phases;
 mod pipeline;
 pub mod request_checks;
 mod timed_write;
+pub mod tunnel;
 pub mod upstream;
 
 use std::sync::{Arc, OnceLock};

@@ -9,7 +9,9 @@
 //! 2. route it: no match → 404 `no Route matched with those values`;
 //!    an https-only route on plain HTTP → 426 or the configured redirect;
 //! 3. run the plugins' access phase; a plugin may answer instead;
-//! 4. otherwise proxy to the service (503 without one, 502 on a broken
+//! 4. otherwise proxy to the service (a WebSocket handshake goes with its
+//!    upgrade fields and may come back as a `101` carrying the upstream
+//!    connection; see `tunnel.rs`) (503 without one, 502 on a broken
 //!    exchange, 504 on timeouts, 400 when the client's own body breaks,
 //!    408 when it stalls past the client body timeout);
 //! 5. add Kong's response headers and the headers plugins queued (a 502 or
@@ -31,6 +33,7 @@ use super::headers::{self, Forwarding, Latencies};
 use super::log_phase::{Ending, PluginEnding};
 use super::phases::PluginRunner;
 use super::request_checks::{self, Refusal};
+use super::tunnel;
 use super::upstream::RequestBody;
 use super::Proxy;
 use crate::pdk::body::{self, ProxyBody};
@@ -84,6 +87,7 @@ impl Proxy {
             let response = refused(&parts, refusal, &request_id);
             return ending.respond(finish_generated(response, started, &request_id), None);
         }
+        tunnel::note_request(&mut parts);
         headers::prepare_client_request(&mut parts.headers);
         let Some(route_match) = find_route(&snapshot, &parts, &downstream) else {
             let response = respond::error(
@@ -177,6 +181,7 @@ impl Proxy {
         // The client's headers stay in the context for the response phase;
         // each attempt gets its own copy (hyper consumes the request).
         let client_headers = &ctx.request.headers;
+        let client_extensions = &ctx.request.extensions;
         let upstream_headers = || {
             let mut upstream_headers = client_headers.clone();
             headers::prepare_upstream(
@@ -185,6 +190,7 @@ impl Proxy {
                 &service,
                 route.preserve_host,
             );
+            tunnel::prepare_upstream(&mut upstream_headers, client_extensions);
             upstream_headers
         };
         let sent_at = Instant::now();
@@ -217,11 +223,11 @@ impl Proxy {
                     if ctx.request.version != Version::HTTP_2 {
                         headers.insert(CONNECTION, HeaderValue::from_static("close"));
                     }
-                    return Outcome::Generated(ctx.error(status, None, headers));
+                    return Outcome::Generated(nginx_error(ctx, status, headers));
                 }
                 tracing::warn!(service = %service.id, request_id = %ctx.request_id, %error, "upstream failed");
                 Outcome::UpstreamFailed {
-                    response: ctx.error(status, None, HeaderMap::new()),
+                    response: nginx_error(ctx, status, HeaderMap::new()),
                     latencies,
                 }
             }
@@ -252,13 +258,20 @@ impl Outcome {
 
 /// The answer to a request refused before routing: 400 (closing an HTTP/1
 /// connection, as nginx does after a malformed request; HTTP/2 has no
-/// `Connection` header) or 405.
+/// `Connection` header) or 405, nginx's errors as Kong renders them.
 fn refused(parts: &http::request::Parts, refusal: Refusal, request_id: &str) -> GeneratedResponse {
     let mut headers = HeaderMap::new();
     if refusal.close && parts.version != Version::HTTP_2 {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    respond::error(refusal.status, None, &parts.headers, request_id, headers)
+    respond::nginx_error(refusal.status, &parts.headers, request_id, headers)
+}
+
+/// An error of nginx's own (a failed upstream exchange, a broken client
+/// body) for the request in `ctx`, rendered as Kong's `error_handlers.lua`
+/// does (`Accept`, else `Content-Type`, else `text/plain`).
+fn nginx_error(ctx: &RequestCtx, status: StatusCode, headers: HeaderMap) -> GeneratedResponse {
+    respond::nginx_error(status, &ctx.request.headers, &ctx.request_id, headers)
 }
 
 /// The route for a request, if any.

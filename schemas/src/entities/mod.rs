@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(session["config"]["cookie_same_site"], "Strict");
         assert_eq!(
             session["config"]["logout_methods"],
-            json!(["DELETE", "POST"])
+            json!(["POST", "DELETE"])
         );
         assert_eq!(session["config"]["secret"], Value::Null);
     }

@@ -73,7 +73,7 @@ pub fn schema() -> Record {
             .default(json!(true)),
         Field::set(
             "snis",
-            Field::item(Type::String).custom(typedefs::check_host),
+            Field::item(Type::String).custom(typedefs::check_wildcard_sni),
         ),
         Field::set("sources", Field::item(Type::Record(endpoint()))),
         Field::set("destinations", Field::item(Type::Record(endpoint()))),

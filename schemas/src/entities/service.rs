@@ -149,7 +149,9 @@ pub fn expand_shorthands(input: &Value) -> Result<Value, FieldError> {
 }
 
 /// Expand the write-only `url` shorthand into protocol, host, port and path.
-/// Fields given explicitly beside `url` win, as in decK.
+/// Fields given explicitly beside `url` win, as in decK. A `url` without a
+/// scheme is all path, as Kong's parser reads it (`invalid url` → `host:
+/// required field missing`, `path: should start with: /`).
 pub fn expand_url(input: &Value) -> Result<Value, FieldError> {
     let Some(object) = input.as_object() else {
         return Ok(input.clone());
@@ -161,6 +163,20 @@ pub fn expand_url(input: &Value) -> Result<Value, FieldError> {
     let Some(url_text) = url_value.as_str() else {
         return Err(FieldError::new(url_path, "expected a string"));
     };
+    if matches!(
+        url::Url::parse(url_text),
+        Err(url::ParseError::RelativeUrlWithoutBase)
+    ) {
+        // No scheme: Kong's URL parser reads it all as the path, so the
+        // path rule and the missing host are what is reported.
+        let mut expanded = object.clone();
+        expanded.remove("url");
+        let explicit = expanded.get("path").is_some_and(|given| !given.is_null());
+        if !explicit {
+            expanded.insert("path".into(), Value::from(url_text));
+        }
+        return Ok(Value::Object(expanded));
+    }
     let parsed = url::Url::parse(url_text).map_err(|error| {
         FieldError::new(
             url_path.clone(),

@@ -12,12 +12,16 @@ mod gwctl_support;
 mod support;
 
 mod admin_api;
+mod admin_details;
+mod admin_errors;
 mod cluster;
 mod crash;
+mod declarative_config;
 mod dump;
 mod key_auth;
 mod operability;
 mod proxy;
+mod proxy_details;
 mod proxy_hardening;
 mod request_termination;
 mod robustness;
@@ -27,6 +31,7 @@ mod sync;
 mod tls;
 mod tutorial;
 mod validate;
+mod websocket;
 
 /// Every `*.rs` file of this directory is a module of the suite: a test
 /// file left out would silently never run.

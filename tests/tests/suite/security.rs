@@ -302,7 +302,8 @@ fn keys_cookies_and_secrets_never_appear_in_trace_logs() {
     logout.expect(200);
     // The whole configuration through POST /config, which carries them all.
     let config = env.admin_get("/config");
-    let (status, _) = env.admin(Method::POST, "/config", Some(config["config"].clone()));
+    let kong_form = serde_json::json!({ "config": config["config"].clone() });
+    let (status, _) = env.admin(Method::POST, "/config", Some(kong_form));
     assert_eq!(status, 201, "re-posting the exported configuration");
 
     std::thread::sleep(Duration::from_millis(200));

@@ -237,7 +237,7 @@ services:
     routes:
       - name: r
         paths: [/a]
-        protocols: [https, http]
+        protocols: [http, https]
         strip_path: true
         preserve_host: false
         regex_priority: 0

@@ -5,7 +5,8 @@
 //! exact body size turned into one, or chunked (HTTP/1.1) or up to the
 //! close (HTTP/1.0). It also decides whether the connection stays open,
 //! and the writer adds `connection: close` / `connection: keep-alive` and
-//! `date` accordingly.
+//! `date` accordingly; a `101` that switches to the protocol in its
+//! `Upgrade` gets `connection: upgrade` instead.
 //!
 //! [`ResponseWriter`] formats the head into a buffer kept for the
 //! connection's life and copies the body's frames behind it while they
@@ -201,6 +202,16 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
         Ok(plan.keep_alive)
     }
 
+    /// The connection's write side, for a tunnel after a `101`.
+    pub(super) fn io_mut(&mut self) -> &mut W {
+        &mut self.io
+    }
+
+    /// The send timeout of writes to the client.
+    pub(super) fn send_timeout(&self) -> Duration {
+        self.send_timeout
+    }
+
     /// Ends the connection's write direction.
     pub(super) async fn shutdown(&mut self) {
         // A TLS close_notify is a write too: bounded like the others.
@@ -366,7 +377,10 @@ pub(super) fn encode_head(
     if plan.framing == Framing::Chunked {
         buf.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
-    if !plan.keep_alive && !http_10 && !facts.closes {
+    if status == StatusCode::SWITCHING_PROTOCOLS && headers.contains_key(header::UPGRADE) {
+        // The connection switches (see `proxy/tunnel.rs`): nginx's word.
+        buf.extend_from_slice(b"connection: upgrade\r\n");
+    } else if !plan.keep_alive && !http_10 && !facts.closes {
         buf.extend_from_slice(b"connection: close\r\n");
     }
     if plan.keep_alive && http_10 && !facts.keeps_alive {

@@ -9,9 +9,11 @@
 //! `write_timeout` (nginx's `proxy_send_timeout`), then the exchange fails
 //! (504). The response head is parsed with `httparse`; header values are
 //! slices of the one buffer the head arrived in (no copy per value).
-//! Interim `1xx` responses are skipped, as hyper's client did. The head
-//! leaves with at most one `Content-Length`, the value its framing was
-//! read by, and none beside `Transfer-Encoding`.
+//! Interim `1xx` responses are skipped, as hyper's client did, except a
+//! `101` to a WebSocket handshake, which ends the exchange and hands the
+//! connection over (see `proxy/tunnel.rs`). The head leaves with at most
+//! one `Content-Length`, the value its framing was read by, and none
+//! beside `Transfer-Encoding`.
 
 use std::future::poll_fn;
 use std::io;
@@ -319,21 +321,27 @@ pub enum Framing {
     Chunked,
     /// Everything until the upstream closes.
     UntilClose,
+    /// No body: the upstream switched to the protocol a WebSocket
+    /// handshake asked for, the connection now carries that (a `101`).
+    Switched,
 }
 
-/// Reads the final response head to a `method` request.
+/// Reads the final response head to a `method` request; `upgrade` when
+/// the request was a WebSocket handshake, which a `101` may answer.
 pub async fn read_head(
     connection: &mut Connection,
     method: &Method,
+    upgrade: bool,
 ) -> Result<Head, ExchangeError> {
     loop {
-        if let Some(mut response) = parse_head(&mut connection.read_buf)? {
+        if let Some(response) = parse_head(&mut connection.read_buf)? {
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                return switched(response, upgrade);
+            }
             if response.status().is_informational() {
-                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    return Err(ExchangeError::Invalid("the upstream switched protocols"));
-                }
                 continue; // 100 Continue and friends: the real head follows
             }
+            let mut response = response;
             let framing = response_framing(method, response.status(), response.headers())?;
             one_length(response.headers_mut());
             let keep_alive = framing != Framing::UntilClose
@@ -352,6 +360,24 @@ pub async fn read_head(
             return Err(ExchangeError::Closed);
         }
     }
+}
+
+/// A `101`: the end of the exchange when it answers a WebSocket handshake
+/// and switches to `websocket`; a broken exchange otherwise.
+fn switched(response: Response<()>, upgrade: bool) -> Result<Head, ExchangeError> {
+    if !upgrade {
+        return Err(ExchangeError::Invalid("the upstream switched protocols"));
+    }
+    if crate::proxy::tunnel::switched_protocol(response.headers()).is_none() {
+        return Err(ExchangeError::Invalid(
+            "the upstream switched to another protocol than websocket",
+        ));
+    }
+    Ok(Head {
+        response,
+        framing: Framing::Switched,
+        keep_alive: false,
+    })
 }
 
 /// A header's name and the bytes of its value within the head.

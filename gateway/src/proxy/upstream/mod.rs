@@ -18,6 +18,12 @@
 //! `write_timeout` fails the exchange (504, as Kong's `proxy_send_timeout`).
 //! A connection whose exchange failed in any way is closed, never pooled.
 //!
+//! A WebSocket handshake (a request whose headers carry `Upgrade`, which
+//! only `tunnel::prepare_upstream` sets) answered with `101` leaves its
+//! connection in the response's extensions for the tunnel
+//! (`proxy/tunnel.rs`), never in the pool; any other answer to it is an
+//! ordinary response.
+//!
 //! Retries, up to `service.retries` in all, as nginx's default
 //! `proxy_next_upstream error` does:
 //! - a connect failure, for any method (nothing was sent);
@@ -52,6 +58,7 @@ use schemas::model::Service;
 use tokio_rustls::TlsConnector;
 
 use crate::pdk::body::{self, BoxError, IdleTimeout, ProxyBody};
+use crate::proxy::tunnel;
 use connect::{ConnectError, Target};
 use connection::Connection;
 use exchange::{ExchangeError, Framing, Outgoing, SendFailure};
@@ -255,15 +262,19 @@ impl UpstreamClients {
                 Connection::open(target, connect_timeout, &self.tls, home).await?
             }
         };
+        let upgrade = request.headers.contains_key(http::header::UPGRADE);
         exchange::write_request(&mut connection, request, body).await?;
         let read_timeout = Duration::from_millis(service.read_timeout);
         let head = tokio::time::timeout(
             read_timeout,
-            exchange::read_head(&mut connection, request.method),
+            exchange::read_head(&mut connection, request.method, upgrade),
         )
         .await
         .map_err(|_| UpstreamError::ReadTimeout(read_timeout))?
         .map_err(UpstreamError::Exchange)?;
+        if head.framing == Framing::Switched {
+            return Ok(switched(head, connection, service));
+        }
         Ok(with_body(head, connection, read_timeout))
     }
 }
@@ -275,6 +286,32 @@ fn target(service: &Service) -> Target<'_> {
         host: &service.host,
         port: service.port,
     }
+}
+
+/// A `101` to a WebSocket handshake: no body; the connection (and what
+/// the upstream sent behind the head) goes with it to the tunnel, under
+/// the service's read and write timeouts.
+fn switched(
+    head: exchange::Head,
+    connection: Connection,
+    service: &Service,
+) -> Response<ProxyBody> {
+    let mut response = head.response.map(|()| body::empty());
+    let Some(protocol) = tunnel::switched_protocol(response.headers()) else {
+        return response;
+    };
+    let Connection {
+        stream, read_buf, ..
+    } = connection;
+    let upstream = tunnel::Upstream {
+        stream: Box::new(stream),
+        early: read_buf.freeze(),
+        protocol,
+        idle_timeout: Duration::from_millis(service.read_timeout),
+        write_timeout: Duration::from_millis(service.write_timeout),
+    };
+    tunnel::attach(&mut response, upstream);
+    response
 }
 
 /// The response with its body: empty (the connection is free at once) or

@@ -58,7 +58,7 @@ impl UpstreamBody {
     /// The body that follows a response head on `connection`.
     pub fn new(connection: Connection, framing: Framing, keep_alive: bool) -> Self {
         let reading = match framing {
-            Framing::Empty => Reading::Done,
+            Framing::Empty | Framing::Switched => Reading::Done,
             Framing::Length(len) => Reading::Framed(Decoder::length(len)),
             Framing::Chunked => Reading::Framed(Decoder::chunked()),
             Framing::UntilClose => Reading::UntilClose,

@@ -258,7 +258,7 @@ fn a_foreign_key_rejection_names_the_entity_not_its_id() {
         before: Some(Arc::new(move |request: &Request| {
             // Just before gwctl reads the whole configuration to send it.
             if request.method == "GET"
-                && request.target == "/config"
+                && request.target == "/config?format=flat"
                 && !flag.swap(true, Ordering::SeqCst)
             {
                 send(http_client().delete(&delete_url)).expect(204);

@@ -38,7 +38,7 @@ fn session_config(overrides: Value) -> Value {
         "cookie_secure": false, "remember": false, "remember_cookie_name": "remember",
         "remember_rolling_timeout": 604800, "remember_absolute_timeout": 2592000,
         "response_headers": null, "request_headers": null, "read_body_for_logout": false,
-        "logout_methods": ["DELETE", "POST"], "logout_query_arg": "session_logout",
+        "logout_methods": ["POST", "DELETE"], "logout_query_arg": "session_logout",
         "logout_post_arg": "session_logout", "hash_subject": false, "store_metadata": false
     });
     for (key, value) in overrides.as_object().unwrap() {
@@ -252,7 +252,7 @@ fn builds_from_the_canonical_config() {
         session.flags.as_str(),
         "; Path=/; SameSite=Strict; HttpOnly"
     );
-    assert_eq!(session.logout_methods, [Method::DELETE, Method::POST]);
+    assert_eq!(session.logout_methods, [Method::POST, Method::DELETE]);
     assert!(session.remember.is_none());
     assert!(!session.needs_body());
     assert_eq!(crate::plugins::session::DESCRIPTOR.priority(), 1900);
