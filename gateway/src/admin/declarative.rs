@@ -87,6 +87,7 @@ pub fn post(store: &Store, body: Body, query: &HashMap<String, String>) -> Resul
         return Ok(Reply {
             status: StatusCode::NOT_MODIFIED,
             body: None,
+            text: None,
         });
     }
     store.replace_all(&built.config)?;

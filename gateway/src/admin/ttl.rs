@@ -39,9 +39,13 @@ pub fn present(credentials: bool, method: &Method, reply: Reply) -> Result<Reply
         return Ok(reply);
     }
     let now = now_seconds();
-    let Reply { status, body } = reply;
+    let Reply { status, body, text } = reply;
     let Some(mut body) = body else {
-        return Ok(Reply { status, body: None });
+        return Ok(Reply {
+            status,
+            body: None,
+            text,
+        });
     };
     if let Some(Value::Array(data)) = body.get_mut("data") {
         data.retain_mut(|credential| remaining(credential, now));
@@ -51,6 +55,7 @@ pub fn present(credentials: bool, method: &Method, reply: Reply) -> Result<Reply
     Ok(Reply {
         status,
         body: Some(body),
+        text,
     })
 }
 
