@@ -1,5 +1,5 @@
-//! The key-auth + session tutorial
-//! (`../shared/seed/key-auth-session-tutorial.md`), end to end, with the
+//! The key-auth + session tutorial (vendored as
+//! `fixtures/guide/key-auth-session-tutorial.md`), end to end, with the
 //! real `gateway serve`, `gateway echo` and `gwctl`.
 //!
 //! The entities are applied as the tutorial (and `scripts/tutorial.sh`)
@@ -36,8 +36,9 @@ const BLOCKS: [&str; 4] = [
     "fixtures/tutorial/04-request-termination.yaml",
 ];
 
-/// The tutorial page itself (its `{% entity_examples %}` blocks).
-const TUTORIAL_MD: &str = "../shared/seed/key-auth-session-tutorial.md";
+/// The tutorial page itself (its `{% entity_examples %}` blocks), vendored
+/// in the repository so a clean clone has it.
+const TUTORIAL_MD: &str = "fixtures/guide/key-auth-session-tutorial.md";
 
 // ----- helpers -------------------------------------------------------------------
 
