@@ -353,6 +353,10 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         None => None,
     };
     let admin_listener = bind(args.admin_listen).await?;
+    // Ready before the listening lines: whoever waits for them (a
+    // supervisor, the tests) may probe /status/ready at once, and the bound
+    // listeners already queue connections for the tasks spawned below.
+    status.loaded(&store);
     announce(&proxy_listener, tls_listener.as_ref(), &admin_listener)?;
 
     let terminated = termination_signal()?;
@@ -396,7 +400,6 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     for task in background {
         tasks.spawn(until(stop.wait(), task));
     }
-    status.loaded(&store);
 
     terminated.await;
     tracing::info!("shutting down: draining in-flight requests");
