@@ -106,9 +106,23 @@ pub struct KeyAuthCredential {
 impl KeyAuthCredential {
     /// Epoch second after which the credential no longer authenticates.
     pub fn expires_at(&self) -> Option<i64> {
-        match (self.ttl, self.created_at) {
-            (Some(ttl), Some(created)) if ttl > 0 => Some(created.saturating_add(ttl as i64)),
-            _ => None,
-        }
+        let ttl = i64::try_from(self.ttl?).unwrap_or(i64::MAX);
+        ttl_expiry(ttl, self.created_at?)
     }
+}
+
+/// The epoch second from which a credential with a `ttl` of that many
+/// seconds, created at `created_at`, no longer authenticates; `None` for a
+/// `ttl` of 0 (or below), which never expires (Kong's key-auth `ttl`).
+pub fn ttl_expiry(ttl: i64, created_at: i64) -> Option<i64> {
+    (ttl > 0).then(|| created_at.saturating_add(ttl))
+}
+
+/// Epoch seconds now (`created_at` of new rows, `ttl` checks).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }

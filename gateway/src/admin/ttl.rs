@@ -9,9 +9,8 @@
 //! gwctl's flat `/config` read); [`present`] rewrites the answers of the
 //! credential endpoints.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use http::Method;
+use schemas::model::{ttl_expiry, unix_now};
 use schemas::EntityKind;
 use serde_json::Value;
 
@@ -38,7 +37,7 @@ pub fn present(credentials: bool, method: &Method, reply: Reply) -> Result<Reply
     if !credentials {
         return Ok(reply);
     }
-    let now = now_seconds();
+    let now = unix_now();
     let Reply { status, body, text } = reply;
     let Some(mut body) = body else {
         return Ok(Reply {
@@ -67,22 +66,14 @@ fn remaining(credential: &mut Value, now: i64) -> bool {
     let (Some(ttl), Some(created_at)) = (ttl, created_at) else {
         return true;
     };
-    if ttl <= 0 {
+    let Some(expires_at) = ttl_expiry(ttl, created_at) else {
         return true;
-    }
-    let left = created_at.saturating_add(ttl).saturating_sub(now);
+    };
+    let left = expires_at.saturating_sub(now);
     if let Some(object) = credential.as_object_mut() {
         object.insert("ttl".to_owned(), Value::from(left.max(0)));
     }
     left > 0
-}
-
-fn now_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
 }
 
 #[cfg(test)]

@@ -22,10 +22,10 @@
 //! (form, JSON and multipart bodies are re-serialized) before proxying.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, StatusCode};
+use schemas::model::unix_now;
 use schemas::plugins::key_auth::KeyAuthConfig;
 
 use crate::pdk::request_data::{
@@ -145,7 +145,7 @@ impl KeyAuth {
         let identities = Arc::clone(ctx.identities());
         let credential = identities
             .credential_by_key(&key)
-            .filter(|credential| !credential.is_expired(now()))
+            .filter(|credential| !credential.is_expired(unix_now()))
             .ok_or(Failure::Unknown)?;
         let consumer = identities.consumer(&credential.consumer_id).cloned();
         let credential = AuthCredential {
@@ -236,15 +236,6 @@ fn continue_as_anonymous(ctx: &mut RequestCtx, anonymous: &str) -> Flow {
     set_identity_headers(&mut ctx.request.headers, Some(&consumer), None);
     ctx.authenticate(Some(consumer), None);
     Flow::Continue
-}
-
-/// The current time in epoch seconds.
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
 }
 
 #[cfg(test)]

@@ -297,11 +297,3 @@ impl Drop for WriteSession<'_> {
 /// How many times a write is planned again after another node committed
 /// first, before it gives up with a 503.
 const MAX_CONFLICTS: usize = 8;
-
-/// Epoch seconds now.
-fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or_default()
-}

@@ -25,7 +25,8 @@ use super::prepare::{check_config, prepare_config, Fate, PreparedConfig};
 use super::read::load;
 use super::state::State;
 use super::summary::{ChangeSummary, KindChanges};
-use super::{now_seconds, Commit, Store};
+use super::{Commit, Store};
+use schemas::model::unix_now;
 
 /// The most changed entities applied as one commit of their rows; bigger
 /// replacements replace every row.
@@ -59,7 +60,7 @@ impl Store {
     ) -> Result<ChangeSummary, StoreError> {
         let (prepared, deleted) = {
             let state = self.read_state();
-            let prepared = prepare_config(&state, config, now_seconds())?;
+            let prepared = prepare_config(&state, config, unix_now())?;
             check_config(config, &prepared)?;
             let deleted = deleted_entities(&state, &prepared);
             (prepared, deleted)

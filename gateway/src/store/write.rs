@@ -17,13 +17,14 @@ use super::keys;
 use super::plan::{entity_id, Plan};
 use super::read::{exists, load, resolve};
 use super::state::State;
-use super::{now_seconds, EntityKey, Store};
+use super::{EntityKey, Store};
+use schemas::model::unix_now;
 
 impl Store {
     /// Create an entity (`POST`). A given `id` must be free (code 3).
     pub fn insert(&self, kind: EntityKind, input: Value) -> Result<Value, StoreError> {
         self.write(|state, plan| {
-            let now = now_seconds();
+            let now = unix_now();
             let entity = canonicalize(kind, &input, None, now, now)?;
             let (id, id_text) = entity_id(kind, &entity)?;
             if load(state, kind, &id)?.is_some() {
@@ -57,7 +58,7 @@ impl Store {
                     object.insert(kind.endpoint_key().to_owned(), Value::from(value.as_str()));
                 }
             }
-            let now = now_seconds();
+            let now = unix_now();
             let created_at = existing.as_ref().and_then(created_at_of).unwrap_or(now);
             let entity = canonicalize(kind, &input, existing.as_ref(), created_at, now)?;
             check_constraints(state, kind, &entity)?;
@@ -80,7 +81,7 @@ impl Store {
         self.write(|state, plan| {
             let existing = resolve(state, kind, key)?.ok_or(StoreError::NotFound)?;
             let merged = merge_patch(kind, &existing, &patch)?;
-            let now = now_seconds();
+            let now = unix_now();
             let created_at = created_at_of(&existing).unwrap_or(now);
             let entity = canonicalize(kind, &merged, Some(&existing), created_at, now)?;
             check_constraints(state, kind, &entity)?;
