@@ -5,15 +5,24 @@
 //! and references as `{"id": ...}`: what `gwctl sync` sends. Keys starting
 //! with `_` (`_format_version`, ...) are ignored; other keys are refused so
 //! a typo never silently drops a part of the configuration.
+//!
+//! The body is never held as one parsed tree: its top level is read into
+//! raw JSON slices of the body ([`RawConfig`]), and the store parses,
+//! validates and encodes one entity at a time. The body is checked whole
+//! first, so a malformed one is refused as before (`Cannot parse JSON
+//! body`) and nothing is prepared.
+
+use std::fmt;
 
 use http::Method;
-use schemas::config::Config;
 use schemas::EntityKind;
-use serde_json::{json, Value};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::body::Body;
 use super::response::{ApiError, Reply};
-use crate::store::Store;
+use crate::store::{RawConfig, Store};
 
 /// Answer `/config`.
 pub fn handle(store: &Store, method: &Method, body: Body) -> Result<Reply, ApiError> {
@@ -25,7 +34,7 @@ pub fn handle(store: &Store, method: &Method, body: Body) -> Result<Reply, ApiEr
             Ok(Reply::ok(json!({ "config": config })))
         }
         Method::POST => {
-            let config = posted_config(body)?;
+            let config = posted_config(&body)?;
             let summary = store.replace_all(&config)?;
             Ok(Reply::created(summary.to_json()))
         }
@@ -33,9 +42,9 @@ pub fn handle(store: &Store, method: &Method, body: Body) -> Result<Reply, ApiEr
     }
 }
 
-/// The configuration a `POST /config` body holds (moved out of the body:
-/// a big configuration is not copied).
-fn posted_config(body: Body) -> Result<Config, ApiError> {
+/// The configuration a `POST /config` body holds, its entities borrowed
+/// from the body's text.
+fn posted_config(body: &Body) -> Result<RawConfig<'_>, ApiError> {
     if body.form {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -44,48 +53,134 @@ fn posted_config(body: Body) -> Result<Config, ApiError> {
             "expected a declarative configuration".to_owned(),
         ));
     }
-    let Value::Object(object) = body.value else {
-        return Err(ApiError::BadJson);
-    };
-    let mut kinds = serde_json::Map::new();
-    for (key, value) in object {
+    let members = top_level(&body.raw)?;
+    // Every key is checked before any value: an unknown kind is reported
+    // even when another kind's value is malformed.
+    let mut kinds = Vec::with_capacity(members.len());
+    for (key, value) in members {
         if key.starts_with('_') {
             continue;
         }
-        let known = EntityKind::ALL.iter().any(|kind| kind.collection() == key);
-        if !known {
+        let known = EntityKind::ALL
+            .into_iter()
+            .find(|kind| kind.collection() == key);
+        let Some(kind) = known else {
             return Err(ApiError::BadRequest(format!("unknown entity kind '{key}'")));
-        }
-        kinds.insert(key, value);
+        };
+        kinds.push((kind, value));
     }
-    serde_json::from_value(Value::Object(kinds))
-        .map_err(|error| ApiError::BadRequest(format!("invalid configuration: {error}")))
+    let mut config = RawConfig::default();
+    for (kind, value) in kinds {
+        let entities = serde_json::from_str::<Vec<&RawValue>>(value.get()).map_err(|error| {
+            ApiError::BadRequest(format!("invalid configuration: {}", message(&error)))
+        })?;
+        config.set(kind, entities);
+    }
+    Ok(config)
+}
+
+/// The members of the body's top-level object, values unparsed; anything
+/// but one well-formed JSON object is `Cannot parse JSON body`.
+fn top_level(text: &[u8]) -> Result<Vec<(String, &RawValue)>, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    let members = deserializer
+        .deserialize_map(MembersVisitor)
+        .map_err(|_| ApiError::BadJson)?;
+    deserializer.end().map_err(|_| ApiError::BadJson)?;
+    Ok(members)
+}
+
+/// Collects an object's members as (key, raw value), in order.
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Vec<(String, &'de RawValue)>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::new();
+        while let Some(member) = map.next_entry::<String, &'de RawValue>()? {
+            members.push(member);
+        }
+        Ok(members)
+    }
+}
+
+/// serde's message without its `at line L column C` (positions within one
+/// kind's array would mislead).
+fn message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&position) {
+        Some(message) => message.to_owned(),
+        None => text,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use serde_json::Value;
 
     fn body(value: Value) -> Body {
+        raw_body(&value.to_string())
+    }
+
+    fn raw_body(text: &str) -> Body {
         Body {
-            value,
-            form: false,
+            raw: Bytes::copy_from_slice(text.as_bytes()),
             present: true,
+            ..Body::empty()
         }
     }
 
     #[test]
     fn format_version_is_ignored_and_unknown_kinds_refused() {
         let config =
-            posted_config(body(json!({"_format_version": "3.0", "services": []}))).unwrap();
+            posted_config(&body(json!({"_format_version": "3.0", "services": []}))).unwrap();
         assert!(config.is_empty());
-        let unknown = posted_config(body(json!({"upstreams": []}))).unwrap_err();
+        let unknown = posted_config(&body(json!({"upstreams": []}))).unwrap_err();
         assert_eq!(
             unknown.body(),
             json!({"message": "unknown entity kind 'upstreams'"})
         );
-        let not_array = posted_config(body(json!({"services": {}}))).unwrap_err();
+        let not_array = posted_config(&body(json!({"services": {}}))).unwrap_err();
         assert_eq!(not_array.status(), http::StatusCode::BAD_REQUEST);
-        assert!(posted_config(Body::empty()).is_err());
+        assert_eq!(
+            not_array.body(),
+            json!({"message": "invalid configuration: invalid type: map, expected a sequence"})
+        );
+        assert!(posted_config(&Body::empty()).is_err());
+    }
+
+    #[test]
+    fn unknown_kinds_come_before_malformed_values_and_bad_json_is_refused() {
+        let both = posted_config(&body(json!({"services": 1, "upstreams": []}))).unwrap_err();
+        assert_eq!(
+            both.body(),
+            json!({"message": "unknown entity kind 'upstreams'"})
+        );
+        for text in ["[]", "{\"services\": [}", "{} {}", "\"x\""] {
+            let error = posted_config(&raw_body(text)).unwrap_err();
+            assert_eq!(
+                error.body(),
+                json!({"message": "Cannot parse JSON body"}),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn entities_stay_raw_until_prepared_and_a_repeated_kind_replaces() {
+        let text = r#"{"consumers": [{"username": "a"}], "services": [], "consumers": [{"username":  "b"}, {"username": "c"}]}"#;
+        let raw = raw_body(text);
+        let config = posted_config(&raw).unwrap();
+        let consumers = crate::store::PostedConfig::entities(&config, EntityKind::Consumer);
+        let texts: Vec<&str> = consumers.iter().map(|raw| raw.get()).collect();
+        assert_eq!(texts, [r#"{"username":  "b"}"#, r#"{"username": "c"}"#]);
     }
 }

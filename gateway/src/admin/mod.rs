@@ -6,7 +6,8 @@
 //!    when it listens on loopback (DNS-rebinding and CSRF protection), and
 //!    `Kong-Admin-Token` must match when a token is configured;
 //! 2. dispatch ([`routes`]): 404 for unknown paths, 405 for wrong methods;
-//! 3. body parsing ([`body`]), capped at 1 MiB (64 MiB for `/config`);
+//! 3. body parsing ([`body`]), capped at 1 MiB (64 MiB for `/config`, whose
+//!    JSON its handler reads entity by entity);
 //! 4. the handler, on tokio's blocking pool because store writes wait for
 //!    the disk or the database.
 //!
@@ -210,7 +211,7 @@ where
         return Err(ApiError::MethodNotAllowed);
     }
     let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
-        read_body(&parts.headers, body, body_limit(&endpoint)).await?
+        read_body(&parts.headers, body, &endpoint).await?
     } else {
         Body::empty()
     };
@@ -234,12 +235,14 @@ fn body_limit(endpoint: &Endpoint) -> usize {
     }
 }
 
-/// Read and parse a request body of at most `limit` bytes.
-async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Body, ApiError>
+/// Read and parse a request body of at most the endpoint's limit; the
+/// JSON of `POST /config` is left unparsed ([`body::parse_deferred`]).
+async fn read_body<B>(headers: &HeaderMap, body: B, endpoint: &Endpoint) -> Result<Body, ApiError>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let limit = body_limit(endpoint);
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -260,7 +263,10 @@ where
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
-    body::parse(content_type, &collected.to_bytes())
+    match endpoint {
+        Endpoint::Config => body::parse_deferred(content_type, collected.to_bytes()),
+        _ => body::parse(content_type, &collected.to_bytes()),
+    }
 }
 
 /// The largest refused body read to its end before the 413 goes out.

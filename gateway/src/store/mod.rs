@@ -37,7 +37,8 @@
 //!
 //! Also: [`error`] ([`StoreError`], one variant per Kong error code),
 //! [`query`] (pagination and tag filters), `summary` (what a whole
-//! configuration replace changed).
+//! configuration replace changed), [`posted`] (what a replace reads: parsed
+//! values or raw JSON text borrowed from a request body).
 
 pub mod backend;
 pub mod error;
@@ -45,6 +46,7 @@ mod follow;
 mod keys;
 pub mod local_copy;
 mod plan;
+pub mod posted;
 pub mod postgres;
 mod prepare;
 pub mod query;
@@ -68,6 +70,7 @@ use uuid::Uuid;
 pub use self::sled::sessions::SledSessions;
 pub use backend::EntityBackend;
 pub use error::{ConfigEntity, StoreError};
+pub use posted::{PostedConfig, RawConfig};
 pub use query::{ListQuery, Page, TagFilter};
 pub use sessions::{SessionError, SessionStore};
 pub use summary::{ChangeSummary, KindChanges};

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use schemas::config::{id_of, Config};
+use schemas::config::id_of;
 use schemas::entities::Reference;
 use schemas::EntityKind;
 use serde_json::Value;
@@ -19,6 +19,7 @@ use serde_json::Value;
 use super::error::{ConfigEntity, StoreError};
 use super::keys;
 use super::plan::{encode, put_of, RowPut};
+use super::posted::{PostedConfig, PostedEntity};
 use super::read::{decode, load_text};
 use super::state::State;
 use super::write::{created_at_of, ensure_id, fill_auto_fields, set_timestamps};
@@ -71,9 +72,9 @@ impl PreparedConfig {
 }
 
 /// Prepare every entity of `config` against the stored state.
-pub(crate) fn prepare_config(
+pub(crate) fn prepare_config<C: PostedConfig>(
     state: &State,
-    config: &Config,
+    config: &C,
     now: i64,
 ) -> Result<PreparedConfig, StoreError> {
     let mut kinds: Vec<Vec<Prepared>> = EntityKind::ALL.iter().map(|_| Vec::new()).collect();
@@ -83,10 +84,10 @@ pub(crate) fn prepare_config(
     Ok(PreparedConfig { kinds })
 }
 
-fn prepare_kind(
+fn prepare_kind<E: PostedEntity>(
     state: &State,
     kind: EntityKind,
-    raws: &[Value],
+    raws: &[E],
     now: i64,
 ) -> Result<Vec<Prepared>, StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -118,16 +119,17 @@ fn prepare_kind(
     Ok(prepared)
 }
 
-fn prepare_chunk(
+fn prepare_chunk<E: PostedEntity>(
     state: &State,
     kind: EntityKind,
-    raws: &[Value],
+    raws: &[E],
     now: i64,
 ) -> Result<Vec<Prepared>, StoreError> {
     raws.iter()
         .map(|raw| {
-            prepare_one(state, kind, raw, now)
-                .map_err(|error| error.in_config(ConfigEntity::of(kind, raw)))
+            let raw = raw.value();
+            prepare_one(state, kind, &raw, now)
+                .map_err(|error| error.in_config(ConfigEntity::of(kind, &raw)))
         })
         .collect()
 }
@@ -195,7 +197,10 @@ fn same_ignoring_timestamps(new: &Value, old: &Value) -> bool {
 
 /// Whole-configuration rules: unique ids, references to entities the
 /// configuration contains, unique keys used once.
-pub(crate) fn check_config(raw: &Config, prepared: &PreparedConfig) -> Result<(), StoreError> {
+pub(crate) fn check_config<C: PostedConfig>(
+    raw: &C,
+    prepared: &PreparedConfig,
+) -> Result<(), StoreError> {
     let mut ids: HashMap<EntityKind, HashSet<&str>> = HashMap::new();
     for kind in EntityKind::ALL {
         let seen = ids.entry(kind).or_default();
@@ -259,9 +264,9 @@ fn unique_violation(
 }
 
 /// Describe the posted entity at `position`, with the id it was given.
-fn named(raw: &Config, kind: EntityKind, position: usize, id: &str) -> ConfigEntity {
+fn named<C: PostedConfig>(raw: &C, kind: EntityKind, position: usize, id: &str) -> ConfigEntity {
     let mut named = match raw.entities(kind).get(position) {
-        Some(entity) => ConfigEntity::of(kind, entity),
+        Some(entity) => ConfigEntity::of(kind, &entity.value()),
         None => ConfigEntity {
             kind,
             id: None,

@@ -14,13 +14,13 @@
 
 use std::collections::HashSet;
 
-use schemas::config::Config;
 use schemas::EntityKind;
 use uuid::Uuid;
 
 use super::backend::KindRows;
 use super::error::StoreError;
 use super::plan::Plan;
+use super::posted::PostedConfig;
 use super::prepare::{check_config, prepare_config, Fate, PreparedConfig};
 use super::read::load;
 use super::state::State;
@@ -45,16 +45,16 @@ enum WritePath {
 impl Store {
     /// Replace the whole configuration with `config`, atomically. On error
     /// nothing changes and the error names the offending entity.
-    pub fn replace_all(&self, config: &Config) -> Result<ChangeSummary, StoreError> {
+    pub fn replace_all<C: PostedConfig>(&self, config: &C) -> Result<ChangeSummary, StoreError> {
         let started = std::time::Instant::now();
         let _writing = self.lock_writes();
         self.with_retries(|| self.replace_locked(config, started))
     }
 
     /// One attempt of [`Store::replace_all`], under the write lock.
-    fn replace_locked(
+    fn replace_locked<C: PostedConfig>(
         &self,
-        config: &Config,
+        config: &C,
         started: std::time::Instant,
     ) -> Result<ChangeSummary, StoreError> {
         let (prepared, deleted) = {
