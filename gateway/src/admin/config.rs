@@ -34,17 +34,17 @@ pub fn handle(store: &Store, method: &Method, body: Body) -> Result<Reply, ApiEr
             Ok(Reply::ok(json!({ "config": config })))
         }
         Method::POST => {
-            let config = posted_config(&body)?;
-            let summary = store.replace_all(&config)?;
+            let config = posted_config(body)?;
+            let summary = store.replace_all(config)?;
             Ok(Reply::created(summary.to_json()))
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
 }
 
-/// The configuration a `POST /config` body holds, its entities borrowed
-/// from the body's text.
-fn posted_config(body: &Body) -> Result<RawConfig<'_>, ApiError> {
+/// The configuration a `POST /config` body holds: the body, with the
+/// place of each entity in it.
+fn posted_config(body: Body) -> Result<RawConfig, ApiError> {
     if body.form {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -53,7 +53,11 @@ fn posted_config(body: &Body) -> Result<RawConfig<'_>, ApiError> {
             "expected a declarative configuration".to_owned(),
         ));
     }
-    let members = top_level(&body.raw)?;
+    // The same bytes (a shared buffer), so the slices found in `text` are
+    // slices of the configuration's body.
+    let text = body.raw.clone();
+    let mut config = RawConfig::new(body.raw);
+    let members = top_level(&text)?;
     // Every key is checked before any value: an unknown kind is reported
     // even when another kind's value is malformed.
     let mut kinds = Vec::with_capacity(members.len());
@@ -69,12 +73,15 @@ fn posted_config(body: &Body) -> Result<RawConfig<'_>, ApiError> {
         };
         kinds.push((kind, value));
     }
-    let mut config = RawConfig::default();
     for (kind, value) in kinds {
         let entities = serde_json::from_str::<Vec<&RawValue>>(value.get()).map_err(|error| {
             ApiError::BadRequest(format!("invalid configuration: {}", message(&error)))
         })?;
-        config.set(kind, entities);
+        if !config.set(kind, &entities) {
+            return Err(ApiError::Internal(
+                "reading the configuration: an entity outside the body".to_owned(),
+            ));
+        }
     }
     Ok(config)
 }
@@ -123,6 +130,7 @@ fn message(error: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::PostedConfig;
     use bytes::Bytes;
     use serde_json::Value;
 
@@ -140,32 +148,31 @@ mod tests {
 
     #[test]
     fn format_version_is_ignored_and_unknown_kinds_refused() {
-        let config =
-            posted_config(&body(json!({"_format_version": "3.0", "services": []}))).unwrap();
-        assert!(config.is_empty());
-        let unknown = posted_config(&body(json!({"upstreams": []}))).unwrap_err();
+        let empty = body(json!({"_format_version": "3.0", "services": []}));
+        assert!(posted_config(empty).unwrap().is_empty());
+        let unknown = posted_config(body(json!({"upstreams": []}))).unwrap_err();
         assert_eq!(
             unknown.body(),
             json!({"message": "unknown entity kind 'upstreams'"})
         );
-        let not_array = posted_config(&body(json!({"services": {}}))).unwrap_err();
+        let not_array = posted_config(body(json!({"services": {}}))).unwrap_err();
         assert_eq!(not_array.status(), http::StatusCode::BAD_REQUEST);
         assert_eq!(
             not_array.body(),
             json!({"message": "invalid configuration: invalid type: map, expected a sequence"})
         );
-        assert!(posted_config(&Body::empty()).is_err());
+        assert!(posted_config(Body::empty()).is_err());
     }
 
     #[test]
     fn unknown_kinds_come_before_malformed_values_and_bad_json_is_refused() {
-        let both = posted_config(&body(json!({"services": 1, "upstreams": []}))).unwrap_err();
+        let both = posted_config(body(json!({"services": 1, "upstreams": []}))).unwrap_err();
         assert_eq!(
             both.body(),
             json!({"message": "unknown entity kind 'upstreams'"})
         );
         for text in ["[]", "{\"services\": [}", "{} {}", "\"x\""] {
-            let error = posted_config(&raw_body(text)).unwrap_err();
+            let error = posted_config(raw_body(text)).unwrap_err();
             assert_eq!(
                 error.body(),
                 json!({"message": "Cannot parse JSON body"}),
@@ -177,10 +184,15 @@ mod tests {
     #[test]
     fn entities_stay_raw_until_prepared_and_a_repeated_kind_replaces() {
         let text = r#"{"consumers": [{"username": "a"}], "services": [], "consumers": [{"username":  "b"}, {"username": "c"}]}"#;
-        let raw = raw_body(text);
-        let config = posted_config(&raw).unwrap();
-        let consumers = crate::store::PostedConfig::entities(&config, EntityKind::Consumer);
-        let texts: Vec<&str> = consumers.iter().map(|raw| raw.get()).collect();
-        assert_eq!(texts, [r#"{"username":  "b"}"#, r#"{"username": "c"}"#]);
+        let config = posted_config(raw_body(text)).unwrap();
+        let texts: Vec<&[u8]> = (0..config.count(EntityKind::Consumer))
+            .filter_map(|position| config.entity_text(EntityKind::Consumer, position))
+            .collect();
+        assert_eq!(texts, [&br#"{"username":  "b"}"#[..], br#"{"username": "c"}"#]);
+        assert_eq!(
+            config.entity(EntityKind::Consumer, 1).as_ref(),
+            &json!({"username": "c"})
+        );
+        assert_eq!(config.len(), 2);
     }
 }

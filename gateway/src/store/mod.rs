@@ -222,6 +222,12 @@ impl Store {
     /// run the commit hook. The caller holds the write lock. A commit the
     /// backend refuses (a disk that is full or read-only) changes nothing.
     fn commit_plan(&self, plan: &Plan) -> Result<(), StoreError> {
+        self.commit_plan_then(plan, || {})
+    }
+
+    /// [`Store::commit_plan`], calling `written` once the backend holds the
+    /// commit and before the commit hook runs.
+    fn commit_plan_then(&self, plan: &Plan, written: impl FnOnce()) -> Result<(), StoreError> {
         let base = self.read_state().revision;
         let changes: Vec<backend::RowChange<'_>> = plan
             .ops()
@@ -233,6 +239,8 @@ impl Store {
             })
             .collect();
         let revision = self.backend.commit(base, &changes)?;
+        drop(changes);
+        written();
         self.write_state().apply(plan.ops(), revision);
         let changed = plan.changed_entities();
         self.notify_commit(&Commit::Entities(&changed));

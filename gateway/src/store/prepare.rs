@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::error::{ConfigEntity, StoreError};
 use super::keys;
 use super::plan::{encode, put_of, RowPut};
-use super::posted::{PostedConfig, PostedEntity};
+use super::posted::PostedConfig;
 use super::read::{decode, load_text};
 use super::state::State;
 use super::write::{created_at_of, ensure_id, fill_auto_fields, set_timestamps};
@@ -79,26 +79,30 @@ pub(crate) fn prepare_config<C: PostedConfig>(
 ) -> Result<PreparedConfig, StoreError> {
     let mut kinds: Vec<Vec<Prepared>> = EntityKind::ALL.iter().map(|_| Vec::new()).collect();
     for kind in EntityKind::ALL {
-        kinds[kind.index()] = prepare_kind(state, kind, config.entities(kind), now)?;
+        kinds[kind.index()] = prepare_kind(state, config, kind, now)?;
     }
     Ok(PreparedConfig { kinds })
 }
 
-fn prepare_kind<E: PostedEntity>(
+fn prepare_kind<C: PostedConfig>(
     state: &State,
+    config: &C,
     kind: EntityKind,
-    raws: &[E],
     now: i64,
 ) -> Result<Vec<Prepared>, StoreError> {
+    let count = config.count(kind);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if raws.len() < PARALLEL_THRESHOLD || threads < 2 {
-        return prepare_chunk(state, kind, raws, now);
+    if count < PARALLEL_THRESHOLD || threads < 2 {
+        return prepare_chunk(state, config, kind, 0..count, now);
     }
-    let chunk_size = raws.len().div_ceil(threads);
+    let chunk_size = count.div_ceil(threads);
     let results: Vec<Result<Vec<Prepared>, StoreError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = raws
-            .chunks(chunk_size)
-            .map(|chunk| scope.spawn(move || prepare_chunk(state, kind, chunk, now)))
+        let workers: Vec<_> = (0..count)
+            .step_by(chunk_size)
+            .map(|start| {
+                let positions = start..(start + chunk_size).min(count);
+                scope.spawn(move || prepare_chunk(state, config, kind, positions, now))
+            })
             .collect();
         workers
             .into_iter()
@@ -112,22 +116,25 @@ fn prepare_kind<E: PostedEntity>(
             })
             .collect()
     });
-    let mut prepared = Vec::with_capacity(raws.len());
+    let mut prepared = Vec::with_capacity(count);
     for result in results {
         prepared.extend(result?);
     }
     Ok(prepared)
 }
 
-fn prepare_chunk<E: PostedEntity>(
+/// The entities of `kind` at `positions`, each parsed (when posted as
+/// text), prepared and dropped in turn.
+fn prepare_chunk<C: PostedConfig>(
     state: &State,
+    config: &C,
     kind: EntityKind,
-    raws: &[E],
+    positions: std::ops::Range<usize>,
     now: i64,
 ) -> Result<Vec<Prepared>, StoreError> {
-    raws.iter()
-        .map(|raw| {
-            let raw = raw.value();
+    positions
+        .map(|position| {
+            let raw = config.entity(kind, position);
             prepare_one(state, kind, &raw, now)
                 .map_err(|error| error.in_config(ConfigEntity::of(kind, &raw)))
         })
@@ -171,10 +178,12 @@ fn prepare_one(
         (Fate::Unchanged, Some(stored)) => stored.clone(),
         _ => Bytes::from(encode(kind, &entity)?),
     };
+    let mut references: Vec<_> = keys::referenced(kind, &entity)
+        .map(|(reference, parent)| (reference, parent.to_owned()))
+        .collect();
+    references.shrink_to_fit();
     Ok(Prepared {
-        references: keys::referenced(kind, &entity)
-            .map(|(reference, parent)| (reference, parent.to_owned()))
-            .collect(),
+        references,
         put: put_of(kind, &entity, row)?,
         fate,
     })
@@ -265,14 +274,7 @@ fn unique_violation(
 
 /// Describe the posted entity at `position`, with the id it was given.
 fn named<C: PostedConfig>(raw: &C, kind: EntityKind, position: usize, id: &str) -> ConfigEntity {
-    let mut named = match raw.entities(kind).get(position) {
-        Some(entity) => ConfigEntity::of(kind, &entity.value()),
-        None => ConfigEntity {
-            kind,
-            id: None,
-            name: None,
-        },
-    };
+    let mut named = ConfigEntity::of(kind, &raw.entity(kind, position));
     named.id = Some(id.to_owned());
     named
 }
