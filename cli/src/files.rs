@@ -70,9 +70,11 @@ pub fn build_flattened(flattened: Flattened, current: &Config) -> Result<Built, 
 }
 
 fn print_warnings(warnings: &[Diagnostic]) {
-    for warning in warnings {
-        eprintln!("{warning}");
-    }
+    crate::progress::suspend(|| {
+        for warning in warnings {
+            eprintln!("{warning}");
+        }
+    });
 }
 
 fn invalid_files(diagnostics: &[Diagnostic]) -> CommandError {

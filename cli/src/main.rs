@@ -12,6 +12,7 @@ mod files;
 mod names;
 mod output;
 mod plan;
+mod progress;
 mod reconcile;
 mod secrets;
 mod state;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(error) => {
+            progress::clear();
             error.print();
             error.exit_code()
         }

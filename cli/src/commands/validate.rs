@@ -23,8 +23,11 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: &ValidateArgs) -> Result<ExitCode, CommandError> {
+    crate::progress::phase("reading the files");
     let files = files::read(&args.files)?;
+    crate::progress::phase("building the files");
     let built = files::build_config(files.docs, &Config::default(), &args.select_tags)?;
+    crate::progress::clear();
     let count = built.config.len();
     let noun = if count == 1 { "entity" } else { "entities" };
     println!("{count} {noun} checked, no errors");

@@ -188,7 +188,10 @@ mod tests {
         let texts: Vec<&[u8]> = (0..config.count(EntityKind::Consumer))
             .filter_map(|position| config.entity_text(EntityKind::Consumer, position))
             .collect();
-        assert_eq!(texts, [&br#"{"username":  "b"}"#[..], br#"{"username": "c"}"#]);
+        assert_eq!(
+            texts,
+            [&br#"{"username":  "b"}"#[..], br#"{"username": "c"}"#]
+        );
         assert_eq!(
             config.entity(EntityKind::Consumer, 1).as_ref(),
             &json!({"username": "c"})

@@ -84,8 +84,7 @@ impl RawConfig {
             .map(|raw| {
                 let text = raw.get();
                 let at = text.as_ptr() as usize;
-                (at >= start && at + text.len() <= end)
-                    .then(|| at - start..at - start + text.len())
+                (at >= start && at + text.len() <= end).then(|| at - start..at - start + text.len())
             })
             .collect();
         match spans {
