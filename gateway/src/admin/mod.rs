@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, SERVER};
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -253,20 +253,40 @@ where
         }
         return Err(ApiError::PayloadTooLarge);
     }
-    let collected = Limited::new(body, limit).collect().await.map_err(|error| {
-        if error.is::<LengthLimitError>() {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::BadRequest("could not read the request body".to_owned())
-        }
-    })?;
+    let bytes = collect_body(body, limit, declared).await?;
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
     match endpoint {
-        Endpoint::Config => body::parse_deferred(content_type, collected.to_bytes()),
-        _ => body::parse(content_type, &collected.to_bytes()),
+        Endpoint::Config => body::parse_deferred(content_type, bytes),
+        _ => body::parse(content_type, &bytes),
     }
+}
+
+/// The body's bytes in one buffer, sized from its `Content-Length` when
+/// it has one, each frame copied in and dropped as it arrives: a 60 MB
+/// configuration is not held twice (as its frames and as their copy).
+async fn collect_body<B>(body: B, limit: usize, declared: Option<u64>) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let capacity = declared.map_or(0, |length| usize::try_from(length).unwrap_or(limit));
+    let mut buffer = BytesMut::with_capacity(capacity.min(limit));
+    let mut body = std::pin::pin!(Limited::new(body, limit));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            if error.is::<LengthLimitError>() {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("could not read the request body".to_owned())
+            }
+        })?;
+        if let Ok(data) = frame.into_data() {
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer.freeze())
 }
 
 /// The largest refused body read to its end before the 413 goes out.

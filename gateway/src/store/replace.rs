@@ -46,8 +46,10 @@ enum WritePath {
 impl Store {
     /// Replace the whole configuration with `config`, atomically. On error
     /// nothing changes and the error names the offending entity. `config`
-    /// is dropped as soon as the new rows are written, before the commit
-    /// hook runs (a posted body is not held while the snapshot compiles).
+    /// is dropped as soon as it is no longer needed: once prepared when the
+    /// write cannot be planned again (a single-node backend), else once the
+    /// new rows are written; either way before the commit hook compiles the
+    /// snapshot (a posted body is not held through the heaviest steps).
     pub fn replace_all<C: PostedConfig>(&self, config: C) -> Result<ChangeSummary, StoreError> {
         let started = std::time::Instant::now();
         let _writing = self.lock_writes();
@@ -63,8 +65,7 @@ impl Store {
     ) -> Result<ChangeSummary, StoreError> {
         let (prepared, deleted) = {
             let posted = config.lock().unwrap_or_else(|p| p.into_inner());
-            // Released only after a successful write, which ends the
-            // attempts.
+            // Released only when no attempt can follow (see above).
             let posted = posted.as_ref().ok_or_else(|| StoreError::CorruptRow {
                 collection: "config",
                 reason: "the configuration was already written".to_owned(),
@@ -75,9 +76,12 @@ impl Store {
             let deleted = deleted_entities(&state, &prepared);
             (prepared, deleted)
         };
+        let release = || drop(config.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if !self.backend.can_conflict() {
+            release();
+        }
         let summary = summarize(&prepared, &deleted);
         let entities = prepared.len();
-        let release = || drop(config.lock().unwrap_or_else(|p| p.into_inner()).take());
         let path = self.persist(prepared, &deleted, summary.total().changed(), release)?;
         tracing::debug!(
             entities,
