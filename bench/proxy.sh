@@ -7,8 +7,11 @@
 #   BIN=/some/dir bench/proxy.sh   # that dir's gateway and gwctl, no build
 #
 # Rows: upstream direct, nginx proxy, gateway (no plugins, key-auth, session
-# cookie with storage cookie and kong, anonymous 403). Then the same gateway
-# rows with 10,000 consumers and 1,000 routes loaded. Prints requests/s, p50,
+# cookie with storage cookie and kong, anonymous 403). Then the cost of
+# observability on /plain, back to back: no plugins again, the prometheus
+# plugin (global, every metric on), and a second gateway writing the access
+# log to a file. Then the same gateway rows with 10,000 consumers and 1,000
+# routes loaded. Prints requests/s, p50,
 # p99 and the ratio of each row to the nginx proxy row, the CPU time the
 # server under test spent per request (steadier than requests/s when other
 # work shares the cores) and its ratio to the nginx proxy's, then the
@@ -26,6 +29,8 @@ UPSTREAM_PORT=18080
 NGINX_PROXY_PORT=18081
 GW_PROXY=127.0.0.1:18000
 GW_ADMIN=127.0.0.1:18001
+GW_LOG_PROXY=127.0.0.1:18010
+GW_LOG_ADMIN=127.0.0.1:18011
 
 if [ -z "${BIN:-}" ]; then
   echo "== building release binaries"
@@ -35,12 +40,19 @@ fi
 # shellcheck source=bench/nginx.sh
 source bench/nginx.sh
 
-echo "== starting the gateway"
+echo "== starting the gateways (the second one writes an access log)"
 "$BIN/gateway" serve --data-dir "$work/data" --proxy-listen "$GW_PROXY" --admin-listen "$GW_ADMIN" \
   >"$work/gateway.log" 2>&1 &
 GW_PID=$!
 pids+=("$GW_PID")
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://$GW_ADMIN/status" && break; sleep 0.1; done
+"$BIN/gateway" serve --data-dir "$work/data-log" --proxy-listen "$GW_LOG_PROXY" \
+  --admin-listen "$GW_LOG_ADMIN" --proxy-access-log "$work/access.log" \
+  >"$work/gateway-log.log" 2>&1 &
+GW_LOG_PID=$!
+pids+=("$GW_LOG_PID")
+for admin in "$GW_ADMIN" "$GW_LOG_ADMIN"; do
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://$admin/status" && break; sleep 0.1; done
+done
 
 export GWCTL_ADDR="http://$GW_ADMIN"
 python3 bench/gen_config.py --upstream "http://127.0.0.1:$UPSTREAM_PORT" >"$work/small.yaml"
@@ -98,6 +110,22 @@ run "upstream direct (nginx)" "$(nginx_pids upstream)" "http://127.0.0.1:$UPSTRE
 run "nginx proxy (baseline)" "$(nginx_pids proxy)" "http://127.0.0.1:$NGINX_PROXY_PORT/anything"
 gateway_rows ""
 
+echo "== observability on /plain: prometheus (all metrics), access log"
+GWCTL_ADDR="http://$GW_LOG_ADMIN" "$BIN/gwctl" sync "$work/small.yaml" >/dev/null
+run "gateway, no plugins (again)" "$GW_PID" "http://$GW_PROXY/plain"
+prometheus_id=$(curl -s -X POST "http://$GW_ADMIN/plugins" -H 'Content-Type: application/json' \
+  -d '{"name": "prometheus", "config": {"per_consumer": true, "status_code_metrics": true,
+       "latency_metrics": true, "bandwidth_metrics": true, "upstream_health_metrics": true}}' |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+run "gateway, prometheus (all metrics)" "$GW_PID" "http://$GW_PROXY/plain"
+curl -s -o /dev/null "http://$GW_ADMIN/metrics"
+curl -s -o /dev/null -X DELETE "http://$GW_ADMIN/plugins/$prometheus_id"
+run "gateway, access log (file)" "$GW_LOG_PID" "http://$GW_LOG_PROXY/plain"
+access_lines=$(wc -l <"$work/access.log")
+access_dropped=$(curl -s "http://$GW_LOG_ADMIN/metrics" | awk '/^gateway_access_log_dropped_total/ {print $2}')
+kill "$GW_LOG_PID" 2>/dev/null || true
+rm -f "$work/access.log"
+
 echo "== 10,000 consumers and 1,000 routes"
 "$BIN/gwctl" sync "$work/large.yaml" >/dev/null
 gateway_rows " [large]"
@@ -119,3 +147,12 @@ for row in "${results[@]}"; do
 done
 echo
 echo "gateway peak RSS: $((rss_kb / 1024)) MiB"
+row() { printf '%s\n' "${results[@]}" | awk -F'|' -v label="$1" -v field="$2" '$1==label {print $field}'; }
+loss() { # label: throughput and CPU per request against "no plugins (again)"
+  awk -v off="$(row "gateway, no plugins (again)" 2)" -v on="$(row "$1" 2)" \
+    -v off_cpu="$(row "gateway, no plugins (again)" 6)" -v on_cpu="$(row "$1" 6)" -v label="$1" \
+    'BEGIN { if (off > 0 && off_cpu > 0) printf "%s vs no plugins: %+.1f%% req/s, %+.1f%% CPU per request\n", label, (on / off - 1) * 100, (on_cpu / off_cpu - 1) * 100 }'
+}
+loss "gateway, prometheus (all metrics)"
+loss "gateway, access log (file)"
+echo "access log: $access_lines lines written, ${access_dropped:-?} dropped"

@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 SECONDS_PER_TARGET=${SECONDS_PER_TARGET:-600}
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  TARGETS=(session_cookie declarative_file router)
+  TARGETS=(session_cookie declarative_file router http1_request)
 fi
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then

@@ -126,13 +126,22 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// The gateway's error, naming the entity it is about.
+    /// Also name the entities of `known` (gateway entities the files
+    /// refer to from outside the select tags) in messages.
+    pub fn naming(mut self, known: &Config) -> Self {
+        self.names = Names::new(&[self.target, self.current, known]);
+        self
+    }
+
+    /// The gateway's error, naming the entity it is about (and, for a
+    /// foreign key, the entity it refers to rather than its id).
     fn rejection(&self, error: &ClientError, keep: &Config) -> String {
         let body = error.body().unwrap_or(&Value::Null);
-        let message = body
-            .get("message")
-            .and_then(Value::as_str)
-            .map_or_else(|| error.to_string(), str::to_owned);
+        let message = self.foreign_key_text(body, keep).unwrap_or_else(|| {
+            body.get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| error.to_string(), str::to_owned)
+        });
         let about = body.get("entity");
         let kind = about
             .and_then(|entity| entity.get("kind"))
@@ -145,6 +154,28 @@ impl<'a> Applier<'a> {
             (Some(kind), Some(id)) => format!("{}: {message}", self.blame(kind, id, keep)),
             _ => message,
         }
+    }
+
+    /// Kong's foreign-key error (code 4, `fields: {service: {id}}`) in
+    /// words: which entity is referred to, and why it is not there.
+    fn foreign_key_text(&self, body: &Value, keep: &Config) -> Option<String> {
+        if body.get("code")?.as_u64()? != 4 {
+            return None;
+        }
+        let (field, reference) = body.get("fields")?.as_object()?.iter().next()?;
+        let id = reference.get("id")?.as_str()?;
+        let (_, reference) = schemas::entities::descriptor::all_references()
+            .find(|(_, reference)| reference.field == field)?;
+        let kind = reference.parent;
+        let referred = format!("{} {}", kind.deck_kind(), self.names.name_or_id(kind, id));
+        let kept =
+            find_by_id(self.target, kind, id).is_some() || find_by_id(keep, kind, id).is_some();
+        let why = if !kept && find_by_id(self.current, kind, id).is_some() {
+            "which this sync deletes"
+        } else {
+            "which the gateway does not have"
+        };
+        Some(format!("its {field} is {referred}, {why}"))
     }
 
     /// The entity an error is about; when that is a live entity kept as it
@@ -591,19 +622,15 @@ fn replaced_entities(target: &Config, current: &Config) -> HashSet<(EntityKind, 
 /// Add every live entity that refers (transitively) to one in `set`.
 fn add_dependents(current: &Config, set: &mut HashSet<(EntityKind, String)>) {
     let mut children: HashMap<(EntityKind, &str), Vec<(EntityKind, &str)>> = HashMap::new();
-    for kind in [
-        EntityKind::Route,
-        EntityKind::Plugin,
-        EntityKind::KeyAuthCredential,
-    ] {
+    for kind in EntityKind::ALL {
         for entity in current.entities(kind) {
             let Some(id) = id_of(entity) else {
                 continue;
             };
-            for (field, parent_kind) in crate::names::PLUGIN_SCOPES {
-                if let Some(parent) = reference_of(entity, field) {
+            for reference in kind.descriptor().references {
+                if let Some(parent) = reference_of(entity, reference.field) {
                     children
-                        .entry((parent_kind, parent))
+                        .entry((reference.parent, parent))
                         .or_default()
                         .push((kind, id));
                 }
@@ -620,32 +647,29 @@ fn add_dependents(current: &Config, set: &mut HashSet<(EntityKind, String)>) {
     }
 }
 
-/// The unique keys of an entity, as the store indexes them.
+/// The unique keys of an entity, as the store indexes them: its kind's
+/// unique fields, and for a plugin its name and scope (one plugin of a
+/// name per scope).
 fn unique_keys(kind: EntityKind, entity: &Value) -> Vec<String> {
     let text = |field: &str| entity.get(field).and_then(Value::as_str);
     let keyed = |field: &str| text(field).map(|value| format!("{field}:{value}"));
-    match kind {
-        EntityKind::Service | EntityKind::Route => keyed("name").into_iter().collect(),
-        EntityKind::Consumer => [keyed("username"), keyed("custom_id")]
-            .into_iter()
-            .flatten()
-            .collect(),
-        EntityKind::KeyAuthCredential => keyed("key").into_iter().collect(),
-        EntityKind::Plugin => {
-            let scope = |field: &str| reference_of(entity, field).unwrap_or("-").to_owned();
-            let identity = format!(
-                "scope:{}:{}:{}:{}",
-                text("name").unwrap_or_default(),
-                scope("service"),
-                scope("route"),
-                scope("consumer")
-            );
-            keyed("instance_name")
-                .into_iter()
-                .chain([identity])
-                .collect()
-        }
+    let mut keys: Vec<String> = kind
+        .descriptor()
+        .unique
+        .iter()
+        .filter_map(|field| keyed(field))
+        .collect();
+    if kind == EntityKind::Plugin {
+        let scope = |field: &str| reference_of(entity, field).unwrap_or("-").to_owned();
+        keys.push(format!(
+            "scope:{}:{}:{}:{}",
+            text("name").unwrap_or_default(),
+            scope("service"),
+            scope("route"),
+            scope("consumer")
+        ));
     }
+    keys
 }
 
 /// Lines and the progress bar of a per-entity run, shared by the workers.

@@ -5,6 +5,7 @@
 //! `--timeout`. An answer outside 2xx becomes [`ClientError::Status`], which
 //! keeps the HTTP status, Kong's `message` and the whole JSON body, and
 //! prints the way decK prints it: `HTTP status 409 (message: "...")`.
+//! [`GatewayArgs`] are the flags that say how to reach the Admin API.
 //! Idempotent requests (GET, PUT, DELETE) are retried a few times on 5xx
 //! answers, which Kong gives for transient database errors.
 
@@ -12,16 +13,42 @@ use std::error::Error as _;
 use std::thread;
 use std::time::Duration;
 
+use clap::Args;
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde_json::Value;
 
+/// How to reach the gateway's Admin API.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Admin API address of the gateway.
+    #[arg(long, env = "GWCTL_ADDR", default_value = "http://127.0.0.1:8001")]
+    pub addr: String,
+    /// Extra header sent with every Admin API request, as 'Name: value'
+    /// (repeatable), e.g. 'Kong-Admin-Token: secret'.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Seconds to wait for each Admin API request.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// Only manage entities carrying all these tags (repeatable); also read
+    /// from `_info.select_tags` in the files.
+    #[arg(long = "select-tag", value_name = "TAG")]
+    pub select_tags: Vec<String>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json_output: bool,
+}
+
 /// How many times an idempotent request is retried after a 5xx answer.
 const RETRIES: u32 = 3;
 /// The first pause before a retry; each later one is three times longer.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// How Kong's `/config` answers when Kong runs with a database.
+const KONG_DB_ONLY: &str =
+    "this endpoint is only available when Kong is configured to not use a database";
 /// The least time a whole-configuration request (`/config`) may take.
 const MIN_CONFIG_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -84,10 +111,18 @@ impl ClientError {
         }
     }
 
-    /// Whether the endpoint does not exist on this server (404 or 405):
-    /// a real Kong has no `POST /config` in database mode.
+    /// Whether the endpoint does not exist on this server (404 or 405), or
+    /// is one a real Kong with a database refuses: its `/config` answers
+    /// 400 "this endpoint is only available when Kong is configured to not
+    /// use a database" (kong/api/routes/config.lua).
     pub fn is_unsupported_endpoint(&self) -> bool {
-        matches!(self.status(), Some(404 | 405))
+        match self {
+            Self::Status(answer) => {
+                matches!(answer.status, 404 | 405)
+                    || (answer.status == 400 && answer.message.starts_with(KONG_DB_ONLY))
+            }
+            _ => false,
+        }
     }
 }
 
@@ -143,9 +178,11 @@ impl AdminClient {
         }
     }
 
-    /// `GET /config`: the whole stored configuration (our gateway only).
+    /// `GET /config?format=flat`: the whole stored configuration in the
+    /// flat form `POST /config` takes from gwctl (our gateway only; a
+    /// plain `GET /config` answers Kong's YAML export).
     pub fn get_config(&self) -> Result<Value, ClientError> {
-        let request = self.request(Method::GET, "config", &[]);
+        let request = self.request(Method::GET, "config", &[("format", "flat")]);
         self.send(
             Method::GET,
             "config",
@@ -397,6 +434,27 @@ mod tests {
             r#"PUT /services/1: HTTP status 409 (message: "UNIQUE violation detected on '{name=\"svc1\"}'")"#
         );
         assert!(!error.is_unsupported_endpoint());
+    }
+
+    #[test]
+    fn kongs_config_endpoint_with_a_database_is_unsupported() {
+        let answer = |status: u16, message: &str| {
+            ClientError::Status(Box::new(StatusError {
+                method: Method::POST,
+                path: "/config".to_owned(),
+                status,
+                message: message.to_owned(),
+                body: Value::Null,
+            }))
+        };
+        assert!(answer(400, KONG_DB_ONLY).is_unsupported_endpoint());
+        assert!(answer(404, "Not found").is_unsupported_endpoint());
+        assert!(answer(405, "Method not allowed").is_unsupported_endpoint());
+        assert!(!answer(
+            400,
+            "schema violation (services.1.host: required field missing)"
+        )
+        .is_unsupported_endpoint());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use schemas::config::{id_of, reference_of, Config};
 use schemas::EntityKind;
 use serde_json::{json, Map, Value};
 
-use crate::names::{natural_name, Names, PLUGIN_SCOPES};
+use crate::names::{plugin_scopes, Names};
 use crate::secrets::Sanitizer;
 use crate::state::strip_nulls;
 
@@ -149,9 +149,8 @@ impl<'a> Exporter<'a> {
 
     /// The one parent a single-scope plugin is nested under.
     fn single_parent(&self, plugin: &'a Value) -> Option<Parent<'a>> {
-        let scopes: Vec<(EntityKind, &'a str)> = PLUGIN_SCOPES
-            .iter()
-            .filter_map(|(field, kind)| Some((*kind, reference_of(plugin, field)?)))
+        let scopes: Vec<(EntityKind, &'a str)> = plugin_scopes()
+            .filter_map(|(field, kind)| Some((kind, reference_of(plugin, field)?)))
             .collect();
         let [(kind, id)] = scopes.as_slice() else {
             return None;
@@ -266,12 +265,10 @@ impl<'a> Exporter<'a> {
     /// A top-level entity with its references written as names.
     fn with_name_refs(&self, kind: EntityKind, entity: &Value) -> Value {
         let mut body = self.body(kind, entity, &[]);
-        for (field, target) in PLUGIN_SCOPES {
-            if let Some(id) = reference_of(entity, field) {
-                body.insert(
-                    field.to_owned(),
-                    Value::String(self.names.name_or_id(target, id)),
-                );
+        for reference in kind.descriptor().references {
+            if let Some(id) = reference_of(entity, reference.field) {
+                let name = self.names.name_or_id(reference.parent, id);
+                body.insert(reference.field.to_owned(), Value::String(name));
             }
         }
         Value::Object(order_fields(kind, body))
@@ -306,16 +303,17 @@ impl<'a> Exporter<'a> {
         if self.options.with_id {
             return true;
         }
+        // An entity is matched by its endpoint key (name, username, key)
+        // when it has one; plugins are matched by their scope. A consumer
+        // that key-auth names as `anonymous` is named by its id.
         let id = id_of(entity).unwrap_or_default();
+        let unnamed = entity
+            .get(kind.descriptor().endpoint_key)
+            .is_none_or(Value::is_null);
         match kind {
-            EntityKind::Service | EntityKind::Route => {
-                entity.get("name").is_none_or(Value::is_null)
-            }
-            EntityKind::Consumer => {
-                entity.get("username").is_none_or(Value::is_null) || self.anonymous_ids.contains(id)
-            }
             EntityKind::Plugin => false,
-            EntityKind::KeyAuthCredential => entity.get("key").is_none_or(Value::is_null),
+            EntityKind::Consumer => unnamed || self.anonymous_ids.contains(id),
+            _ => unnamed,
         }
     }
 
@@ -337,16 +335,19 @@ impl<'a> Exporter<'a> {
         let mut key = match kind {
             EntityKind::Plugin => {
                 let mut key = vec![text("name")];
-                key.extend(PLUGIN_SCOPES.iter().map(|(field, target)| {
+                key.extend(plugin_scopes().map(|(field, target)| {
                     reference_of(entity, field)
-                        .map(|id| self.names.name_or_id(*target, id))
+                        .map(|id| self.names.name_or_id(target, id))
                         .unwrap_or_default()
                 }));
                 key
             }
-            EntityKind::Consumer => vec![text("username"), text("custom_id")],
-            EntityKind::KeyAuthCredential => vec![text("key")],
-            other => vec![natural_name(other, entity).unwrap_or("").to_owned()],
+            other => other
+                .descriptor()
+                .unique
+                .iter()
+                .map(|field| text(field))
+                .collect(),
         };
         key.push(text("id"));
         key
@@ -362,24 +363,27 @@ struct Nested<'m, 'a> {
 
 /// Identifying fields first, then the rest in schema order.
 fn order_fields(kind: EntityKind, fields: Map<String, Value>) -> Map<String, Value> {
-    let lead: &[&str] = match kind {
-        EntityKind::Service | EntityKind::Route => &["name", "id"],
-        EntityKind::Consumer => &["username", "custom_id", "id"],
-        EntityKind::Plugin => &[
-            "name",
-            "instance_name",
-            "id",
-            "service",
-            "route",
-            "consumer",
-        ],
-        EntityKind::KeyAuthCredential => &["key", "id"],
+    let lead: Vec<&str> = match kind {
+        EntityKind::Plugin => {
+            let scopes = plugin_scopes().map(|(field, _)| field);
+            ["name", "instance_name", "id"]
+                .into_iter()
+                .chain(scopes)
+                .collect()
+        }
+        other => other
+            .descriptor()
+            .unique
+            .iter()
+            .copied()
+            .chain(["id"])
+            .collect(),
     };
     let mut rest = fields;
     let mut ordered = Map::new();
     for key in lead {
-        if let Some(value) = rest.shift_remove(*key) {
-            ordered.insert((*key).to_owned(), value);
+        if let Some(value) = rest.shift_remove(key) {
+            ordered.insert(key.to_owned(), value);
         }
     }
     ordered.extend(rest);

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use schemas::config::{id_of, reference_of, Config};
+use schemas::entities::descriptor::references_to;
 use schemas::EntityKind;
 use serde_json::Value;
 
@@ -23,7 +24,10 @@ impl Names {
     pub fn new(configs: &[&Config]) -> Self {
         let mut names = HashMap::new();
         for config in configs {
-            for kind in [EntityKind::Service, EntityKind::Route, EntityKind::Consumer] {
+            let referenced = EntityKind::ALL
+                .into_iter()
+                .filter(|kind| references_to(*kind).next().is_some());
+            for kind in referenced {
                 for entity in config.entities(kind) {
                     if let (Some(id), Some(name)) = (id_of(entity), natural_name(kind, entity)) {
                         names
@@ -66,14 +70,13 @@ impl Names {
 
     fn plugin_display(&self, entity: &Value) -> String {
         let name = entity.get("name").and_then(Value::as_str).unwrap_or("?");
-        let scopes: Vec<String> = PLUGIN_SCOPES
-            .iter()
+        let scopes: Vec<String> = plugin_scopes()
             .filter_map(|(field, kind)| {
                 let id = reference_of(entity, field)?;
                 Some(format!(
                     "{} {}",
                     kind.deck_kind(),
-                    self.name_or_id(*kind, id)
+                    self.name_or_id(kind, id)
                 ))
             })
             .collect();
@@ -97,23 +100,24 @@ impl Names {
     }
 }
 
-/// Plugin scope fields in decK's naming order.
-pub const PLUGIN_SCOPES: [(&str, EntityKind); 3] = [
-    ("service", EntityKind::Service),
-    ("route", EntityKind::Route),
-    ("consumer", EntityKind::Consumer),
-];
+/// Plugin scope fields and the kinds they point at, in decK's naming order
+/// (the order the plugin descriptor lists its references in).
+pub fn plugin_scopes() -> impl Iterator<Item = (&'static str, EntityKind)> {
+    EntityKind::Plugin
+        .descriptor()
+        .references
+        .iter()
+        .map(|reference| (reference.field, reference.parent))
+}
 
-/// The name an entity is known by: a service's or route's `name`, a
-/// consumer's `username` else `custom_id`.
+/// The name an entity is known by: the first display name its kind
+/// declares (a service's or route's `name`, a consumer's `username` else
+/// `custom_id`, a plugin's `instance_name`; a credential has none).
 pub fn natural_name(kind: EntityKind, entity: &Value) -> Option<&str> {
-    let text = |field: &str| entity.get(field).and_then(Value::as_str);
-    match kind {
-        EntityKind::Service | EntityKind::Route => text("name"),
-        EntityKind::Consumer => text("username").or_else(|| text("custom_id")),
-        EntityKind::Plugin => text("instance_name"),
-        EntityKind::KeyAuthCredential => None,
-    }
+    kind.descriptor()
+        .display_names
+        .iter()
+        .find_map(|field| entity.get(*field).and_then(Value::as_str))
 }
 
 #[cfg(test)]

@@ -460,14 +460,9 @@ fn sort_by_name(changes: &mut [Change]) {
 
 /// The entity a top-level reference field points at.
 fn reference_kind(kind: EntityKind, path: &str) -> Option<EntityKind> {
-    match (kind, path) {
-        (EntityKind::Route | EntityKind::Plugin, "service") => Some(EntityKind::Service),
-        (EntityKind::Plugin, "route") => Some(EntityKind::Route),
-        (EntityKind::Plugin | EntityKind::KeyAuthCredential, "consumer") => {
-            Some(EntityKind::Consumer)
-        }
-        _ => None,
-    }
+    kind.descriptor()
+        .reference(path)
+        .map(|reference| reference.parent)
 }
 
 /// Field-level differences of two entities, timestamps ignored and

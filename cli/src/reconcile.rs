@@ -7,18 +7,25 @@
 //! flattened (`sync`, once it has accepted them): neither needs the other.
 //! A problem is still reported in the order of the steps: unreadable files
 //! first, then an unreadable state, then invalid files.
+//!
+//! References are resolved the way the change will leave the gateway: a
+//! full sync deletes what the files leave out, so references may name only
+//! entities of the files, or by id live entities outside the select tags
+//! (looked up one GET each, read-only); with `--no-deletes` any live
+//! entity. A reference to an entity the sync would delete is refused here,
+//! before any write.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use schemas::file::build::Built;
+use schemas::config::Config;
+use schemas::file::build::{Built, Flattened};
 use schemas::file::load::SourceDoc;
 use serde_json::Value;
 
-use crate::client::{AdminClient, ClientError};
-use crate::commands::GatewayArgs;
+use crate::client::{AdminClient, ClientError, GatewayArgs};
 use crate::error::CommandError;
 use crate::files;
 use crate::plan::{self, Plan, PlanOptions};
@@ -34,6 +41,9 @@ pub struct Prepared {
     pub live: LiveState,
     /// The files, built against the live state.
     pub built: Built,
+    /// Gateway entities outside the select tags that the files refer to
+    /// by id (looked up, read-only).
+    pub outside: Config,
     pub plan: Plan,
     /// Build and state warnings, for the JSON report.
     pub warnings: Vec<String>,
@@ -166,7 +176,7 @@ pub fn prepare(
         _ => None,
     };
     progress::phase("reading the files");
-    let files = files::read(paths)?;
+    let files = files::read(paths, files::Purpose::Sync)?;
     timing::mark("read the files");
     if options.refuse_sanitized {
         refuse_sanitized(&files.docs)?;
@@ -175,13 +185,15 @@ pub fn prepare(
     let select_tags = select_tags(&files.docs, &gateway.select_tags);
     let pending = early.unwrap_or_else(|| PendingState::start(&client, &select_tags));
     progress::phase("flattening the files");
-    let flattened = files::flatten(files.docs, &gateway.select_tags);
+    let flattened = files::flatten(files.docs, &gateway.select_tags, options.plan.no_deletes);
     timing::mark("flattened the files");
     progress::phase("reading the gateway's state");
     let live = pending.finish(&client, &select_tags)?;
     timing::mark("fetched the gateway's state");
+    progress::phase("looking up the entities outside the select tags");
+    let outside = look_up_outside(&client, &flattened, &live.config, &select_tags)?;
     progress::phase("building the files");
-    let mut built = files::build_flattened(flattened, &live.config)?;
+    let mut built = files::build_flattened(flattened, &live.config, &outside)?;
     timing::mark("built the files");
     progress::phase("comparing with the gateway");
     plan::keep_generated_values(&mut built.config, &live.config);
@@ -191,15 +203,56 @@ pub fn prepare(
         plan.mask_env_values(&files.env_values);
     }
     timing::mark("planned");
-    let mut warnings = live.warnings.clone();
+    let mut warnings = files.warnings;
+    warnings.extend(live.warnings.iter().cloned());
     warnings.extend(built.warnings.iter().map(ToString::to_string));
     Ok(Prepared {
         client,
         live,
         built,
+        outside,
         plan,
         warnings,
     })
+}
+
+/// The gateway entities outside the select tags that the files name by
+/// id (decK resolves such references among all the gateway's entities).
+/// Without select tags the live state is the whole gateway: nothing to
+/// look up. Each is one `GET /{collection}/{id}`; a 404 means there is
+/// none, which the build then reports.
+fn look_up_outside(
+    client: &AdminClient,
+    flattened: &Flattened,
+    live: &Config,
+    select_tags: &[String],
+) -> Result<Config, CommandError> {
+    let mut outside = Config::default();
+    if select_tags.is_empty() {
+        return Ok(outside);
+    }
+    for (kind, id) in flattened.ids_to_look_up(live) {
+        let path = format!("{}/{id}", kind.admin_path());
+        match client.get(&path, &[]) {
+            Ok(raw) => {
+                let mut ignored = Vec::new();
+                let entity = state::canonical_entity(kind, raw, &mut ignored);
+                outside.entities_mut(kind).push(entity);
+            }
+            Err(error) if error.status() == Some(404) => {}
+            Err(error) => {
+                return Err(unreadable(
+                    client,
+                    &state::StateError::Request {
+                        collection: kind.collection(),
+                        source: error,
+                    },
+                ))
+            }
+        }
+    }
+    timing::mark("looked up entities outside the select tags");
+    Ok(outside)
 }
 
 /// Leave `prepared` to the process's exit, which follows: freeing tens of

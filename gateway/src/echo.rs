@@ -10,6 +10,7 @@
 //! | `/delay/S`          | sleeps `S` seconds (fractional, clamped to 10) then echoes             |
 //! | `/drop`             | closes the connection without answering                                |
 //! | `/reset-mid-body`   | sends headers and 1 KiB of a promised 64 KiB body, then drops          |
+//! | `/ws`               | a WebSocket echo (`websocket.rs`); 400 without a handshake             |
 //! | anything else       | 200 with the JSON echo of the request (httpbin's `/anything`)          |
 //!
 //! The echo document is
@@ -46,6 +47,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Map, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
+
+mod websocket;
 
 /// Largest request body echoed back by the JSON endpoints; larger bodies get a 413.
 pub const MAX_ECHO_BODY: usize = 64 * 1024 * 1024;
@@ -206,7 +209,7 @@ fn spawn_connection(
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |req| handle(req, peer));
     let conn = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
         .into_owned();
     let conn = graceful.watch(conn);
     tokio::spawn(async move {
@@ -229,6 +232,7 @@ enum Route {
     Delay(Duration),
     Drop,
     ResetMidBody,
+    WebSocket,
     Anything,
     Invalid(String),
 }
@@ -251,6 +255,7 @@ fn route(path: &str) -> Route {
         "/stream-upload" => Route::StreamUpload,
         "/drop" => Route::Drop,
         "/reset-mid-body" => Route::ResetMidBody,
+        "/ws" => Route::WebSocket,
         _ => Route::Anything,
     }
 }
@@ -288,9 +293,27 @@ async fn handle(
         }
         Route::Drop => Err(DropConnection),
         Route::ResetMidBody => Ok(reset_mid_body_response()),
+        Route::WebSocket => Ok(websocket_response(req)),
         Route::Anything => Ok(echo(req, peer).await),
         Route::Invalid(msg) => Ok(error_response(StatusCode::BAD_REQUEST, &msg)),
     }
+}
+
+/// `/ws`: the `101` to a WebSocket handshake, the echo running once hyper
+/// hands the connection over; 400 to anything else.
+fn websocket_response(req: Request<Incoming>) -> Response<EchoBody> {
+    let accepted = websocket::is_handshake(&req)
+        .then(|| websocket::accept(&req))
+        .flatten();
+    let Some(accepted) = accepted else {
+        return error_response(StatusCode::BAD_REQUEST, "expected a WebSocket handshake");
+    };
+    tokio::spawn(async move {
+        if let Ok(upgraded) = hyper::upgrade::on(req).await {
+            websocket::serve(upgraded).await;
+        }
+    });
+    accepted.map(|()| EchoBody::empty())
 }
 
 /// `/status/NNN`: that status with an empty body (501 for 1xx, see the module doc).

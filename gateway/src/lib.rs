@@ -3,6 +3,10 @@
 //! - [`store`]: entities (Kong's DAO rules, durable writes, revisions) and
 //!   session rows, behind backend traits; sled is the embedded backend.
 //! - [`admin`]: the Kong-compatible Admin API over the store.
+//! - [`status_api`]: Kong's Status API (`/status`, `/status/ready`,
+//!   `/metrics`).
+//! - [`observability`]: Prometheus metrics with Kong's names, connection
+//!   counters, access logs.
 //! - [`snapshot`]: the immutable, precompiled config the proxy reads per request.
 //! - [`router`]: route matching and upstream URI construction.
 //! - [`proxy`]: the proxy listener, request pipeline and upstream forwarding.
@@ -14,10 +18,13 @@
 
 pub mod admin;
 pub mod echo;
+pub mod observability;
+pub mod pdk;
 pub mod plugins;
 pub mod proxy;
 pub mod router;
 pub mod serve;
 pub mod snapshot;
+pub mod status_api;
 pub mod store;
 pub mod tls;

@@ -11,9 +11,15 @@
 //! listener (`proxy listening on http://ADDR`, `proxy listening on
 //! https://ADDR`, `admin listening on http://ADDR`) on stdout.
 //!
+//! Before all that, the access logs open (`--proxy-access-log`,
+//! `--admin-access-log`; reopened on SIGUSR1) and, with `--status-listen`,
+//! the Status API binds and prints `status listening on http://ADDR`:
+//! `/status/ready` answers 503 with what the start waits for until the
+//! other listeners serve.
+//!
 //! Shutdown (SIGTERM or Ctrl-C): every listener stops accepting, in-flight
-//! requests get up to the drain timeout to finish, the store is flushed and
-//! [`run`] returns `Ok(())`.
+//! requests get up to the drain timeout to finish, the access logs are
+//! flushed, the store is flushed and [`run`] returns `Ok(())`.
 
 use std::future::Future;
 use std::io::{self, Write};
@@ -30,9 +36,13 @@ use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
 use crate::admin::{self, AdminState};
-use crate::plugins::{self, PluginEnv};
+use crate::observability::{AccessLog, AccessLogStats, Exposition, Format, Target};
+use crate::pdk::{BackgroundTask, PluginEnv};
+use crate::plugins;
+use crate::proxy::upstream::PoolSettings;
 use crate::proxy::{self, Proxy, ProxySettings};
 use crate::snapshot::{updater, SnapshotError, SnapshotHandle};
+use crate::status_api::{self, StatusState};
 use crate::store::postgres::{DatabaseUrl, PgBackend, PgError, PgOptions};
 use crate::store::{Store, StoreError};
 use crate::tls::{self, TlsError};
@@ -73,6 +83,12 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEWAY_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// URL of a browser UI (e.g. Kong Manager) allowed to drive the Admin
+    /// API (Kong's `admin_gui_url`): its origin passes the Origin check and
+    /// gets Kong's CORS answers. Repeat it, or separate URLs with commas.
+    #[arg(long, env = "GATEWAY_ADMIN_GUI_URL", value_delimiter = ',')]
+    pub admin_gui_url: Vec<String>,
+
     /// Size of the database's page cache, in MiB.
     #[arg(long, env = "GATEWAY_CACHE_CAPACITY_MB", default_value_t = 16)]
     pub cache_capacity_mb: u64,
@@ -87,6 +103,84 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub header_read_timeout: u64,
+
+    /// How long a client may send nothing of its request body, in seconds
+    /// (counted between two reads); then it gets 408 and the connection
+    /// closes (nginx's `client_body_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_CLIENT_BODY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub client_body_timeout: u64,
+
+    /// How long a client may take nothing of a response, in seconds
+    /// (counted between two writes); then the connection closes (nginx's
+    /// `send_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_SEND_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub send_timeout: u64,
+
+    /// The longest request head (request line and header fields), in bytes;
+    /// longer ones get 431 (414 for a request line alone that long). At
+    /// least 8192 (nginx: `large_client_header_buffers`, 4 × 8k).
+    #[arg(
+        long,
+        env = "GATEWAY_MAX_HEADER_BYTES",
+        value_name = "BYTES",
+        default_value_t = 64 * 1024,
+        value_parser = clap::value_parser!(u64).range(8192..=16 * 1024 * 1024)
+    )]
+    pub max_header_bytes: u64,
+
+    /// How long a TLS handshake may take, in seconds (nginx's
+    /// `ssl_handshake_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_TLS_HANDSHAKE_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub tls_handshake_timeout: u64,
+
+    /// How long in-flight requests may run after SIGTERM, in seconds
+    /// (nginx's `worker_shutdown_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_DRAIN_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 10
+    )]
+    pub drain_timeout: u64,
+
+    /// How long an idle upstream keep-alive connection is kept, in seconds
+    /// (Kong's `upstream_keepalive_idle_timeout`).
+    #[arg(
+        long,
+        env = "GATEWAY_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 60
+    )]
+    pub upstream_keepalive_idle_timeout: u64,
+
+    /// The most idle upstream keep-alive connections kept per upstream host
+    /// and worker thread; 0 disables keep-alive (Kong's
+    /// `upstream_keepalive_pool_size`).
+    #[arg(
+        long,
+        env = "GATEWAY_UPSTREAM_KEEPALIVE_POOL_SIZE",
+        value_name = "N",
+        default_value_t = 1024
+    )]
+    pub upstream_keepalive_pool_size: usize,
 
     /// Proxy worker threads, each serving its share of the connections on
     /// its own single-threaded runtime (like nginx's `worker_processes`);
@@ -134,6 +228,34 @@ pub struct ServeArgs {
     )]
     pub db_update_frequency: f64,
 
+    /// Address of Kong's Status API (`GET /status`, `/status/ready`,
+    /// `/metrics`), for probes and scrapers; off when not given (Kong's
+    /// `status_listen`). It opens first, so probes see the start.
+    #[arg(long, env = "GATEWAY_STATUS_LISTEN")]
+    pub status_listen: Option<SocketAddr>,
+
+    /// Where the proxy writes one line per request in Kong's
+    /// `kong_log_format`: a file (appended to, reopened on SIGUSR1),
+    /// `stdout`, or `off` (Kong's `proxy_access_log`).
+    #[arg(
+        long,
+        env = "GATEWAY_PROXY_ACCESS_LOG",
+        value_name = "PATH|stdout|off",
+        default_value = "off"
+    )]
+    pub proxy_access_log: String,
+
+    /// Where the Admin API writes one line per request in nginx's
+    /// `combined` format, as Kong's: a file, `stdout`, or `off` (Kong's
+    /// `admin_access_log`).
+    #[arg(
+        long,
+        env = "GATEWAY_ADMIN_ACCESS_LOG",
+        value_name = "PATH|stdout|off",
+        default_value = "off"
+    )]
+    pub admin_access_log: String,
+
     /// Declarative configuration files (decK format, docs blocks or
     /// Markdown, as `gwctl validate` reads them) loaded at start, replacing
     /// the stored configuration atomically. An invalid file stops the start
@@ -180,8 +302,18 @@ pub enum ServeError {
     /// A signal handler could not be installed.
     #[error("cannot install the SIGTERM handler: {0}")]
     Signal(#[source] io::Error),
+    /// An access log could not be opened.
+    #[error("cannot open the access log {target}: {source}")]
+    AccessLog {
+        /// The `--*-access-log` value.
+        target: String,
+        #[source]
+        source: io::Error,
+    },
     /// The `--config` files could not be read or are invalid; one line per
     /// problem, as `gwctl validate` prints them.
+    #[error("{0}")]
+    AdminGuiUrl(String),
     #[error("the --config files are invalid:\n{}", .0.join("\n"))]
     ConfigFiles(Vec<String>),
 }
@@ -191,11 +323,25 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     tls::install_crypto_provider();
     let tls_acceptor = tls_acceptor(&args)?;
     let node_id = Uuid::new_v4();
+    let logs = AccessLogs::open(&args)?;
+    let exposition = Arc::new(Exposition {
+        node_id,
+        version: VERSION,
+        stats: Arc::default(),
+        kong: Arc::default(),
+        access_logs: logs.stats(),
+    });
+    let stop = StopSignal::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(until(stop.wait(), logs.reopen_on_sigusr1()?));
+    let status = start_status_api(&args, &exposition, &stop, &mut tasks).await?;
     let store = open_store(&args, node_id).await?;
     if !args.config.is_empty() {
+        status.waiting_for("loading the --config files");
         load_config_files(&store, &args.config)?;
     }
-    let env = plugin_env(&store, node_id);
+    status.waiting_for("compiling the configuration");
+    let env = plugin_env(&store, node_id, &exposition);
     let snapshots = Arc::new(SnapshotHandle::new(updater::compile_stored(&store, &env)?));
     let background = plugins::background_tasks(&env);
     updater::keep_updated(&store, &snapshots, env);
@@ -209,10 +355,13 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let admin_listener = bind(args.admin_listen).await?;
     announce(&proxy_listener, tls_listener.as_ref(), &admin_listener)?;
 
-    let stop = StopSignal::new();
     let terminated = termination_signal()?;
-    let proxy = Arc::new(Proxy::new(snapshots, proxy_settings(&args)));
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut proxy =
+        Proxy::new(snapshots, proxy_settings(&args)).with_stats(Arc::clone(&exposition.stats));
+    if let Some(log) = &logs.proxy {
+        proxy = proxy.with_access_log(Arc::clone(log));
+    }
+    let proxy = Arc::new(proxy);
     tasks.spawn(proxy::serve(
         proxy_listener,
         None,
@@ -227,9 +376,11 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             stop.wait(),
         ));
     }
+    let gui_origins = admin::gui_origins(&args.admin_gui_url).map_err(ServeError::AdminGuiUrl)?;
     let admin_state = Arc::new(AdminState {
         store: Arc::clone(&store),
         admin_token: args.admin_token.clone(),
+        gui_origins,
         node_id,
         version: VERSION,
         listen_addr: admin_listener
@@ -238,19 +389,122 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
                 addr: args.admin_listen,
                 source,
             })?,
+        exposition: Arc::clone(&exposition),
+        access_log: logs.admin.clone(),
     });
     tasks.spawn(admin::serve(admin_listener, admin_state, stop.wait()));
     for task in background {
         tasks.spawn(until(stop.wait(), task));
     }
+    status.loaded(&store);
 
     terminated.await;
     tracing::info!("shutting down: draining in-flight requests");
     stop.trigger();
     while tasks.join_next().await.is_some() {}
+    logs.close();
     store.flush()?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The Status API, when `--status-listen` is given: bound and announced
+/// (`status listening on http://ADDR`) before anything else starts, so
+/// that probes see the start; its state says what the start waits for.
+async fn start_status_api(
+    args: &ServeArgs,
+    exposition: &Arc<Exposition>,
+    stop: &StopSignal,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<Arc<StatusState>, ServeError> {
+    let state = Arc::new(StatusState::new(
+        Arc::clone(exposition),
+        VERSION,
+        "opening the store",
+    ));
+    let Some(addr) = args.status_listen else {
+        return Ok(state);
+    };
+    let listener = bind(addr).await?;
+    let line = format!("status listening on http://{}", local_addr(&listener)?);
+    let mut out = io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(ServeError::Stdout)?;
+    tasks.spawn(status_api::serve(listener, Arc::clone(&state), stop.wait()));
+    Ok(state)
+}
+
+/// The access logs of `--proxy-access-log` and `--admin-access-log`.
+struct AccessLogs {
+    proxy: Option<Arc<AccessLog>>,
+    admin: Option<Arc<AccessLog>>,
+}
+
+impl AccessLogs {
+    fn open(args: &ServeArgs) -> Result<Self, ServeError> {
+        let open =
+            |value: &str, name: &str, format| -> Result<Option<Arc<AccessLog>>, ServeError> {
+                let Some(target) = Target::parse(value) else {
+                    return Ok(None);
+                };
+                let log = AccessLog::open(name, target, format).map_err(|source| {
+                    ServeError::AccessLog {
+                        target: value.to_owned(),
+                        source,
+                    }
+                })?;
+                Ok(Some(Arc::new(log)))
+            };
+        Ok(AccessLogs {
+            proxy: open(&args.proxy_access_log, "proxy-access-log", Format::Kong)?,
+            admin: open(&args.admin_access_log, "admin-access-log", Format::Combined)?,
+        })
+    }
+
+    fn all(&self) -> impl Iterator<Item = (&'static str, &Arc<AccessLog>)> {
+        let proxy = self.proxy.iter().map(|log| ("proxy", log));
+        proxy.chain(self.admin.iter().map(|log| ("admin", log)))
+    }
+
+    /// Their counters, by name, for `/metrics`.
+    fn stats(&self) -> Vec<(&'static str, Arc<AccessLogStats>)> {
+        self.all()
+            .map(|(name, log)| (name, Arc::clone(log.stats())))
+            .collect()
+    }
+
+    /// A task reopening their files on each SIGUSR1, as nginx does for
+    /// logrotate. The handler is installed even without logs, so that a
+    /// SIGUSR1 never ends the process.
+    fn reopen_on_sigusr1(&self) -> Result<BackgroundTask, ServeError> {
+        let logs: Vec<Arc<AccessLog>> = self.all().map(|(_, log)| Arc::clone(log)).collect();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut usr1 = signal(SignalKind::user_defined1()).map_err(ServeError::Signal)?;
+            Ok(Box::pin(async move {
+                while usr1.recv().await.is_some() {
+                    tracing::info!("SIGUSR1: reopening the access logs");
+                    for log in &logs {
+                        log.reopen();
+                    }
+                }
+            }))
+        }
+        #[cfg(not(unix))]
+        {
+            drop(logs);
+            Ok(Box::pin(std::future::pending()))
+        }
+    }
+
+    /// Writes what they hold and stops their writers.
+    fn close(&self) {
+        for (_, log) in self.all() {
+            log.close();
+        }
+    }
 }
 
 /// The store: sled in `--data-dir`, or the `--database` PostgreSQL (with
@@ -289,13 +543,24 @@ async fn open_store(args: &ServeArgs, node_id: Uuid) -> Result<Arc<Store>, Serve
 
 /// The proxy's settings: the defaults with the flags' values.
 fn proxy_settings(args: &ServeArgs) -> ProxySettings {
+    let seconds = std::time::Duration::from_secs;
+    let defaults = ProxySettings::default();
     ProxySettings {
-        header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout),
+        header_read_timeout: seconds(args.header_read_timeout),
+        client_body_timeout: seconds(args.client_body_timeout),
+        send_timeout: seconds(args.send_timeout),
+        max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
+        tls_handshake_timeout: seconds(args.tls_handshake_timeout),
+        drain_timeout: seconds(args.drain_timeout),
+        pool: PoolSettings {
+            idle_timeout: seconds(args.upstream_keepalive_idle_timeout),
+            max_idle_per_host: args.upstream_keepalive_pool_size,
+        },
         workers: match args.workers {
-            0 => ProxySettings::default().workers,
+            0 => defaults.workers,
             workers => workers,
         },
-        ..ProxySettings::default()
+        ..defaults
     }
 }
 
@@ -329,18 +594,20 @@ fn load_config_files(store: &Store, files: &[PathBuf]) -> Result<(), ServeError>
     Ok(())
 }
 
-/// The plugins' environment: node id, host name, and the database's
-/// session rows (for the session plugin's `storage: kong`).
-fn plugin_env(store: &Store, node_id: Uuid) -> PluginEnv {
+/// The plugins' environment: node id, host name, the database's session
+/// rows (for the session plugin's `storage: kong`) and the prometheus
+/// plugin's metric families.
+fn plugin_env(store: &Store, node_id: Uuid, exposition: &Exposition) -> PluginEnv {
     PluginEnv {
         node_id,
         hostname: hostname(),
         sessions: Some(store.sessions()),
+        metrics: Arc::clone(&exposition.kong),
     }
 }
 
 /// Runs `task` until `stop` completes.
-async fn until(stop: impl Future<Output = ()>, task: plugins::BackgroundTask) {
+async fn until(stop: impl Future<Output = ()>, task: BackgroundTask) {
     tokio::select! {
         _ = stop => {}
         _ = task => {}

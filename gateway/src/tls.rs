@@ -632,7 +632,7 @@ mod tests {
             );
             headers
         };
-        let body = RequestBody::new(crate::proxy::body::empty(), None);
+        let body = RequestBody::new(crate::pdk::body::empty(), None);
         let response = UpstreamClients::new(PoolSettings::default())
             .send(&service, &http::Method::GET, "/x", &headers, body)
             .await

@@ -185,34 +185,45 @@ impl SchemaViolation {
     }
 }
 
+/// Puts `message` at `path`: objects for keys, arrays for list items,
+/// positioned like the input with `null` elsewhere (Kong's
+/// `protocols = { [2] = "..." }`, which cjson writes as `[null, "..."]`).
 fn insert_field_error(node: &mut Value, path: &[PathSeg], message: &str) {
     let Some((first, rest)) = path.split_first() else {
         push_entity_message(node, message);
         return;
     };
-    let key = match first {
-        PathSeg::Key(key) => key.clone(),
-        PathSeg::Index(index) => (index + 1).to_string(),
-    };
-    if !node.is_object() {
-        *node = Value::Object(Map::new());
-    }
-    let Some(object) = node.as_object_mut() else {
-        return;
+    let slot = match first {
+        PathSeg::Key(key) => {
+            if !node.is_object() {
+                *node = Value::Object(Map::new());
+            }
+            let Some(object) = node.as_object_mut() else {
+                return;
+            };
+            object.entry(key.clone()).or_insert(Value::Null)
+        }
+        PathSeg::Index(index) => {
+            if !node.is_array() {
+                *node = Value::Array(Vec::new());
+            }
+            let Some(items) = node.as_array_mut() else {
+                return;
+            };
+            if items.len() <= *index {
+                items.resize(index + 1, Value::Null);
+            }
+            &mut items[*index]
+        }
     };
     if rest.is_empty() {
-        match object.get_mut(&key) {
-            Some(existing @ Value::Object(_)) => push_entity_message(existing, message),
-            _ => {
-                object.insert(key, Value::String(message.to_owned()));
-            }
+        match slot {
+            Value::Object(_) => push_entity_message(slot, message),
+            _ => *slot = Value::String(message.to_owned()),
         }
         return;
     }
-    let child = object
-        .entry(key)
-        .or_insert_with(|| Value::Object(Map::new()));
-    insert_field_error(child, rest, message);
+    insert_field_error(slot, rest, message);
 }
 
 fn push_entity_message(node: &mut Value, message: &str) {
@@ -264,9 +275,15 @@ mod tests {
             violation.kong_message(),
             "3 schema violations (config: content_type requires a body; port: expected an integer; protocols.1: expected one of: http, https)"
         );
+        // Kong's `protocols = { "..." }`: a list positioned like the input.
         assert_eq!(
-            violation.kong_fields()["protocols"]["1"],
-            "expected one of: http, https"
+            violation.kong_fields()["protocols"],
+            serde_json::json!(["expected one of: http, https"])
+        );
+        let second = SchemaViolation::single(FieldPath::root().key("methods").index(1), "bad");
+        assert_eq!(
+            second.kong_fields(),
+            serde_json::json!({"methods": [null, "bad"]})
         );
     }
 

@@ -2,8 +2,10 @@
 //! shared by `gateway` and `gwctl`.
 //!
 //! - [`schema`]: the schema engine (types, defaults, rules, canonical form).
+//! - [`typedefs`]: field definitions and validators shared by entities and
+//!   plugin configs (Kong's `typedefs`).
 //! - [`entities`]: services, routes, consumers, plugins, key-auth credentials.
-//! - [`plugins`]: config schemas of key-auth, session, request-termination.
+//! - [`plugins`]: config schemas of key-auth, prometheus, session, request-termination.
 //! - [`model`]: typed views of canonical entities.
 //! - [`matching`]: how route paths, headers and hosts are compiled for
 //!   matching, shared by the route schema and the gateway's router.
@@ -17,6 +19,7 @@ pub mod matching;
 pub mod model;
 pub mod plugins;
 pub mod schema;
+pub mod typedefs;
 
 pub use entities::EntityKind;
 pub use error::{FieldError, FieldPath, PathSeg, SchemaViolation};

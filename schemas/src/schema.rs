@@ -9,8 +9,16 @@
 //!
 //! The canonical form is what [`Record::validate`] returns: every field of
 //! the schema present in schema order, defaults filled, unset optional fields
-//! `null`, and sets sorted and deduplicated. Validating a canonical value
-//! again returns it unchanged.
+//! `null`, and sets deduplicated in the order given (Kong's `set` keeps the
+//! first of each value, in order: a reorder is a change, as in Kong).
+//! Validating a canonical value again returns it unchanged.
+//!
+//! Defaults fill absent fields only, as Kong's `process_auto_fields` does:
+//! an explicit `null` for a required field is `required field missing`
+//! even when the field has a default. A foreign key given as a record
+//! without an id has its other fields checked against the referenced
+//! entity's schema (Kong's `service.protocol: ...`), then `missing primary
+//! key`.
 
 use regex::Regex;
 use serde_json::{Map, Number, Value};
@@ -276,13 +284,18 @@ impl Record {
     }
 }
 
-/// Validate one field's value (absent and `null` take the default).
+/// Validate one field's value (absent takes the default; `null` too,
+/// unless the field is required).
 fn field_value(
     field: &Field,
     input: Option<&Value>,
     path: &FieldPath,
     errors: &mut Vec<FieldError>,
 ) -> Value {
+    if field.required && !field.auto && input.is_some_and(Value::is_null) {
+        errors.push(FieldError::new(path.clone(), "required field missing"));
+        return Value::Null;
+    }
     let given = input.filter(|value| !value.is_null());
     let Some(value) = given.or(field.default.as_ref()) else {
         if field.required && !field.auto {
@@ -334,7 +347,7 @@ fn typed_value(ty: &Type, value: &Value, path: &FieldPath, errors: &mut Vec<Fiel
             _ => mismatch(errors, "an array"),
         },
         Type::Set(item) => match value {
-            Value::Array(items) => Value::Array(sorted_set(list_items(item, items, path, errors))),
+            Value::Array(items) => Value::Array(ordered_set(list_items(item, items, path, errors))),
             _ => mismatch(errors, "a set"),
         },
         Type::Map(item) => match value {
@@ -349,7 +362,7 @@ fn typed_value(ty: &Type, value: &Value, path: &FieldPath, errors: &mut Vec<Fiel
             _ => mismatch(errors, "a map"),
         },
         Type::Record(record) => record.validate_at(value, path, errors),
-        Type::Foreign(_) => foreign_value(value, path, errors),
+        Type::Foreign(collection) => foreign_value(collection, value, path, errors),
     }
 }
 
@@ -392,19 +405,35 @@ fn list_items(
         .collect()
 }
 
-/// Sets are kept sorted (by their JSON text) and without repeats, so two
-/// sets with the same members are equal whatever order they were given in.
-fn sorted_set(mut items: Vec<Value>) -> Vec<Value> {
-    items.sort_by_cached_key(|value| value.to_string());
-    items.dedup();
-    items
+/// Sets keep the order given and drop repeats (the first stays), as
+/// Kong's `set` type does.
+fn ordered_set(items: Vec<Value>) -> Vec<Value> {
+    let mut kept: Vec<Value> = Vec::with_capacity(items.len());
+    for item in items {
+        if !kept.contains(&item) {
+            kept.push(item);
+        }
+    }
+    kept
 }
 
-fn foreign_value(value: &Value, path: &FieldPath, errors: &mut Vec<FieldError>) -> Value {
+fn foreign_value(
+    collection: &str,
+    value: &Value,
+    path: &FieldPath,
+    errors: &mut Vec<FieldError>,
+) -> Value {
     let id = match value {
         Value::Object(object) => object.get("id").and_then(Value::as_str),
         _ => None,
     };
+    if let (None, Value::Object(object)) = (id, value) {
+        let errors_before = errors.len();
+        check_foreign_fields(collection, object, path, errors);
+        if errors.len() > errors_before {
+            return Value::Null;
+        }
+    }
     match id.map(uuid::Uuid::parse_str) {
         Some(Ok(uuid)) => serde_json::json!({ "id": uuid.to_string() }),
         Some(Err(_)) => {
@@ -414,6 +443,31 @@ fn foreign_value(value: &Value, path: &FieldPath, errors: &mut Vec<FieldError>) 
         None => {
             errors.push(FieldError::new(path.key("id"), "missing primary key"));
             Value::Null
+        }
+    }
+}
+
+/// The fields given in a foreign record without an id, each checked
+/// against the referenced entity's field (an unknown one is reported).
+fn check_foreign_fields(
+    collection: &str,
+    object: &Map<String, Value>,
+    path: &FieldPath,
+    errors: &mut Vec<FieldError>,
+) {
+    let Some(record) = crate::entities::EntityKind::from_collection(collection)
+        .map(crate::entities::EntityKind::schema)
+    else {
+        return;
+    };
+    for (key, given) in object {
+        let field_path = path.key(key);
+        match record.field(key) {
+            None => errors.push(FieldError::new(field_path, "unknown field")),
+            Some(_) if given.is_null() => {}
+            Some(field) => {
+                field_value(field, Some(given), &field_path, errors);
+            }
         }
     }
 }
@@ -601,7 +655,29 @@ mod tests {
             .validate(&json!({"name": "a", "protocols": ["https", "http", "https"]}))
             .unwrap();
         assert_eq!(record.validate(&canonical).unwrap(), canonical);
-        assert_eq!(canonical["protocols"], json!(["http", "https"]));
+        // Kong's set: repeats dropped, the order given kept.
+        assert_eq!(canonical["protocols"], json!(["https", "http"]));
+    }
+
+    #[test]
+    fn an_explicit_null_for_a_required_field_with_a_default_is_missing() {
+        let record = Record::new(vec![Field::integer("status_code")
+            .required()
+            .default(json!(503))]);
+        let errors = record.validate(&json!({"status_code": null})).unwrap_err();
+        assert_eq!(
+            errors,
+            [FieldError::new(
+                FieldPath::root().key("status_code"),
+                "required field missing"
+            )]
+        );
+        assert_eq!(record.validate(&json!({})).unwrap()["status_code"], 503);
+        // An optional field with a default takes it for null.
+        let optional = sample()
+            .validate(&json!({"name": "a", "port": null}))
+            .unwrap();
+        assert_eq!(optional["port"], 80);
     }
 
     #[test]

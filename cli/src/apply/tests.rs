@@ -371,9 +371,12 @@ fn a_rejected_configuration_names_the_entity_and_its_file_position() {
         )
     }
     let gateway = MockGateway::start(reject);
-    let docs = files::read(&["../fixtures/tutorial/00-prerequisites.yaml".to_owned()])
-        .unwrap()
-        .docs;
+    let docs = files::read(
+        &["../fixtures/tutorial/00-prerequisites.yaml".to_owned()],
+        files::Purpose::Sync,
+    )
+    .unwrap()
+    .docs;
     let mut built = files::build_config(docs, &Config::default(), &[]).unwrap();
     let old_id = built.config.routes[0]["id"].as_str().unwrap().to_owned();
     built.config.routes[0]["id"] = json!(ROUTE);
@@ -432,9 +435,12 @@ fn a_clash_with_a_kept_entity_names_the_file_entity() {
         routes: vec![route(SVC_OLD)],
         ..Config::default()
     };
-    let docs = files::read(&["../fixtures/tutorial/00-prerequisites.yaml".to_owned()])
-        .unwrap()
-        .docs;
+    let docs = files::read(
+        &["../fixtures/tutorial/00-prerequisites.yaml".to_owned()],
+        files::Purpose::Sync,
+    )
+    .unwrap()
+    .docs;
     let mut built = files::build_config(docs, &Config::default(), &[]).unwrap();
     built.config.routes[0]["name"] = json!("r1");
     let current = Config::default();

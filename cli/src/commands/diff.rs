@@ -22,7 +22,8 @@ use crate::reconcile;
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// Files or directories to compare; `-` (or nothing) reads stdin.
-    /// Markdown files contribute their `{% entity_examples %}` blocks.
+    /// Markdown files contribute their `{% entity_examples %}` blocks,
+    /// applied one after the other as the docs apply them.
     pub files: Vec<String>,
     #[command(flatten)]
     pub gateway: GatewayArgs,

@@ -17,11 +17,16 @@ use crate::reconcile;
 /// service, credentials and plugins under their consumer.
 ///
 /// Defaults and timestamps are left out, and ids too where a name
-/// identifies the entity, so `gwctl sync` of the dump changes nothing.
-/// A dump is a backup and holds the secrets (credential keys, session
-/// secrets) in clear; --sanitize masks them for sharing, and `gwctl sync`
-/// refuses such a file. With --select-tag only the entities carrying all
-/// the tags are written, and the tags go to `_info.select_tags`.
+/// identifies the entity, so `gwctl sync` of the dump against the same
+/// gateway changes nothing. Synced onto an emptied gateway (after `gwctl
+/// reset`), such a dump recreates every entity under a new id, and files
+/// that pin ids then differ from it (a delete and a create each). For a
+/// backup that restores the configuration exactly, ids included, dump
+/// with --with-id.
+/// A dump holds the secrets (credential keys, session secrets) in clear;
+/// --sanitize masks them for sharing, and `gwctl sync` refuses such a
+/// file. With --select-tag only the entities carrying all the tags are
+/// written, and the tags go to `_info.select_tags`.
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     #[command(flatten)]
@@ -38,7 +43,8 @@ pub struct DumpArgs {
     /// The file format (--json-output also picks JSON).
     #[arg(long, value_enum, default_value_t = DumpFormat::Yaml)]
     pub format: DumpFormat,
-    /// Keep every entity's id, also where a name identifies it.
+    /// Keep every entity's id, also where a name identifies it: the dump
+    /// then restores the configuration exactly (a backup).
     #[arg(long)]
     pub with_id: bool,
     /// Write fields that hold their default value too.

@@ -8,6 +8,7 @@ mod validate;
 
 use std::process::ExitCode;
 
+pub use crate::client::GatewayArgs;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::CommandError;
@@ -40,28 +41,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Dump(args) => dump::run(&args),
         Command::Reset(args) => reset::run(&args),
     }
-}
-
-/// How to reach the gateway's Admin API.
-#[derive(Debug, Clone, Args)]
-pub struct GatewayArgs {
-    /// Admin API address of the gateway.
-    #[arg(long, env = "GWCTL_ADDR", default_value = "http://127.0.0.1:8001")]
-    pub addr: String,
-    /// Extra header sent with every Admin API request, as 'Name: value'
-    /// (repeatable), e.g. 'Kong-Admin-Token: secret'.
-    #[arg(long = "header", value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-    /// Seconds to wait for each Admin API request.
-    #[arg(long, default_value_t = 10)]
-    pub timeout: u64,
-    /// Only manage entities carrying all these tags (repeatable); also read
-    /// from `_info.select_tags` in the files.
-    #[arg(long = "select-tag", value_name = "TAG")]
-    pub select_tags: Vec<String>,
-    /// Print machine-readable JSON instead of text.
-    #[arg(long)]
-    pub json_output: bool,
 }
 
 /// How `diff` and `sync` show the changes they find.

@@ -26,10 +26,15 @@ use crate::state;
 /// changes are made one Admin API call at a time, parents first, deletes
 /// last. Files are checked first; a sync of unchanged files sends no
 /// write. Files written by `gwctl dump --sanitize` are refused.
+///
+/// Since a sync deletes what the files leave out, references may name only
+/// entities of the files or, by id, gateway entities outside the select
+/// tags; with --no-deletes, any entity on the gateway.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// Files or directories to apply; `-` (or nothing) reads stdin.
-    /// Markdown files contribute their `{% entity_examples %}` blocks.
+    /// Markdown files contribute their `{% entity_examples %}` blocks,
+    /// applied one after the other as the docs apply them.
     pub files: Vec<String>,
     #[command(flatten)]
     pub gateway: GatewayArgs,
@@ -72,7 +77,8 @@ fn apply(args: &SyncArgs, prepared: &Prepared) -> Result<ExitCode, CommandError>
         &prepared.built.config,
         &prepared.live.config,
         &prepared.built.origins,
-    );
+    )
+    .naming(&prepared.outside);
     progress::phase("reading the entities outside the select tags");
     let kept = kept_entities(args, prepared);
     progress::phase("sending the configuration");

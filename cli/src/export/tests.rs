@@ -13,7 +13,7 @@ use crate::reconcile;
 
 /// The tutorial's configuration as the gateway would hold it.
 fn tutorial() -> Config {
-    let docs = files::read(&["../fixtures/tutorial".to_owned()])
+    let docs = files::read(&["../fixtures/tutorial".to_owned()], files::Purpose::Sync)
         .unwrap()
         .docs;
     let mut config = files::build_config(docs, &Config::default(), &[])
@@ -62,7 +62,9 @@ fn round_trip(live: &Config, options: &ExportOptions, as_json: bool) -> plan::Pl
         ("dump.yaml", serde_yaml_ng::to_string(&doc).unwrap())
     };
     let file = TempFile::new(name, &text);
-    let docs = files::read(&[file.path()]).unwrap().docs;
+    let docs = files::read(&[file.path()], files::Purpose::Sync)
+        .unwrap()
+        .docs;
     let mut built = files::build_config(docs, live, &[]).unwrap();
     plan::keep_generated_values(&mut built.config, live);
     plan::plan(&built.config, live, &PlanOptions::default())
@@ -204,7 +206,9 @@ fn sanitized_dumps_hide_secrets_and_are_refused_by_sync() {
     assert!(!text.contains("generated-by-the-gateway"), "{text}");
     assert!(text.contains("[sanitized:"), "{text}");
     let file = TempFile::new("sanitized.yaml", &text);
-    let docs = files::read(&[file.path()]).unwrap().docs;
+    let docs = files::read(&[file.path()], files::Purpose::Sync)
+        .unwrap()
+        .docs;
     let error = reconcile::refuse_sanitized(&docs).unwrap_err();
     assert!(error.message.contains("--sanitize"), "{}", error.message);
     assert!(
@@ -214,7 +218,9 @@ fn sanitized_dumps_hide_secrets_and_are_refused_by_sync() {
     );
     let plain = document(&tutorial(), &ExportOptions::default());
     let plain_file = TempFile::new("plain.yaml", &serde_yaml_ng::to_string(&plain).unwrap());
-    let plain_docs = files::read(&[plain_file.path()]).unwrap().docs;
+    let plain_docs = files::read(&[plain_file.path()], files::Purpose::Sync)
+        .unwrap()
+        .docs;
     assert!(reconcile::refuse_sanitized(&plain_docs).is_ok());
 }
 

@@ -341,7 +341,7 @@ fn equivalence_treats_empty_as_absent() {
 /// gateway generated is kept.
 #[test]
 fn files_built_against_their_own_result_plan_nothing() {
-    let docs = files::read(&["../fixtures/tutorial".to_owned()])
+    let docs = files::read(&["../fixtures/tutorial".to_owned()], files::Purpose::Sync)
         .unwrap()
         .docs;
     let first = files::build_config(docs.clone(), &Config::default(), &[]).unwrap();

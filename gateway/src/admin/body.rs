@@ -41,13 +41,20 @@ impl Body {
 }
 
 /// Parse a body given its `Content-Type`.
+///
+/// An empty body declared as JSON is Kong's 400 `Cannot parse JSON body`
+/// (`api_helpers.parse_params`); more than 1000 form fields are `Too many
+/// arguments` (Kong's `lua_max_post_args`).
 pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Body::empty());
-    }
     let media = content_type
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        if media.starts_with("application/json") {
+            return Err(ApiError::BadJson);
+        }
+        return Ok(Body::empty());
+    }
     if media.starts_with("application/json") {
         return parse_json(bytes);
     }
@@ -66,14 +73,14 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, ApiError>
     })
 }
 
-/// [`parse`], except that a JSON body is kept as its text in
+/// [`parse_config`], except that a JSON body is kept as its text in
 /// [`Body::raw`], for the endpoint to check and read: `POST /config`
-/// reads a whole configuration entity by entity instead of as one tree.
+/// reads gwctl's flat form entity by entity instead of as one tree.
 pub fn parse_deferred(content_type: Option<&str>, bytes: Bytes) -> Result<Body, ApiError> {
     let json = content_type
         .is_some_and(|media| media.to_ascii_lowercase().starts_with("application/json"));
     if !json || bytes.iter().all(u8::is_ascii_whitespace) {
-        return parse(content_type, &bytes);
+        return parse_config(content_type, &bytes);
     }
     Ok(Body {
         value: Value::Object(Map::new()),
@@ -81,6 +88,27 @@ pub fn parse_deferred(content_type: Option<&str>, bytes: Bytes) -> Result<Body, 
         present: true,
         raw: bytes,
     })
+}
+
+/// Parse a `POST /config` body: JSON and forms as [`parse`] does; any
+/// other type (`application/yaml`, none) is the declarative file itself,
+/// given as `{"config": text}` (Kong reads the raw body when `config` is
+/// absent).
+pub fn parse_config(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, ApiError> {
+    match parse(content_type, bytes) {
+        Err(ApiError::UnsupportedMediaType) => {
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                ApiError::BadRequest("the declarative configuration must be UTF-8".to_owned())
+            })?;
+            Ok(Body {
+                value: serde_json::json!({ "config": text }),
+                form: false,
+                present: true,
+                raw: Bytes::new(),
+            })
+        }
+        parsed => parsed,
+    }
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Body, ApiError> {
@@ -97,10 +125,17 @@ fn parse_json(bytes: &[u8]) -> Result<Body, ApiError> {
 
 fn parse_urlencoded(bytes: &[u8]) -> Result<Value, ApiError> {
     let mut root = Map::new();
-    for (key, value) in form_urlencoded::parse(bytes) {
+    for (count, (key, value)) in form_urlencoded::parse(bytes).enumerate() {
+        if count >= super::MAX_ARGUMENTS {
+            return Err(too_many_arguments());
+        }
         insert_form_value(&mut root, &key, value.into_owned())?;
     }
     Ok(Value::Object(root))
+}
+
+fn too_many_arguments() -> ApiError {
+    ApiError::BadRequest("Too many arguments".to_owned())
 }
 
 /// The deepest form key accepted (`a.b[1].c` is 4 steps deep).
@@ -210,7 +245,10 @@ fn parse_multipart(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> 
         .map_err(|_| ApiError::BadRequest("multipart fields must be UTF-8 text".to_owned()))?;
     let delimiter = format!("--{boundary}");
     let mut root = Map::new();
-    for part in text.split(delimiter.as_str()).skip(1) {
+    for (count, part) in text.split(delimiter.as_str()).skip(1).enumerate() {
+        if count >= super::MAX_ARGUMENTS {
+            return Err(too_many_arguments());
+        }
         if part.starts_with("--") {
             break;
         }
@@ -332,7 +370,11 @@ mod tests {
             parse(Some("application/json"), b"[1]"),
             Err(ApiError::BadJson)
         ));
-        assert_eq!(parse(Some("application/json"), b"").unwrap(), Body::empty());
+        assert!(matches!(
+            parse(Some("application/json"), b""),
+            Err(ApiError::BadJson)
+        ));
+        assert_eq!(parse(None, b"").unwrap(), Body::empty());
         assert!(matches!(
             parse(Some("text/plain"), b"x"),
             Err(ApiError::UnsupportedMediaType)

@@ -1,63 +1,114 @@
 //! `GET /config` and `POST /config`: the whole configuration at once.
 //!
-//! The posted body is JSON with one array per kind (`services`, `routes`,
+//! Kong's declarative form (a body with `_format_version`, or the file as
+//! a string under `config`, or a YAML body) and Kong's `GET /config`
+//! export are in `declarative.rs`; `GET /config?format=flat` and a JSON
+//! body without `_format_version` are gwctl's flat form, below.
+//!
+//! The flat body is JSON with one array per kind (`services`, `routes`,
 //! `consumers`, `plugins`, `keyauth_credentials`), every entity with an id
 //! and references as `{"id": ...}`: what `gwctl sync` sends. Keys starting
 //! with `_` (`_format_version`, ...) are ignored; other keys are refused so
 //! a typo never silently drops a part of the configuration.
 //!
-//! The body is never held as one parsed tree: its top level is read into
-//! raw JSON slices of the body ([`RawConfig`]), and the store parses,
-//! validates and encodes one entity at a time. The body is checked whole
-//! first, so a malformed one is refused as before (`Cannot parse JSON
-//! body`) and nothing is prepared.
+//! A JSON body is never held as one parsed tree in the flat form: its top
+//! level is read into raw JSON slices of the body ([`RawConfig`]), and the
+//! store parses, validates and encodes one entity at a time. The body is
+//! checked whole first, so a malformed one is refused as before (`Cannot
+//! parse JSON body`) and nothing is prepared. A JSON body whose top level
+//! has `_format_version` or `config` is Kong's form and is parsed whole
+//! for `declarative.rs`.
 
+use std::collections::HashMap;
 use std::fmt;
 
+use bytes::Bytes;
 use http::Method;
 use schemas::EntityKind;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use super::body::Body;
+use super::body::{self, Body};
+use super::declarative;
 use super::response::{ApiError, Reply};
 use crate::store::{RawConfig, Store};
 
 /// Answer `/config`.
-pub fn handle(store: &Store, method: &Method, body: Body) -> Result<Reply, ApiError> {
+pub fn handle(
+    store: &Store,
+    method: &Method,
+    query: &HashMap<String, String>,
+    body: Body,
+) -> Result<Reply, ApiError> {
     match *method {
+        Method::GET if query.get("format").map(String::as_str) != Some("flat") => {
+            declarative::export(store)
+        }
         Method::GET => {
             let config = serde_json::to_value(store.export()?).map_err(|error| {
                 ApiError::Internal(format!("encoding the configuration: {error}"))
             })?;
             Ok(Reply::ok(json!({ "config": config })))
         }
-        Method::POST => {
-            let config = posted_config(body)?;
-            let summary = store.replace_all(config)?;
-            Ok(Reply::created(summary.to_json()))
-        }
+        Method::POST => post(store, query, body),
         _ => Err(ApiError::MethodNotAllowed),
     }
 }
 
-/// The configuration a `POST /config` body holds: the body, with the
-/// place of each entity in it.
-fn posted_config(body: Body) -> Result<RawConfig, ApiError> {
-    if body.form {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    if !body.present {
-        return Err(ApiError::BadRequest(
-            "expected a declarative configuration".to_owned(),
-        ));
+/// `POST /config`: Kong's declarative form or gwctl's flat one.
+fn post(store: &Store, query: &HashMap<String, String>, body: Body) -> Result<Reply, ApiError> {
+    if body.raw.is_empty() {
+        // Not JSON: a form, the file itself (`{"config": text}`) or nothing.
+        if declarative::is_kong_form(&body) {
+            return declarative::post(store, body, query);
+        }
+        return Err(refused(&body));
     }
     // The same bytes (a shared buffer), so the slices found in `text` are
     // slices of the configuration's body.
     let text = body.raw.clone();
-    let mut config = RawConfig::new(body.raw);
     let members = top_level(&text)?;
+    if members
+        .iter()
+        .any(|(key, _)| key == "_format_version" || key == "config")
+    {
+        drop(members);
+        let parsed = body::parse(Some("application/json"), &text)?;
+        return declarative::post(store, parsed, query);
+    }
+    let config = flat_config(body.raw, members)?;
+    let summary = store.replace_all(config)?;
+    Ok(Reply::created(summary.to_json()))
+}
+
+/// Why a body that is neither JSON nor Kong's form is refused.
+fn refused(body: &Body) -> ApiError {
+    if body.form {
+        ApiError::UnsupportedMediaType
+    } else if !body.present {
+        ApiError::BadRequest("expected a declarative configuration".to_owned())
+    } else {
+        ApiError::BadJson
+    }
+}
+
+/// The flat configuration a JSON `POST /config` body holds: the body,
+/// with the place of each entity in it.
+#[cfg(test)]
+fn posted_config(body: Body) -> Result<RawConfig, ApiError> {
+    if body.raw.is_empty() {
+        return Err(refused(&body));
+    }
+    let text = body.raw.clone();
+    let members = top_level(&text)?;
+    flat_config(body.raw, members)
+}
+
+/// The flat configuration of the body `raw`, whose top-level `members`
+/// are raw slices of it.
+fn flat_config(raw: Bytes, members: Vec<(String, &RawValue)>) -> Result<RawConfig, ApiError> {
+    let mut config = RawConfig::new(raw);
     // Every key is checked before any value: an unknown kind is reported
     // even when another kind's value is malformed.
     let mut kinds = Vec::with_capacity(members.len());
@@ -131,7 +182,6 @@ fn message(error: &serde_json::Error) -> String {
 mod tests {
     use super::*;
     use crate::store::PostedConfig;
-    use bytes::Bytes;
     use serde_json::Value;
 
     fn body(value: Value) -> Body {

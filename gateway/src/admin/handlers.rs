@@ -10,16 +10,15 @@
 use std::collections::HashMap;
 
 use http::Method;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use schemas::EntityKind;
-use serde_json::{Map, Value};
 
 use super::body::Body;
-use super::input::{entity_input, set_reference};
+use super::crud::{create, escape, list_query, page_body, patch};
+use super::input::entity_input;
 use super::response::{ApiError, Reply};
-use super::routes::{Endpoint, Relation};
-use super::{config, info, nested, Context};
-use crate::store::{EntityKey, ListQuery, Page, Store};
+use super::routes::Endpoint;
+use super::{config, info, nested, tags, ttl, Context};
+use crate::store::{EntityKey, Page, Store};
 
 /// A request reduced to what the handlers need.
 #[derive(Debug, Clone)]
@@ -41,14 +40,16 @@ pub fn dispatch(context: &Context, request: ApiRequest) -> Result<Reply, ApiErro
         query,
         body,
     } = request;
-    match endpoint {
+    let credentials = ttl::answers_credentials(&endpoint);
+    let reply = match endpoint {
         Endpoint::Root => info::root(context),
         Endpoint::Status => info::status(context),
+        Endpoint::Metrics => Ok(info::metrics(context)),
         Endpoint::PluginsEnabled => Ok(info::plugins_enabled()),
         Endpoint::EntitySchema(name) => info::entity_schema(&name),
         Endpoint::PluginSchema(name) => info::plugin_schema(&name),
         Endpoint::ValidateEntity(name) => info::validate(&name, &body),
-        Endpoint::Config => config::handle(store, &method, body),
+        Endpoint::Config => config::handle(store, &method, &query, body),
         Endpoint::Collection(kind) => collection(store, kind, &method, &query, &body),
         Endpoint::Entity(kind, key) => entity(store, kind, &key, &method, &body),
         Endpoint::Nested(relation, key) => {
@@ -58,7 +59,11 @@ pub fn dispatch(context: &Context, request: ApiRequest) -> Result<Reply, ApiErro
             nested::entity(store, &relation, &parent, &child, &method, &body)
         }
         Endpoint::Foreign(relation, key) => nested::foreign(store, &relation, &key, &method, &body),
-    }
+        Endpoint::Tags(tag) => tags::list(store, tag.as_deref(), &query),
+        Endpoint::InvalidTag => Err(tags::invalid_tag()),
+        Endpoint::Endpoints => Ok(tags::endpoints()),
+    }?;
+    ttl::present(credentials, &method, reply)
 }
 
 /// `GET|POST /{collection}`.
@@ -116,53 +121,6 @@ fn consumer_by_custom_id(store: &Store, custom_id: &str) -> Result<Reply, ApiErr
     Ok(Reply::ok(page_body(page, None)))
 }
 
-/// The `size`, `offset` and `tags` arguments of a listing.
-pub fn list_query(query: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
-    let argument = |name: &str| query.get(name).map(String::as_str);
-    Ok(ListQuery::parse(
-        argument("size"),
-        argument("offset"),
-        argument("tags"),
-    )?)
-}
-
-/// `{"data": [...], "offset": "...", "next": "..."|null}`.
-pub fn page_body(page: Page, next: Option<String>) -> Value {
-    let mut body = Map::new();
-    body.insert("data".to_owned(), Value::Array(page.data));
-    if let Some(offset) = page.offset {
-        body.insert("offset".to_owned(), Value::from(offset));
-    }
-    body.insert("next".to_owned(), next.map_or(Value::Null, Value::from));
-    Value::Object(body)
-}
-
-/// Characters `ngx.escape_uri` leaves alone: letters, digits, `-._~`.
-const URI_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// Percent-escape a query value or path segment.
-pub fn escape(text: &str) -> String {
-    utf8_percent_encode(text, URI_UNRESERVED).to_string()
-}
-
-/// `POST`: create an entity, with its parent reference when nested.
-pub fn create(
-    store: &Store,
-    kind: EntityKind,
-    body: &Body,
-    parent: Option<(&Relation, &Value)>,
-) -> Result<Reply, ApiError> {
-    let mut input = entity_input(store, kind, body, None)?;
-    if let Some((relation, parent)) = parent {
-        set_reference(&mut input, relation.field, parent);
-    }
-    Ok(Reply::created(store.insert(kind, input)?))
-}
-
 /// `GET|PUT|PATCH|DELETE /{collection}/{id or endpoint key}`.
 fn entity(
     store: &Store,
@@ -188,41 +146,4 @@ fn entity(
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
-}
-
-/// `PATCH`: merge the body into the entity `key` names (404 if missing).
-/// `default_reference` is set when the body does not name one (nested URLs).
-pub fn patch(
-    store: &Store,
-    kind: EntityKind,
-    key: &EntityKey,
-    body: &Body,
-    default_reference: Option<(&str, &Value)>,
-) -> Result<Reply, ApiError> {
-    let existing = store.get(kind, key)?.ok_or(ApiError::NotFound)?;
-    let mut input = entity_input(store, kind, body, Some(&existing))?;
-    if let Some((field, parent)) = default_reference {
-        if input.get(field).is_none() {
-            set_reference(&mut input, field, parent);
-        }
-    }
-    let id_key = entity_key_of(&existing)?;
-    Ok(Reply::ok(store.update(kind, &id_key, input)?))
-}
-
-/// The id key of a stored entity.
-pub fn entity_key_of(entity: &Value) -> Result<EntityKey, ApiError> {
-    entity
-        .get("id")
-        .and_then(Value::as_str)
-        .and_then(|id| uuid::Uuid::parse_str(id).ok())
-        .map(EntityKey::Id)
-        .ok_or_else(|| ApiError::Internal("stored entity without a valid id".to_owned()))
-}
-
-/// The entity `raw_key` names, or 404.
-pub fn find(store: &Store, kind: EntityKind, raw_key: &str) -> Result<Value, ApiError> {
-    store
-        .get(kind, &EntityKey::parse(raw_key))?
-        .ok_or(ApiError::NotFound)
 }

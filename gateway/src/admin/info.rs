@@ -1,7 +1,6 @@
-//! Informational endpoints: `GET /`, `GET /status`, `GET /plugins/enabled`
+//! Informational endpoints: `GET /`, `GET /status`, `GET /metrics`,
+//! `GET /plugins/enabled`
 //! and the schema endpoints (`GET /schemas/...`, `POST .../validate`).
-
-use std::sync::atomic::Ordering;
 
 use schemas::entities::plugin_record;
 use schemas::{plugins, EntityKind};
@@ -11,6 +10,8 @@ use super::body::Body;
 use super::input::record_for;
 use super::response::{ApiError, Reply};
 use super::Context;
+use crate::observability::exposition::CONTENT_TYPE as EXPOSITION_TYPE;
+use crate::observability::node::status_document;
 
 /// `GET /`: version, node, plugins and a sanitized configuration.
 pub fn root(context: &Context) -> Result<Reply, ApiError> {
@@ -64,48 +65,27 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// `GET /status`: database reachability, connection counters, and the
-/// revision of the configuration this node serves
+/// `GET /status`: database reachability, the node's connection counters,
+/// and the revision of the configuration this node serves
 /// (`configuration_revision`, ours: nodes sharing a database converge on
 /// the same one).
 pub fn status(context: &Context) -> Result<Reply, ApiError> {
-    let counters = &context.counters;
-    let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-    let active = read(&counters.connections_active);
-    Ok(Reply::ok(json!({
-        "database": {"reachable": context.state.store.is_reachable()},
-        "configuration_revision": context.state.store.revision(),
-        "server": {
-            "connections_accepted": read(&counters.connections_accepted),
-            "connections_handled": read(&counters.connections_accepted),
-            "connections_active": active,
-            "connections_reading": 0,
-            "connections_writing": active,
-            "connections_waiting": 0,
-            "total_requests": read(&counters.total_requests),
-        },
-        "memory": {
-            "workers_lua_vms": [],
-            "lua_shared_dicts": {},
-            "resident_set_size": resident_set_size(),
-        },
-    })))
+    let state = &context.state;
+    Ok(Reply::ok(status_document(
+        state.exposition.stats.counts(),
+        state.store.is_reachable(),
+        Some(state.store.revision()),
+    )))
 }
 
-/// The process's resident memory, as Kong prints sizes (`"12.34 MiB"`).
-fn resident_set_size() -> Value {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: Option<u64> = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok());
-    match pages {
-        Some(pages) => Value::from(format!(
-            "{:.2} MiB",
-            (pages * 4096) as f64 / (1024.0 * 1024.0)
-        )),
-        None => Value::Null,
-    }
+/// `GET /metrics`: the Prometheus exposition (the same as the Status
+/// API's).
+pub fn metrics(context: &Context) -> Reply {
+    let state = &context.state;
+    Reply::text(
+        EXPOSITION_TYPE,
+        state.exposition.render(state.store.is_reachable()),
+    )
 }
 
 /// `GET /plugins/enabled`.
@@ -118,13 +98,68 @@ fn kind_named(name: &str) -> Result<EntityKind, ApiError> {
     EntityKind::from_collection(name).ok_or_else(|| ApiError::NoSuchEntity(name.to_owned()))
 }
 
-/// `GET /schemas/{entity}`.
+/// `GET /schemas/{entity}`: the fields and Kong's `entity_checks`.
 pub fn entity_schema(name: &str) -> Result<Reply, ApiError> {
     let kind = kind_named(name)?;
-    if kind == EntityKind::Plugin {
-        return Ok(Reply::ok(generic_plugin_schema()));
+    let mut described = if kind == EntityKind::Plugin {
+        generic_plugin_schema()
+    } else {
+        kind.schema().describe()
+    };
+    with_entity_checks(&mut described, entity_checks(kind));
+    Ok(Reply::ok(described))
+}
+
+/// Kong's `entity_checks` of each entity as its schema endpoint shows them
+/// (`kong/db/schema/entities/*.lua`; a custom check's function is not
+/// shown, its `field_sources` are). The rules themselves are the
+/// schema's record checks (`schemas/src/entities`).
+fn entity_checks(kind: EntityKind) -> Value {
+    let not_tls = json!({"not_one_of": ["https", "tls"]});
+    let eq_null = json!({"eq": null});
+    match kind {
+        EntityKind::Service => {
+            let mut checks = vec![json!({"conditional": {
+                "if_field": "protocol",
+                "if_match": {"one_of": ["tcp", "tls", "udp", "grpc", "grpcs"]},
+                "then_field": "path", "then_match": eq_null}})];
+            for field in [
+                "client_certificate",
+                "tls_verify",
+                "tls_verify_depth",
+                "ca_certificates",
+            ] {
+                checks.push(
+                    json!({"conditional": {"if_field": "protocol", "if_match": not_tls,
+                    "then_field": field, "then_match": eq_null}}),
+                );
+            }
+            Value::Array(checks)
+        }
+        EntityKind::Route => json!([
+            {"conditional": {
+                "if_field": "protocols",
+                "if_match": {"elements": {"type": "string",
+                    "not_one_of": ["grpcs", "https", "tls", "tls_passthrough"]}},
+                "then_field": "snis", "then_match": {"len_eq": 0},
+                "then_err": "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'"}},
+            {"custom_entity_check": {"field_sources": ["path_handling"]}},
+            {"custom_entity_check": {
+                "field_sources": ["id", "protocols", "snis", "sources", "destinations",
+                    "methods", "hosts", "paths", "headers", "expression",
+                    "regex_priority", "priority"],
+                "run_with_missing_fields": true}}
+        ]),
+        EntityKind::Consumer => json!([{"at_least_one_of": ["custom_id", "username"]}]),
+        EntityKind::Plugin | EntityKind::KeyAuthCredential => json!([]),
     }
-    Ok(Reply::ok(kind.schema().describe()))
+}
+
+/// Adds `entity_checks` after the fields.
+fn with_entity_checks(described: &mut Value, checks: Value) {
+    if let Some(object) = described.as_object_mut() {
+        object.insert("entity_checks".to_owned(), checks);
+    }
 }
 
 /// The plugin entity's fields, with `config` left abstract (it depends on
@@ -150,7 +185,10 @@ fn generic_plugin_schema() -> Value {
 /// `GET /schemas/plugins/{name}`.
 pub fn plugin_schema(name: &str) -> Result<Reply, ApiError> {
     let record = plugin_record(name).ok_or_else(|| ApiError::NoSuchPlugin(name.to_owned()))?;
-    Ok(Reply::ok(record.describe()))
+    let mut described = record.describe();
+    // key-auth, session and request-termination declare none in Kong.
+    with_entity_checks(&mut described, json!([]));
+    Ok(Reply::ok(described))
 }
 
 /// `POST /schemas/{entity}/validate`: schema rules only, nothing stored.

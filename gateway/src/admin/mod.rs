@@ -3,8 +3,11 @@
 //! [`serve`] runs a hyper server on a listener. Each request goes through:
 //!
 //! 1. access checks: the `Host` (and `Origin`) header must name this node
-//!    when it listens on loopback (DNS-rebinding and CSRF protection), and
-//!    `Kong-Admin-Token` must match when a token is configured;
+//!    when it listens on loopback (DNS-rebinding and CSRF protection; an
+//!    `--admin-gui-url` origin is allowed too, see [`cors`]), and
+//!    `Kong-Admin-Token` must match when a token is configured; more than
+//!    1000 query arguments are `Too many arguments` (Kong's
+//!    `lua_max_uri_args`);
 //! 2. dispatch ([`routes`]): 404 for unknown paths, 405 for wrong methods;
 //! 3. body parsing ([`body`]), capped at 1 MiB (64 MiB for `/config`, whose
 //!    JSON its handler reads entity by entity);
@@ -12,17 +15,24 @@
 //!    the disk or the database.
 //!
 //! Answers are JSON with Kong's messages and headers (`Server: kong/<v>`,
-//! `X-Kong-Admin-Latency`). Request bodies, keys and entity names are never
+//! `X-Kong-Admin-Latency`), except `GET /metrics` (Prometheus text).
+//! Connections and requests count into the node's counters; with an
+//! access log, each request gets a line in nginx's `combined` format. Request bodies, keys and entity names are never
 //! logged: logs carry the method, a path template and the status.
 
 pub mod body;
 mod config;
+mod cors;
+mod crud;
+mod declarative;
 pub mod handlers;
 mod info;
 mod input;
 mod nested;
 pub mod response;
 pub mod routes;
+mod tags;
+mod ttl;
 
 #[cfg(test)]
 mod tests;
@@ -31,7 +41,6 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +56,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
+use crate::observability::{AccessLog, Exposition};
 use crate::store::Store;
 use body::Body;
 use handlers::ApiRequest;
@@ -74,21 +84,41 @@ pub struct AdminState {
     pub version: &'static str,
     /// The address the Admin API listens on (for `Host` checks).
     pub listen_addr: SocketAddr,
+    /// `GET /metrics`, and the node's counters (`GET /status`), which the
+    /// Admin API's connections and requests count into.
+    pub exposition: Arc<Exposition>,
+    /// The Admin API's access log (nginx's `combined` format), when on.
+    pub access_log: Option<Arc<AccessLog>>,
+    /// The origins of `--admin-gui-url` (Kong's `admin_gui_url`): they may
+    /// drive the Admin API from a browser and get Kong's CORS answers.
+    pub gui_origins: Vec<String>,
 }
 
-/// Connection and request counters for `GET /status`.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub connections_accepted: AtomicU64,
-    pub connections_active: AtomicU64,
-    pub total_requests: AtomicU64,
+/// The origins of the `--admin-gui-url` values, in order; an URL without
+/// scheme or host is an error.
+pub fn gui_origins(urls: &[String]) -> Result<Vec<String>, String> {
+    urls.iter()
+        .map(|url| {
+            cors::origin_of(url).ok_or_else(|| {
+                format!("--admin-gui-url {url:?}: expected scheme://host[:port][/path]")
+            })
+        })
+        .collect()
 }
+
+/// The most query (or form) arguments a request may carry (Kong's
+/// `lua_max_uri_args` and `lua_max_post_args`).
+pub const MAX_ARGUMENTS: usize = 1000;
 
 /// Everything a handler can see.
 pub struct Context {
     pub state: Arc<AdminState>,
-    pub counters: Arc<Counters>,
 }
+
+/// The client's address, put in a request's extensions by the server (for
+/// the access log).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
 
 /// Serve the Admin API on `listener` until `shutdown` completes, then let
 /// in-flight requests finish (up to 10 s).
@@ -97,10 +127,7 @@ pub async fn serve(
     state: Arc<AdminState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let context = Arc::new(Context {
-        state,
-        counters: Arc::new(Counters::default()),
-    });
+    let context = Arc::new(Context { state });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -111,7 +138,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => spawn_connection(&builder, &graceful, &context, stream),
+                Ok((stream, peer)) => spawn_connection(&builder, &graceful, &context, stream, peer),
                 Err(error) => {
                     tracing::warn!(%error, "admin listener failed to accept a connection");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -133,15 +160,13 @@ fn spawn_connection(
     graceful: &GracefulShutdown,
     context: &Arc<Context>,
     stream: tokio::net::TcpStream,
+    peer: SocketAddr,
 ) {
-    let counters = Arc::clone(&context.counters);
-    counters
-        .connections_accepted
-        .fetch_add(1, Ordering::Relaxed);
-    counters.connections_active.fetch_add(1, Ordering::Relaxed);
+    let open = context.state.exposition.stats.connection_opened();
     let context = Arc::clone(context);
-    let service = service_fn(move |request| {
+    let service = service_fn(move |mut request: Request<hyper::body::Incoming>| {
         let context = Arc::clone(&context);
+        request.extensions_mut().insert(ClientAddr(peer));
         async move { Ok::<_, Infallible>(handle(context, request).await) }
     });
     let connection = builder
@@ -152,7 +177,7 @@ fn spawn_connection(
         if let Err(error) = watched.await {
             tracing::debug!(%error, "admin connection ended with an error");
         }
-        counters.connections_active.fetch_sub(1, Ordering::Relaxed);
+        drop(open);
     });
 }
 
@@ -163,12 +188,21 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let started = Instant::now();
-    context
-        .counters
-        .total_requests
-        .fetch_add(1, Ordering::Relaxed);
+    let _in_progress = context.state.exposition.stats.request_started();
+    let (parts, body) = request.into_parts();
+    let line = context.state.access_log.as_ref().map(|log| {
+        let client = parts
+            .extensions
+            .get::<ClientAddr>()
+            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |client| {
+                client.0.ip()
+            });
+        (log, log.begin(client, &parts, ""))
+    });
+    let request = Request::from_parts(parts, body);
     let method = request.method().clone();
     let template = routes::parse(request.uri().path()).map(|endpoint| endpoint.template());
+    let request_headers = request.headers().clone();
     let (reply, allow) = match answer(&context, request).await {
         Ok(answered) => answered,
         Err(error) => {
@@ -184,7 +218,39 @@ where
         status = reply.status.as_u16(),
         "admin request"
     );
-    render(&context.state, reply, allow, started)
+    let cors = cors_for(&context.state, &request_headers, allow);
+    let response = render(&context.state, reply, allow, &cors, started);
+    if let Some((log, line)) = line {
+        let body_bytes = if method == Method::HEAD {
+            0
+        } else {
+            hyper::body::Body::size_hint(response.body())
+                .exact()
+                .unwrap_or(0)
+        };
+        log.finish(line, response.status().as_u16(), body_bytes);
+    }
+    response
+}
+
+/// The CORS headers for a request with these headers (see `cors.rs`).
+fn cors_for(
+    state: &AdminState,
+    request_headers: &HeaderMap,
+    allow: Option<&'static str>,
+) -> Vec<(&'static str, http::HeaderValue)> {
+    let own_origin = request_headers
+        .get(ORIGIN)
+        .and_then(|origin| origin.to_str().ok())
+        .is_some_and(|origin| is_own_origin(state.listen_addr.ip(), origin));
+    cors::headers(
+        &state.gui_origins,
+        &cors::Request {
+            headers: request_headers,
+            own_origin,
+            preflight: allow,
+        },
+    )
 }
 
 /// The reply, plus an `Allow` header value for `OPTIONS`.
@@ -218,7 +284,7 @@ where
     let request = ApiRequest {
         method,
         endpoint,
-        query: query_arguments(parts.uri.query()),
+        query: query_arguments(parts.uri.query())?,
         body,
     };
     let context = Arc::clone(context);
@@ -311,15 +377,31 @@ where
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
 }
 
-/// The first value of each query argument.
-fn query_arguments(query: Option<&str>) -> HashMap<String, String> {
+/// The first value of each query argument; more than [`MAX_ARGUMENTS`]
+/// is Kong's 400 `Too many arguments`. A value that is not UTF-8 once
+/// decoded reads as a NUL character, which no argument accepts (an
+/// invalid `tags` is then `invalid filter syntax`, as in Kong).
+fn query_arguments(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
+    let query = query.unwrap_or_default();
     let mut arguments = HashMap::new();
-    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+    for (count, pair) in query.split('&').filter(|pair| !pair.is_empty()).enumerate() {
+        if count >= MAX_ARGUMENTS {
+            return Err(ApiError::BadRequest("Too many arguments".to_owned()));
+        }
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         arguments
-            .entry(name.into_owned())
-            .or_insert_with(|| value.into_owned());
+            .entry(decode_argument(name))
+            .or_insert_with(|| decode_argument(value));
     }
-    arguments
+    Ok(arguments)
+}
+
+/// A percent-decoded query text (`+` is a space); invalid UTF-8 → NUL.
+fn decode_argument(text: &str) -> String {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map_or_else(|_| "\u{0}".to_owned(), |decoded| decoded.into_owned())
 }
 
 /// Host/Origin checks (loopback listeners only), then the admin token.
@@ -339,7 +421,14 @@ fn check_access(
         if host.is_some_and(|host| !is_own_host(state.listen_addr.ip(), host)) {
             return Err(ApiError::ForbiddenHost);
         }
-        if header(ORIGIN).is_some_and(|origin| !is_own_origin(state.listen_addr.ip(), origin)) {
+        let allowed = |origin: &str| {
+            is_own_origin(state.listen_addr.ip(), origin)
+                || state
+                    .gui_origins
+                    .iter()
+                    .any(|gui| gui.eq_ignore_ascii_case(origin))
+        };
+        if header(ORIGIN).is_some_and(|origin| !allowed(origin)) {
             return Err(ApiError::ForbiddenOrigin);
         }
     }
@@ -388,6 +477,7 @@ fn render(
     state: &AdminState,
     reply: Reply,
     allow: Option<&'static str>,
+    cors: &[(&'static str, http::HeaderValue)],
     started: Instant,
 ) -> Response<Full<Bytes>> {
     let latency = started.elapsed().as_millis().to_string();
@@ -396,16 +486,24 @@ fn render(
         .header(SERVER, format!("kong/{}", state.version))
         .header("x-kong-admin-latency", latency);
     if let Some(allow) = allow {
-        builder = builder
-            .header(ALLOW, allow)
-            .header("access-control-allow-methods", allow);
+        builder = builder.header(ALLOW, allow);
     }
-    let body = match reply.body.map(|value| serde_json::to_vec(&value)) {
-        Some(Ok(bytes)) => {
+    for (name, value) in cors {
+        builder = builder.header(*name, value.clone());
+    }
+    let body = match (
+        reply.text,
+        reply.body.map(|value| serde_json::to_vec(&value)),
+    ) {
+        (Some((content_type, text)), _) => {
+            builder = builder.header(CONTENT_TYPE, content_type);
+            Bytes::from(text)
+        }
+        (None, Some(Ok(bytes))) => {
             builder = builder.header(CONTENT_TYPE, "application/json; charset=utf-8");
             Bytes::from(bytes)
         }
-        Some(Err(_)) | None => Bytes::new(),
+        (None, Some(Err(_)) | None) => Bytes::new(),
     };
     builder.body(Full::new(body)).unwrap_or_else(|_| {
         let mut fallback = Response::new(Full::new(Bytes::new()));

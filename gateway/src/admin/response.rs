@@ -6,19 +6,31 @@ use serde_json::{json, Value};
 
 use crate::store::StoreError;
 
-/// A successful answer: a status and an optional JSON body.
+/// A successful answer: a status and an optional JSON body, or a text
+/// body with its content type (`/metrics`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: StatusCode,
     pub body: Option<Value>,
+    pub text: Option<(&'static str, String)>,
 }
 
 impl Reply {
+    /// 200 with a text body of `content_type`.
+    pub fn text(content_type: &'static str, text: String) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: None,
+            text: Some((content_type, text)),
+        }
+    }
+
     /// 200 with a body.
     pub fn ok(body: Value) -> Self {
         Self {
             status: StatusCode::OK,
             body: Some(body),
+            text: None,
         }
     }
 
@@ -27,6 +39,7 @@ impl Reply {
         Self {
             status: StatusCode::CREATED,
             body: Some(body),
+            text: None,
         }
     }
 
@@ -35,6 +48,7 @@ impl Reply {
         Self {
             status: StatusCode::NO_CONTENT,
             body: None,
+            text: None,
         }
     }
 }
@@ -68,6 +82,9 @@ pub enum ApiError {
     NoSuchEntity(String),
     #[error("no plugin named '{0}'")]
     NoSuchPlugin(String),
+    /// 400 with Kong's code 14 body (`invalid declarative configuration`).
+    #[error("invalid declarative configuration")]
+    Declarative(Value),
     /// Something broke inside the gateway (never caused by input).
     #[error("internal error: {0}")]
     Internal(String),
@@ -82,7 +99,7 @@ impl ApiError {
             }
             Self::NotFound | Self::NoSuchEntity(_) | Self::NoSuchPlugin(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::BadJson | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadJson | Self::BadRequest(_) | Self::Declarative(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -108,6 +125,7 @@ impl ApiError {
             Self::NoSuchEntity(name) => message(&format!("No entity named '{name}'")),
             Self::NoSuchPlugin(name) => message(&format!("No plugin named '{name}'")),
             Self::Internal(_) => message("An unexpected error occurred"),
+            Self::Declarative(body) => body.clone(),
         }
     }
 
@@ -116,6 +134,7 @@ impl ApiError {
         Reply {
             status: self.status(),
             body: Some(self.body()),
+            text: None,
         }
     }
 }

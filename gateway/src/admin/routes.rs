@@ -44,6 +44,8 @@ pub enum Endpoint {
     Root,
     /// `GET /status`
     Status,
+    /// `GET /metrics`
+    Metrics,
     /// `GET|POST /config`
     Config,
     /// `GET /plugins/enabled`
@@ -64,6 +66,12 @@ pub enum Endpoint {
     NestedEntity(Relation, String, String),
     /// `/routes/{r}/service`: the entity a reference points at.
     Foreign(Relation, String),
+    /// `GET /tags` (`None`) and `GET /tags/{tag}`.
+    Tags(Option<String>),
+    /// `/tags/{tag}` whose tag is not UTF-8 (400).
+    InvalidTag,
+    /// `GET /endpoints`
+    Endpoints,
 }
 
 impl Endpoint {
@@ -72,9 +80,13 @@ impl Endpoint {
         let allowed: &[Method] = match self {
             Self::Root
             | Self::Status
+            | Self::Metrics
             | Self::PluginsEnabled
             | Self::EntitySchema(_)
-            | Self::PluginSchema(_) => &[Method::GET],
+            | Self::PluginSchema(_)
+            | Self::Tags(_)
+            | Self::InvalidTag
+            | Self::Endpoints => &[Method::GET],
             Self::ValidateEntity(_) => &[Method::POST],
             Self::Config | Self::Collection(_) | Self::Nested(..) => &[Method::GET, Method::POST],
             Self::Entity(..) | Self::NestedEntity(..) | Self::Foreign(..) => {
@@ -84,18 +96,23 @@ impl Endpoint {
         allowed.contains(method)
     }
 
-    /// The `Allow` header value for this endpoint.
+    /// The `Allow` header value for this endpoint: its methods sorted, as
+    /// Kong's `attach_routes` lists them.
     pub fn allow_header(&self) -> &'static str {
         match self {
             Self::Root
             | Self::Status
+            | Self::Metrics
             | Self::PluginsEnabled
             | Self::EntitySchema(_)
-            | Self::PluginSchema(_) => "GET, HEAD, OPTIONS",
-            Self::ValidateEntity(_) => "POST, OPTIONS",
-            Self::Config | Self::Collection(_) | Self::Nested(..) => "GET, HEAD, POST, OPTIONS",
+            | Self::PluginSchema(_)
+            | Self::Tags(_)
+            | Self::InvalidTag
+            | Self::Endpoints => "GET, HEAD, OPTIONS",
+            Self::ValidateEntity(_) => "OPTIONS, POST",
+            Self::Config | Self::Collection(_) | Self::Nested(..) => "GET, HEAD, OPTIONS, POST",
             Self::Entity(..) | Self::NestedEntity(..) | Self::Foreign(..) => {
-                "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+                "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"
             }
         }
     }
@@ -105,11 +122,15 @@ impl Endpoint {
         match self {
             Self::Root => "/".to_owned(),
             Self::Status => "/status".to_owned(),
+            Self::Metrics => "/metrics".to_owned(),
             Self::Config => "/config".to_owned(),
             Self::PluginsEnabled => "/plugins/enabled".to_owned(),
             Self::EntitySchema(_) => "/schemas/{entity}".to_owned(),
             Self::ValidateEntity(_) => "/schemas/{entity}/validate".to_owned(),
             Self::PluginSchema(_) => "/schemas/plugins/{name}".to_owned(),
+            Self::Tags(None) => "/tags".to_owned(),
+            Self::Tags(Some(_)) | Self::InvalidTag => "/tags/{tag}".to_owned(),
+            Self::Endpoints => "/endpoints".to_owned(),
             Self::Collection(kind) => format!("/{}", kind.admin_path()),
             Self::Entity(kind, _) => format!("/{}/{{key}}", kind.admin_path()),
             Self::Nested(relation, _) => {
@@ -163,13 +184,21 @@ fn segments(path: &str) -> Option<Vec<String>> {
 
 /// The endpoint a request path names, if any.
 pub fn parse(path: &str) -> Option<Endpoint> {
-    let segments = segments(path)?;
+    let Some(segments) = segments(path) else {
+        // Kong answers a tag that is not UTF-8 with 400, not 404.
+        let tag = path.trim_matches('/').strip_prefix("tags/")?;
+        return (!tag.contains('/')).then_some(Endpoint::InvalidTag);
+    };
     let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
     match parts.as_slice() {
         [] => Some(Endpoint::Root),
         ["status"] => Some(Endpoint::Status),
+        ["metrics"] => Some(Endpoint::Metrics),
         ["config"] => Some(Endpoint::Config),
         ["plugins", "enabled"] => Some(Endpoint::PluginsEnabled),
+        ["tags"] => Some(Endpoint::Tags(None)),
+        ["tags", tag] => Some(Endpoint::Tags(Some((*tag).to_owned()))),
+        ["endpoints"] => Some(Endpoint::Endpoints),
         ["schemas", "plugins", "validate"] => Some(Endpoint::ValidateEntity("plugins".to_owned())),
         ["schemas", "plugins", name] => Some(Endpoint::PluginSchema((*name).to_owned())),
         ["schemas", entity] => Some(Endpoint::EntitySchema((*entity).to_owned())),
@@ -218,6 +247,7 @@ mod tests {
         assert_eq!(parse("/"), Some(Endpoint::Root));
         assert_eq!(parse(""), Some(Endpoint::Root));
         assert_eq!(parse("/status"), Some(Endpoint::Status));
+        assert_eq!(parse("/metrics"), Some(Endpoint::Metrics));
         assert_eq!(
             parse("/services/"),
             Some(Endpoint::Collection(EntityKind::Service))
@@ -238,6 +268,11 @@ mod tests {
             Some(Endpoint::Entity(EntityKind::Service, "café".to_owned()))
         );
         assert_eq!(parse("/services/%FF"), None);
+        assert_eq!(parse("/tags/%FF"), Some(Endpoint::InvalidTag));
+        assert_eq!(
+            parse("/tags/corp_%20a"),
+            Some(Endpoint::Tags(Some("corp_ a".to_owned())))
+        );
     }
 
     #[test]

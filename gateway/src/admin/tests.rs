@@ -19,11 +19,23 @@ fn context_with(token: Option<&str>, listen: &str) -> Arc<Context> {
         node_id: Uuid::new_v4(),
         version: "3.10.0",
         listen_addr: listen.parse().expect("address"),
+        exposition: Arc::new(exposition()),
+        access_log: None,
+        gui_origins: Vec::new(),
     };
     Arc::new(Context {
         state: Arc::new(state),
-        counters: Arc::new(Counters::default()),
     })
+}
+
+fn exposition() -> crate::observability::Exposition {
+    crate::observability::Exposition {
+        node_id: Uuid::nil(),
+        version: "3.10.0",
+        stats: Arc::default(),
+        kong: Arc::default(),
+        access_logs: Vec::new(),
+    }
 }
 
 fn context() -> Arc<Context> {
@@ -426,6 +438,30 @@ async fn form_plugin_config_is_typed() {
 }
 
 #[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let context = context();
+    let request = Request::get("/metrics")
+        .header("host", "127.0.0.1:8001")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = handle(Arc::clone(&context), request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("\nkong_datastore_reachable 1\n"), "{text}");
+    assert!(
+        text.contains("kong_nginx_requests_total{node_id=\"00000000-0000-0000-0000-000000000000\",subsystem=\"http\"} 1\n"),
+        "the scrape itself is a request in progress: {text}"
+    );
+    let post = call(&context, "POST", "/metrics", Some(json!({}))).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
 async fn info_and_schema_endpoints() {
     let context = context();
     let root = call(&context, "GET", "/", None).await;
@@ -442,7 +478,7 @@ async fn info_and_schema_endpoints() {
     let enabled = call(&context, "GET", "/plugins/enabled", None).await;
     assert_eq!(
         enabled.body,
-        json!({"enabled_plugins": ["key-auth", "request-termination", "session"]})
+        json!({"enabled_plugins": ["key-auth", "prometheus", "request-termination", "session"]})
     );
 
     assert!(call(&context, "GET", "/schemas/services", None).await.body["fields"].is_array());
@@ -489,8 +525,8 @@ async fn info_and_schema_endpoints() {
 async fn config_replace_and_export() {
     let context = context();
     let service_id = Uuid::new_v4().to_string();
+    // gwctl's flat form (Kong's, with `_format_version`, is declarative.rs').
     let config = json!({
-        "_format_version": "3.0",
         "services": [{"id": service_id, "name": "svc", "host": "h"}],
         "routes": [{"id": Uuid::new_v4().to_string(), "paths": ["/"], "service": {"id": service_id}}],
     });
@@ -500,8 +536,14 @@ async fn config_replace_and_export() {
     assert_eq!(posted.body["changes"]["routes"]["created"], 1);
     let again = call(&context, "POST", "/config", Some(config)).await;
     assert_eq!(again.body["summary"]["unchanged"], 2);
-    let exported = call(&context, "GET", "/config", None).await;
+    let exported = call(&context, "GET", "/config?format=flat", None).await;
     assert_eq!(exported.body["config"]["services"][0]["name"], "svc");
+    let kong = call(&context, "GET", "/config", None).await;
+    let yaml = kong.body["config"].as_str().unwrap_or_default();
+    assert!(
+        yaml.starts_with("_format_version: '3.0'\n_transform: false\n"),
+        "{yaml}"
+    );
 
     let bad = json!({"services": [{"id": Uuid::new_v4().to_string(), "name": "bad", "port": "x", "host": "h"}]});
     let refused = call(&context, "POST", "/config", Some(bad)).await;
@@ -585,6 +627,9 @@ async fn serves_over_tcp_and_shuts_down() {
         node_id: Uuid::new_v4(),
         version: "3.10.0",
         listen_addr: address,
+        exposition: Arc::new(exposition()),
+        access_log: None,
+        gui_origins: Vec::new(),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, state, async {

@@ -28,8 +28,10 @@ use http::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, StatusCode};
 use schemas::plugins::key_auth::KeyAuthConfig;
 
-use super::request_data::{header_arg, query_arg, remove_header, remove_pairs, Arg, ParsedBody};
-use super::{
+use crate::pdk::request_data::{
+    header_arg, query_arg, remove_header, remove_pairs, Arg, ParsedBody,
+};
+use crate::pdk::{
     set_identity_headers, AuthCredential, Flow, Phases, Plugin, PluginBuildError, PluginDescriptor,
     PluginEnv, RequestCtx,
 };
@@ -42,6 +44,7 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     phases: Phases {
         access: true,
         response: false,
+        log: false,
     },
     build,
     background: None,
@@ -79,7 +82,7 @@ pub struct KeyAuth {
     www_authenticate: HeaderValue,
 }
 
-/// Builds an instance from a plugin row (the [`super::PluginFactory`]).
+/// Builds an instance from a plugin row (the [`crate::pdk::PluginFactory`]).
 pub fn build(
     row: &schemas::model::Plugin,
     _env: &PluginEnv,
@@ -139,12 +142,12 @@ impl KeyAuth {
         if key.is_empty() {
             return Err(Failure::NoKey);
         }
-        let snapshot = Arc::clone(&ctx.snapshot);
-        let credential = snapshot
+        let identities = Arc::clone(ctx.identities());
+        let credential = identities
             .credential_by_key(&key)
             .filter(|credential| !credential.is_expired(now()))
             .ok_or(Failure::Unknown)?;
-        let consumer = snapshot.consumer(&credential.consumer_id).cloned();
+        let consumer = identities.consumer(&credential.consumer_id).cloned();
         let credential = AuthCredential {
             id: credential.id,
             consumer_id: credential.consumer_id,
@@ -220,7 +223,8 @@ fn parsed_body<'a>(ctx: &RequestCtx, cache: &'a mut Option<ParsedBody>) -> &'a P
 /// OR mode after a failure: continue as the anonymous consumer, or 500 if
 /// it does not exist.
 fn continue_as_anonymous(ctx: &mut RequestCtx, anonymous: &str) -> Flow {
-    let Some(consumer) = ctx.snapshot.load_consumer(anonymous, true).cloned() else {
+    let identities = Arc::clone(ctx.identities());
+    let Some(consumer) = identities.load_consumer(anonymous, true).cloned() else {
         let message = format!("anonymous consumer {anonymous} is configured but doesn't exist");
         let response = ctx.error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -246,12 +250,13 @@ fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::runner::tests::ctx_with_request;
-    use crate::plugins::runner::{PluginRunner, DEFAULT_BODY_CAP};
-    use crate::plugins::{
+    use crate::pdk::body;
+    use crate::pdk::identity::{
         ANONYMOUS_CONSUMER, CONSUMER_ID, CONSUMER_USERNAME, CREDENTIAL_IDENTIFIER,
     };
-    use crate::proxy::body;
+    use crate::pdk::Identities;
+    use crate::proxy::phases::tests::ctx_with_request;
+    use crate::proxy::phases::{PluginRunner, DEFAULT_BODY_CAP};
     use crate::snapshot::tests::{consumer, credential, plugin, route, service};
     use crate::snapshot::{Scope, Snapshot};
     use bytes::Bytes;
@@ -299,8 +304,10 @@ mod tests {
         request: http::Request<Bytes>,
     ) -> (RequestCtx, Option<http::Response<Bytes>>) {
         let snapshot = Arc::new(Snapshot::build(&setup.config, &PluginEnv::default()).unwrap());
-        let mut ctx = ctx_with_request(snapshot, &setup.config, request);
-        let response = PluginRunner::new(DEFAULT_BODY_CAP).access(&mut ctx).await;
+        let mut ctx = ctx_with_request(Arc::clone(&snapshot), &setup.config, request);
+        let response = PluginRunner::new(DEFAULT_BODY_CAP)
+            .access(snapshot.plugins(), &mut ctx)
+            .await;
         (ctx, response)
     }
 
@@ -539,7 +546,9 @@ mod tests {
             consumer_id: setup.alice,
         };
         ctx.authenticate(alice, Some(credential));
-        let response = PluginRunner::new(DEFAULT_BODY_CAP).access(&mut ctx).await;
+        let response = PluginRunner::new(DEFAULT_BODY_CAP)
+            .access(snapshot.plugins(), &mut ctx)
+            .await;
         assert!(response.is_none());
         assert_eq!(
             ctx.consumer().unwrap().id,

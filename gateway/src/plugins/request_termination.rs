@@ -22,9 +22,9 @@ use schemas::plugins::request_termination::{default_message, RequestTerminationC
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::request_data::{header_arg, pairs_to_json, parse_pairs, query_arg, ParsedBody};
-use super::{Flow, Phases, Plugin, PluginBuildError, PluginDescriptor, PluginEnv, RequestCtx};
-use crate::proxy::respond::ExitBody;
+use crate::pdk::request_data::{header_arg, pairs_to_json, parse_pairs, query_arg, ParsedBody};
+use crate::pdk::response::ExitBody;
+use crate::pdk::{Flow, Phases, Plugin, PluginBuildError, PluginDescriptor, PluginEnv, RequestCtx};
 
 pub use schemas::plugins::request_termination::NAME;
 
@@ -34,6 +34,7 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     phases: Phases {
         access: true,
         response: false,
+        log: false,
     },
     build,
     background: None,
@@ -53,7 +54,7 @@ pub struct RequestTermination {
     hostname: String,
 }
 
-/// Builds an instance from a plugin row (the [`super::PluginFactory`]).
+/// Builds an instance from a plugin row (the [`crate::pdk::PluginFactory`]).
 pub fn build(
     row: &schemas::model::Plugin,
     env: &PluginEnv,
@@ -215,8 +216,8 @@ fn headers_json(headers: &HeaderMap) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::runner::tests::ctx_with_request;
-    use crate::plugins::runner::{PluginRunner, DEFAULT_BODY_CAP};
+    use crate::proxy::phases::tests::ctx_with_request;
+    use crate::proxy::phases::{PluginRunner, DEFAULT_BODY_CAP};
     use crate::snapshot::tests::{plugin, route, service};
     use crate::snapshot::{Scope, Snapshot};
     use http::header::CONTENT_LENGTH;
@@ -249,8 +250,10 @@ mod tests {
             ..PluginEnv::default()
         };
         let snapshot = Arc::new(Snapshot::build(&config, &env).unwrap());
-        let mut ctx = ctx_with_request(snapshot, &config, request);
-        PluginRunner::new(DEFAULT_BODY_CAP).access(&mut ctx).await
+        let mut ctx = ctx_with_request(Arc::clone(&snapshot), &config, request);
+        PluginRunner::new(DEFAULT_BODY_CAP)
+            .access(snapshot.plugins(), &mut ctx)
+            .await
     }
 
     fn get(uri: &str) -> http::Request<Bytes> {

@@ -12,7 +12,7 @@
 use http::header::HeaderMap;
 use http::StatusCode;
 
-use super::{Flow, Plugin, RequestCtx};
+use crate::pdk::{Flow, Plugin, RequestCtx};
 
 /// Answers 500 in place of the plugin it stands for (whose table it sits
 /// in, so it runs at that plugin's priority).

@@ -7,7 +7,9 @@
 //! The chunked decoder is strict, as hyper's was: CRLF line endings, at most
 //! 16 hex digits of size, chunk extensions and trailer fields skipped but
 //! bounded in size. The header-value rules both sides share live here too:
-//! `Content-Length` lists, `Connection` tokens, the last transfer coding.
+//! `Content-Length` values (a request's must be one plain number, as nginx
+//! requires; a response's may be a list of identical ones, RFC 9110 8.6),
+//! `Connection` tokens, the transfer codings.
 
 use bytes::Bytes;
 use bytes::{Buf as _, BytesMut};
@@ -275,23 +277,33 @@ fn hex_value(digit: u8) -> u8 {
     }
 }
 
-/// A `Content-Length` value: digits, or a list of identical ones.
+/// A `Content-Length` value: digits, or a list of identical ones (what an
+/// upstream response may carry; RFC 9110 8.6).
 pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     let mut length = None;
     for item in value.split(|&byte| byte == b',') {
-        let digits = item.trim_ascii();
-        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let parsed = digits
-            .iter()
-            .fold(0u64, |total, digit| total * 10 + u64::from(digit - b'0'));
+        let parsed = plain_length(item.trim_ascii())?;
         if length.is_some_and(|previous| previous != parsed) {
             return None;
         }
         length = Some(parsed);
     }
     length
+}
+
+/// A request's `Content-Length` value: one plain decimal number of at most
+/// 19 digits, nothing else (no list, sign or inner space). nginx refuses
+/// anything else with 400, and so does the proxy: an upstream that reads a
+/// list differently would read the body differently (RFC 9110 8.6).
+pub(crate) fn plain_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |total, digit| total * 10 + u64::from(digit - b'0')),
+    )
 }
 
 /// Whether the comma-separated list `value` holds `token` (any case).
@@ -304,6 +316,13 @@ pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
 /// Whether `item`, without surrounding whitespace, is `token` (any case).
 fn token_is(item: &[u8], token: &[u8]) -> bool {
     item.trim_ascii().eq_ignore_ascii_case(token)
+}
+
+/// Whether a `Transfer-Encoding` value is exactly `chunked` (any case):
+/// the only transfer coding the proxy accepts on a request, as nginx
+/// (any other gets 501, RFC 9112 6.1).
+pub(crate) fn is_only_chunked(value: &[u8]) -> bool {
+    token_is(value, b"chunked")
 }
 
 /// Whether a `Transfer-Encoding` value's last coding is `chunked`.

@@ -1,12 +1,32 @@
 //! Headers the proxy adds, replaces or removes (Kong's §5.4–5.6).
 //!
-//! - Hop-by-hop headers (and those a `Connection` header lists) are removed
-//!   in both directions.
+//! - [`prepare_client_request`] runs on every client request before it is
+//!   routed and before any plugin sees it. It removes what the client sent
+//!   for the proxy alone: the hop-by-hop fields (`Connection` and every
+//!   field it lists, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
+//!   `Transfer-Encoding`, `Upgrade`; RFC 9110 7.6.1), `Proxy` (httpoxy,
+//!   CVE-2016-5385; Kong clears it too), and the identity aliases (below).
+//!   `TE` stays as `TE: trailers` when the client listed `trailers`, as
+//!   Kong forwards it. A `Connection` token cannot remove `Host`. Because
+//!   this happens before the plugins, a client can no longer name a header
+//!   the gateway or a plugin sets (`Connection: X-Consumer-ID`) and have it
+//!   removed on the way out (Kong removes them after its plugins ran).
+//! - **Identity aliases.** A client header whose name contains `_` and,
+//!   with every `_` read as `-`, is one the gateway or its auth plugins set
+//!   upstream is dropped: `X-Consumer-*`, `X-Credential-*`,
+//!   `X-Anonymous-*`, `X-Authenticated-*`, `X-Forwarded-*`, `X-Real-IP`.
+//!   CGI, WSGI and PHP upstreams read `X_Consumer_ID` as `X-Consumer-ID`
+//!   (both become `HTTP_X_CONSUMER_ID`), so a forged alias would shadow the
+//!   real header. Names differing only in case are one header already.
+//!   Other underscored headers pass, as in Kong (`underscores_in_headers
+//!   on`): key-auth `key_names` such as `api_key` keep working.
 //! - Upstream requests get `Host` (per `preserve_host`), `X-Forwarded-*`,
 //!   `X-Real-IP`, `Via` and `X-Kong-Request-Id`; client-sent copies are
 //!   replaced, except `X-Forwarded-For` and `Via`, which are appended to.
-//! - Responses get `Via`, latency headers and `X-Kong-Request-Id`; the
-//!   gateway's own responses also get `Server`.
+//! - Responses lose their hop-by-hop fields (the `Connection`-listed ones,
+//!   and `Trailer` unless the client asked for trailers, as Kong does) and
+//!   get `Via`, latency headers and `X-Kong-Request-Id`; the gateway's own
+//!   responses get `Server` instead of `Via`.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -20,7 +40,7 @@ use http::Version;
 use once_cell::sync::Lazy;
 use schemas::model::Service;
 
-use super::respond::SERVER_TOKEN;
+use crate::pdk::response::SERVER_TOKEN;
 
 /// `X-Forwarded-For`.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -47,31 +67,157 @@ pub const X_KONG_RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-kong-
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// `Proxy`: never forwarded (httpoxy).
+const PROXY: HeaderName = HeaderName::from_static("proxy");
 
-/// Removes hop-by-hop headers: `Connection` and every header it lists,
-/// `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`
-/// and `Upgrade`.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|token| HeaderName::try_from(token.trim()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+/// The prefixes (and whole names) of the headers the gateway and its auth
+/// plugins set upstream, whose underscored aliases a client may not send.
+const IDENTITY_PREFIXES: [&[u8]; 6] = [
+    b"x-consumer-",
+    b"x-credential-",
+    b"x-anonymous-",
+    b"x-authenticated-",
+    b"x-forwarded-",
+    b"x-real-ip",
+];
+
+/// Readies a client request's headers before routing and plugins (see the
+/// module doc): hop-by-hop fields, `Proxy` and identity aliases go,
+/// `TE: trailers` stays. One pass over the names finds what to do; a
+/// request with nothing to remove allocates nothing.
+pub fn prepare_client_request(headers: &mut HeaderMap) {
+    let mut hop_by_hop = false;
+    let mut aliases = false;
+    for name in headers.keys() {
+        if is_request_hop_by_hop(name) {
+            hop_by_hop = true;
+        } else if name.as_str().as_bytes().contains(&b'_') {
+            aliases |= is_identity_alias(name.as_str().as_bytes());
+        }
     }
+    if hop_by_hop {
+        remove_client_hop_by_hop(headers);
+    }
+    if aliases {
+        let forged: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| is_identity_alias(name.as_str().as_bytes()))
+            .cloned()
+            .collect();
+        for name in forged {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Whether `name` is one [`prepare_client_request`] removes (or, `TE`,
+/// rewrites) by its name alone.
+fn is_request_hop_by_hop(name: &HeaderName) -> bool {
+    [
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+        &PROXY,
+    ]
+    .contains(&name)
+}
+
+/// Removes a request's hop-by-hop fields; `TE` becomes `TE: trailers` when
+/// it lists `trailers`.
+fn remove_client_hop_by_hop(headers: &mut HeaderMap) {
+    // Before the `Connection` tokens go: a `TE` sender lists `TE` there
+    // (RFC 9110 10.1.4).
+    let wants_trailers = headers
+        .get_all(TE)
+        .iter()
+        .any(|value| has_token(value.as_bytes(), b"trailers"));
+    remove_connection_listed(headers, &[b"close", b"keep-alive", b"host"]);
     for name in [
-        CONNECTION,
         KEEP_ALIVE,
         PROXY_CONNECTION,
         TE,
         TRAILER,
         TRANSFER_ENCODING,
         UPGRADE,
+        PROXY,
     ] {
         headers.remove(name);
+    }
+    if wants_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Removes `Connection` and the fields its tokens name, except the tokens
+/// in `kept` (lowercase).
+fn remove_connection_listed(headers: &mut HeaderMap, kept: &[&[u8]]) {
+    let mut values = headers.get_all(CONNECTION).iter();
+    let (Some(first), None) = (values.next(), values.next()) else {
+        // None, or several fields (rare): the general case.
+        if !headers.contains_key(CONNECTION) {
+            return;
+        }
+        let listed: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
+        headers.remove(CONNECTION);
+        for value in &listed {
+            remove_listed(headers, value, kept);
+        }
+        return;
+    };
+    let first = first.clone();
+    headers.remove(CONNECTION);
+    remove_listed(headers, &first, kept);
+}
+
+/// Removes the fields a `Connection` value lists, except those in `kept`.
+fn remove_listed(headers: &mut HeaderMap, value: &HeaderValue, kept: &[&[u8]]) {
+    for token in value.as_bytes().split(|&byte| byte == b',') {
+        let token = token.trim_ascii();
+        if token.is_empty() || kept.iter().any(|kept| token.eq_ignore_ascii_case(kept)) {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token) {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Whether a (lowercase) header name with `_` in it reads, with `_` as
+/// `-`, as one of [`IDENTITY_PREFIXES`].
+fn is_identity_alias(name: &[u8]) -> bool {
+    name.contains(&b'_')
+        && IDENTITY_PREFIXES.iter().any(|prefix| {
+            name.len() >= prefix.len()
+                && name
+                    .iter()
+                    .zip(prefix.iter())
+                    .all(|(&byte, &want)| byte == want || (byte == b'_' && want == b'-'))
+        })
+}
+
+/// Whether the comma-separated list `value` holds `token` (any case).
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&byte| byte == b',')
+        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// Removes a response's hop-by-hop fields: `Connection` and what it lists,
+/// `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`, `Upgrade`,
+/// and `Trailer` unless `keep_trailer` (the client sent `TE: trailers`).
+fn remove_response_hop_by_hop(headers: &mut HeaderMap, keep_trailer: bool) {
+    if headers.contains_key(CONNECTION) {
+        remove_connection_listed(headers, &[b"close", b"keep-alive", b"upgrade"]);
+    }
+    for name in [KEEP_ALIVE, PROXY_CONNECTION, TE, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+    if !keep_trailer {
+        headers.remove(TRAILER);
     }
 }
 
@@ -104,7 +250,8 @@ pub fn prepare_upstream(
     service: &Service,
     preserve_host: bool,
 ) {
-    remove_hop_by_hop(headers);
+    // The client's hop-by-hop fields went before the plugins ran
+    // (`prepare_client_request`); what the plugins set stays.
     // Kong answers `Expect: 100-continue` itself; the upstream never sees it.
     headers.remove(EXPECT);
     let host = match (preserve_host, forwarding.host_header) {
@@ -190,22 +337,35 @@ fn bracketed(host: &str) -> String {
     }
 }
 
-/// Headers of a proxied response: hop-by-hop removed, `Via` appended,
-/// `Server` added if the upstream sent none, latencies and request id.
+/// Headers of a proxied response: hop-by-hop removed (`Trailer` kept
+/// only with `keep_trailer`), `Via` appended, `Server` added if the
+/// upstream sent none, latencies and request id. Also the headers of the
+/// gateway's error for a failed upstream exchange (502, 504), which Kong
+/// sends as a proxied response.
 pub fn prepare_proxied_response(
     headers: &mut HeaderMap,
-    upstream_latency: Duration,
-    proxy_latency: Duration,
+    latencies: Latencies,
     request_id: &str,
+    keep_trailer: bool,
 ) {
-    remove_hop_by_hop(headers);
+    remove_response_hop_by_hop(headers, keep_trailer);
     append_list(headers, VIA, via_value(Version::HTTP_11));
     if !headers.contains_key(SERVER) {
         headers.insert(SERVER, HeaderValue::from_static(SERVER_TOKEN));
     }
-    headers.insert(X_KONG_UPSTREAM_LATENCY, millis(upstream_latency));
-    headers.insert(X_KONG_PROXY_LATENCY, millis(proxy_latency));
+    headers.insert(X_KONG_UPSTREAM_LATENCY, millis(latencies.upstream));
+    headers.insert(X_KONG_PROXY_LATENCY, millis(latencies.proxy));
     set(headers, X_KONG_REQUEST_ID, request_id);
+}
+
+/// The latencies of a proxied request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latencies {
+    /// From sending the request upstream to its response head (Kong's
+    /// `KONG_WAITING_TIME`).
+    pub upstream: Duration,
+    /// From the request's arrival to sending it upstream.
+    pub proxy: Duration,
 }
 
 /// Headers of a response the gateway generated: `Server`,
@@ -292,20 +452,97 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hop_by_hop_headers_go() {
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            CONNECTION,
-            HeaderValue::from_static("keep-alive, x-private"),
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    /// The names, sorted (removals reorder the map).
+    fn names(headers: &HeaderMap) -> Vec<&str> {
+        let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn client_hop_by_hop_headers_go_before_the_plugins() {
+        let mut headers = map(&[
+            ("connection", "keep-alive, X-Private"),
+            ("connection", "x-consumer-id,,host"),
+            ("x-private", "1"),
+            ("x-consumer-id", "forged"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-connection", "keep-alive"),
+            ("upgrade", "websocket"),
+            ("trailer", "x-t"),
+            ("te", "gzip"),
+            ("proxy", "http://evil.test"),
+            ("host", "a.test"),
+            ("x-kept", "1"),
+        ]);
+        prepare_client_request(&mut headers);
+        assert_eq!(names(&headers), ["host", "x-kept"]);
+    }
+
+    #[test]
+    fn te_trailers_is_kept_alone() {
+        let mut headers = map(&[("te", "gzip, Trailers;q=1"), ("te", "deflate")]);
+        prepare_client_request(&mut headers);
+        assert!(
+            headers.get(TE).is_none(),
+            "a parameter makes it another token"
         );
-        headers.insert("x-private", HeaderValue::from_static("1"));
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
-        headers.insert("x-kept", HeaderValue::from_static("1"));
-        remove_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 1);
+        let mut headers = map(&[("te", "gzip, trailers"), ("connection", "TE")]);
+        prepare_client_request(&mut headers);
+        assert_eq!(headers[TE], "trailers");
+        assert!(!headers.contains_key(CONNECTION));
+    }
+
+    #[test]
+    fn identity_aliases_are_dropped_and_other_underscores_kept() {
+        let mut headers = map(&[
+            ("x_consumer_id", "forged"),
+            ("x-consumer_username", "forged"),
+            ("x_credential_identifier", "forged"),
+            ("x_anonymous_consumer", "forged"),
+            ("x_authenticated_groups", "forged"),
+            ("x_forwarded_for", "forged"),
+            ("x_real_ip", "forged"),
+            ("x_real_ip_2", "forged"),
+            ("api_key", "kept"),
+            ("x_consumer", "kept: not an alias of an X-Consumer-* header"),
+            ("x-consumer-id", "kept: the plugins replace it"),
+        ]);
+        prepare_client_request(&mut headers);
+        assert_eq!(names(&headers), ["api_key", "x-consumer-id", "x_consumer"]);
+    }
+
+    #[test]
+    fn response_hop_by_hop_headers_go_and_trailer_only_when_asked() {
+        let upstream = || {
+            map(&[
+                ("connection", "close, x-private, Upgrade"),
+                ("x-private", "1"),
+                ("keep-alive", "timeout=5"),
+                ("transfer-encoding", "chunked"),
+                ("trailer", "x-checksum"),
+                ("x-kept", "1"),
+            ])
+        };
+        let mut headers = upstream();
+        prepare_proxied_response(&mut headers, Latencies::default(), "r", false);
+        assert!(!headers.contains_key(TRAILER));
+        assert!(!headers.contains_key("x-private"));
+        assert!(!headers.contains_key(CONNECTION));
+        assert!(!headers.contains_key(TRANSFER_ENCODING));
         assert!(headers.contains_key("x-kept"));
+        let mut headers = upstream();
+        prepare_proxied_response(&mut headers, Latencies::default(), "r", true);
+        assert_eq!(headers[TRAILER], "x-checksum");
     }
 
     #[test]
@@ -357,12 +594,11 @@ mod tests {
     fn response_headers() {
         let mut headers = HeaderMap::new();
         headers.insert(VIA, HeaderValue::from_static("1.1 upstream"));
-        prepare_proxied_response(
-            &mut headers,
-            Duration::from_millis(12),
-            Duration::from_millis(3),
-            "r",
-        );
+        let latencies = Latencies {
+            upstream: Duration::from_millis(12),
+            proxy: Duration::from_millis(3),
+        };
+        prepare_proxied_response(&mut headers, latencies, "r", false);
         assert_eq!(headers[VIA], "1.1 upstream, 1.1 kong/3.10.0");
         assert_eq!(headers[SERVER], "kong/3.10.0");
         assert_eq!(headers[X_KONG_UPSTREAM_LATENCY], "12");
@@ -370,7 +606,7 @@ mod tests {
 
         let mut headers = HeaderMap::new();
         headers.insert(SERVER, HeaderValue::from_static("echo"));
-        prepare_proxied_response(&mut headers, Duration::ZERO, Duration::ZERO, "r");
+        prepare_proxied_response(&mut headers, Latencies::default(), "r", false);
         assert_eq!(headers[SERVER], "echo");
 
         let mut generated = HeaderMap::new();

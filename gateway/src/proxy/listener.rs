@@ -13,7 +13,9 @@
 //! (bounded by `tls_handshake_timeout`), then the gateway's own HTTP/1.1
 //! server (`http1/`), which also answers 414, 431 and 400 and enforces
 //! `header_read_timeout`. hyper serves HTTP/2: connections that negotiated
-//! `h2` by ALPN, and those that open with the HTTP/2 preface.
+//! `h2` by ALPN, and those that open with the HTTP/2 preface; their socket
+//! writes are bounded by `send_timeout` and their request bodies by
+//! `client_body_timeout`, as the HTTP/1.1 server's are.
 //!
 //! On shutdown the listener stops accepting, open connections are asked to
 //! finish their current request and close (idle ones close at once), and
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Request;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -39,8 +41,11 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::http1::{self, Shutdown, Split};
-use super::{body, Proxy, ProxySettings};
-use crate::plugins::Downstream;
+use super::timed_write::TimedWriteIo;
+use super::{Proxy, ProxySettings};
+use crate::pdk::body;
+use crate::pdk::body::IdleTimeout;
+use crate::pdk::Downstream;
 
 /// Pause after a failed accept (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -194,8 +199,9 @@ fn spawn_connection(
         .spawn(serve_connection(accepted, tls, http2, proxy, shutdown));
 }
 
-/// Serves one connection until it ends: registers it with the current
-/// runtime, runs the TLS handshake if any, then HTTP/1.1 or HTTP/2.
+/// Serves one connection until it ends: counts it open, registers it with
+/// the current runtime, runs the TLS handshake if any, then HTTP/1.1 or
+/// HTTP/2.
 async fn serve_connection(
     accepted: Accepted,
     tls: Option<TlsAcceptor>,
@@ -208,6 +214,7 @@ async fn serve_connection(
         peer,
         listen_port,
     } = accepted;
+    let _open = proxy.stats().connection_opened();
     let stream = match TcpStream::from_std(stream) {
         Ok(stream) => stream,
         Err(error) => return tracing::debug!(%peer, %error, "cannot register a connection"),
@@ -263,14 +270,25 @@ async fn serve_http2<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let settings = proxy.settings();
+    let (body_timeout, send_timeout) = (settings.client_body_timeout, settings.send_timeout);
     let service = service_fn(move |request: Request<Incoming>| {
         let proxy = Arc::clone(&proxy);
         let downstream = downstream.clone();
         async move {
-            let response = proxy.handle(request.map(body::boxed), downstream).await;
+            let request = request.map(|incoming| {
+                let incoming = body::boxed(incoming);
+                if incoming.is_end_stream() {
+                    incoming
+                } else {
+                    IdleTimeout::client_body(incoming, body_timeout).into_body()
+                }
+            });
+            let response = proxy.handle(request, downstream).await;
             Ok::<_, Infallible>(response)
         }
     });
+    let io = TimedWriteIo::new(io, send_timeout);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     let ended = tokio::select! {

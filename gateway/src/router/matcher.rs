@@ -278,7 +278,7 @@ impl HeaderValuePattern {
 pub(super) struct Conditions {
     methods: Vec<String>,
     pub hosts: Vec<HostPattern>,
-    snis: Vec<String>,
+    snis: Vec<SniPattern>,
     headers: Vec<HeaderRule>,
 }
 
@@ -302,7 +302,7 @@ impl Conditions {
                 .snis
                 .iter()
                 .flatten()
-                .map(|sni| canonical_sni(sni))
+                .map(|sni| SniPattern::parse(sni))
                 .collect(),
             headers,
         })
@@ -340,13 +340,52 @@ impl Conditions {
         if !request.tls || self.snis.is_empty() {
             return true;
         }
-        request
-            .sni
-            .is_some_and(|sni| self.snis.contains(&canonical_sni(sni)))
+        let Some(sni) = request.sni.map(canonical_sni) else {
+            return false;
+        };
+        self.snis.iter().any(|pattern| pattern.matches(&sni))
     }
 
     fn has_port_specific_host(&self) -> bool {
         self.hosts.iter().any(|pattern| pattern.port.is_some())
+    }
+}
+
+/// A route's SNI: exact, `*.example.test` (any name ending in
+/// `.example.test`) or `example.*` (any name starting with `example.`), as
+/// Kong's router reads them (`router/transform.lua`: postfix and prefix
+/// matching).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SniPattern {
+    Exact(String),
+    Suffix(String),
+    Prefix(String),
+}
+
+impl SniPattern {
+    fn parse(sni: &str) -> Self {
+        let lower = sni.to_ascii_lowercase();
+        if let Some(prefix) = lower.strip_suffix('*') {
+            return SniPattern::Prefix(prefix.to_owned());
+        }
+        let canonical = canonical_sni(&lower);
+        match canonical.strip_prefix('*') {
+            Some(suffix) => SniPattern::Suffix(suffix.to_owned()),
+            None => SniPattern::Exact(canonical),
+        }
+    }
+
+    /// Whether the (canonical) `sni` matches.
+    fn matches(&self, sni: &str) -> bool {
+        match self {
+            SniPattern::Exact(exact) => sni == exact,
+            SniPattern::Suffix(suffix) => {
+                sni.len() > suffix.len() && sni.ends_with(suffix.as_str())
+            }
+            SniPattern::Prefix(prefix) => {
+                sni.len() > prefix.len() && sni.starts_with(prefix.as_str())
+            }
+        }
     }
 }
 
@@ -579,6 +618,22 @@ mod tests {
         for (pattern, expected) in cases {
             assert_eq!(literal_prefix(pattern), expected, "{pattern}");
         }
+    }
+
+    #[test]
+    fn wildcard_snis_match_like_kongs_router() {
+        let suffix = SniPattern::parse("*.Foo.test");
+        assert!(suffix.matches("a.foo.test"));
+        assert!(suffix.matches("a.b.foo.test"));
+        assert!(!suffix.matches("foo.test"));
+        let prefix = SniPattern::parse("bar.*");
+        assert!(prefix.matches("bar.test"));
+        assert!(prefix.matches("bar.example.com"));
+        assert!(!prefix.matches("foobar.test"));
+        assert_eq!(
+            SniPattern::parse("Example.com."),
+            SniPattern::Exact("example.com".to_owned())
+        );
     }
 
     #[test]

@@ -13,39 +13,21 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::sharded::ShardedMap;
+use crate::pdk::Credential;
 
-/// A key-auth credential, ready for lookups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credential {
-    /// The credential's id.
-    pub id: Uuid,
-    /// The consumer it authenticates.
-    pub consumer_id: Uuid,
-    /// The API key.
-    pub key: String,
-    /// Epoch second after which the key no longer authenticates.
-    pub expires_at: Option<i64>,
-}
-
-impl Credential {
-    /// Whether the credential's TTL has run out at `now` (epoch seconds).
-    pub fn is_expired(&self, now: i64) -> bool {
-        self.expires_at.is_some_and(|expires_at| now >= expires_at)
-    }
-
-    fn from_row(row: model::KeyAuthCredential) -> Self {
-        Credential {
-            id: row.id,
-            consumer_id: row.consumer.id,
-            expires_at: row.expires_at(),
-            key: row.key,
-        }
+/// The credential of a stored row.
+fn credential_of(row: model::KeyAuthCredential) -> Credential {
+    Credential {
+        id: row.id,
+        consumer_id: row.consumer.id,
+        expires_at: row.expires_at(),
+        key: row.key,
     }
 }
 
 /// Consumers and credentials with their lookup indexes.
 #[derive(Clone)]
-pub(super) struct Identities {
+pub(super) struct IdentityMaps {
     consumers: ShardedMap<Uuid, Arc<Consumer>>,
     consumers_by_username: KeyIndex<Consumer>,
     credentials: ShardedMap<Uuid, Arc<Credential>>,
@@ -56,19 +38,19 @@ pub(super) struct Identities {
 /// keys.
 type KeyIndex<T> = ShardedMap<ByKey<T>, ()>;
 
-impl Default for Identities {
+impl Default for IdentityMaps {
     fn default() -> Self {
         Self::build(Vec::new(), Vec::new())
     }
 }
 
-impl Identities {
+impl IdentityMaps {
     /// Indexes `consumers` and the `credentials` whose consumer exists.
     pub(super) fn build(
         consumers: Vec<Consumer>,
         credentials: Vec<model::KeyAuthCredential>,
     ) -> Self {
-        let mut identities = Identities {
+        let mut identities = IdentityMaps {
             consumers: ShardedMap::with_capacity(consumers.len()),
             consumers_by_username: ShardedMap::with_capacity(consumers.len()),
             credentials: ShardedMap::with_capacity(credentials.len()),
@@ -126,7 +108,7 @@ impl Identities {
         if !self.consumers.contains_key(&row.consumer.id) {
             return;
         }
-        let credential = Arc::new(Credential::from_row(row));
+        let credential = Arc::new(credential_of(row));
         replace_key(&mut self.credentials_by_key, &credential);
         self.credentials.insert(credential.id, credential);
     }

@@ -3,7 +3,8 @@
 //! A [`Snapshot`] holds typed entities and what is compiled from them, in
 //! three parts each behind its own `Arc`:
 //!
-//! - `routing`: services, routes and the [`Router`];
+//! - `routing`: services, routes, the [`Router`] and each route's metric
+//!   handles;
 //! - `identities`: consumers by id and username, key-auth credentials by
 //!   key;
 //! - [`PluginIndex`]: the plugin instances indexed for precedence.
@@ -38,14 +39,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::plugins::PluginEnv;
+use crate::observability::RouteSeries;
+use crate::pdk::{Credential, Identities, PluginEnv};
 use crate::router::{Router, RouterError};
 use crate::store::ChangedEntity;
 
-pub use identities::Credential;
-pub use plugins::{PluginIndex, PluginTable, Protocol, Scope};
+pub use plugins::{PluginIndex, PluginTable, Scope};
 
-use identities::Identities;
+use identities::IdentityMaps;
 use routing::Routing;
 
 /// Why a configuration could not be compiled.
@@ -81,7 +82,7 @@ pub enum SnapshotError {
 /// One compiled configuration.
 pub struct Snapshot {
     routing: Arc<Routing>,
-    identities: Arc<Identities>,
+    identities: Arc<IdentityMaps>,
     plugins: Arc<PluginIndex>,
 }
 
@@ -119,8 +120,8 @@ impl Snapshot {
             plugins,
         } = entities;
         Ok(Snapshot {
-            routing: Arc::new(Routing::build(services, routes)?),
-            identities: Arc::new(Identities::build(consumers, keyauth_credentials)),
+            routing: Arc::new(Routing::build(services, routes, &env.metrics)?),
+            identities: Arc::new(IdentityMaps::build(consumers, keyauth_credentials)),
             plugins: Arc::new(PluginIndex::build(plugins, env)),
         })
     }
@@ -136,7 +137,10 @@ impl Snapshot {
         let routing = if delta.services.is_empty() && delta.routes.is_empty() {
             Arc::clone(&self.routing)
         } else {
-            Arc::new(self.routing.with_changes(delta.services, delta.routes)?)
+            Arc::new(
+                self.routing
+                    .with_changes(delta.services, delta.routes, &env.metrics)?,
+            )
         };
         let identities = if delta.consumers.is_empty() && delta.credentials.is_empty() {
             Arc::clone(&self.identities)
@@ -173,22 +177,28 @@ impl Snapshot {
         self.routing.services.get(id)
     }
 
-    /// The consumer with this id.
-    pub fn consumer(&self, id: &Uuid) -> Option<&Arc<Consumer>> {
-        self.identities.consumer(id)
+    /// The metric handles of the route with this id.
+    pub fn route_series(&self, id: &Uuid) -> Option<&Arc<RouteSeries>> {
+        self.routing.series.get(id)
     }
 
     /// The consumer with this username.
     pub fn consumer_by_username(&self, username: &str) -> Option<&Arc<Consumer>> {
         self.identities.consumer_by_username(username)
     }
+}
+
+impl Identities for Snapshot {
+    fn consumer(&self, id: &Uuid) -> Option<&Arc<Consumer>> {
+        self.identities.consumer(id)
+    }
 
     /// Kong's `kong.client.load_consumer(value, by_username)`: by id when
     /// `value` is a UUID, then (if `by_username`) by username.
-    pub fn load_consumer(&self, value: &str, by_username: bool) -> Option<&Arc<Consumer>> {
+    fn load_consumer(&self, value: &str, by_username: bool) -> Option<&Arc<Consumer>> {
         let by_id = Uuid::parse_str(value)
             .ok()
-            .and_then(|id| self.consumer(&id));
+            .and_then(|id| self.identities.consumer(&id));
         match by_id {
             Some(consumer) => Some(consumer),
             None if by_username => self.consumer_by_username(value),
@@ -198,7 +208,7 @@ impl Snapshot {
 
     /// The key-auth credential whose key is `key`. The key found by the hash
     /// lookup is compared again in constant time.
-    pub fn credential_by_key(&self, key: &str) -> Option<&Arc<Credential>> {
+    fn credential_by_key(&self, key: &str) -> Option<&Arc<Credential>> {
         self.identities.credential_by_key(key)
     }
 }

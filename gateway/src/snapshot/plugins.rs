@@ -8,32 +8,14 @@ use std::sync::Arc;
 use schemas::model;
 use uuid::Uuid;
 
-use crate::plugins::unavailable::Unavailable;
-use crate::plugins::{self, Plugin, PluginDescriptor, PluginEnv};
+use crate::pdk::{Plugin, PluginDescriptor, PluginEnv, Protocol};
+use crate::plugins::{self, unavailable::Unavailable};
 
-/// The protocol of a request as plugins' `protocols` name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    /// Plain HTTP.
-    Http,
-    /// HTTP over TLS.
-    Https,
-}
-
-impl Protocol {
-    /// `http` or `https`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Http => "http",
-            Protocol::Https => "https",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Protocol::Http => 0,
-            Protocol::Https => 1,
-        }
+/// The slot of a protocol in a table's per-protocol arrays.
+fn protocol_index(protocol: Protocol) -> usize {
+    match protocol {
+        Protocol::Http => 0,
+        Protocol::Https => 1,
     }
 }
 
@@ -82,10 +64,10 @@ impl PluginTable {
 
     /// The instance attached exactly to `scope` for `protocol`.
     pub fn get(&self, protocol: Protocol, scope: &Scope) -> Option<&Arc<dyn Plugin>> {
-        if self.shapes[protocol.index()] & scope.shape() == 0 {
+        if self.shapes[protocol_index(protocol)] & scope.shape() == 0 {
             return None;
         }
-        self.by_scope[protocol.index()].get(scope)
+        self.by_scope[protocol_index(protocol)].get(scope)
     }
 
     /// Whether any instance is attached to a consumer.
@@ -98,8 +80,8 @@ impl PluginTable {
     fn insert(&mut self, protocols: &[String], scope: Scope, instance: Arc<dyn Plugin>) {
         for protocol in [Protocol::Http, Protocol::Https] {
             if protocols.iter().any(|p| p == protocol.as_str()) {
-                self.by_scope[protocol.index()].insert(scope, Arc::clone(&instance));
-                self.shapes[protocol.index()] |= scope.shape();
+                self.by_scope[protocol_index(protocol)].insert(scope, Arc::clone(&instance));
+                self.shapes[protocol_index(protocol)] |= scope.shape();
             }
         }
     }
@@ -180,6 +162,12 @@ impl PluginIndex {
     /// Whether no plugin is configured at all.
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
+    }
+
+    /// Whether a configured plugin has a log phase (a request may then
+    /// need its sizes and latencies).
+    pub fn has_log_phase(&self) -> bool {
+        self.tables.iter().any(|table| table.plugin.phases.log)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Entity builders for tests across the crate, and the snapshot's own tests.
 
 use super::*;
+use crate::pdk::Protocol;
 use schemas::model::ForeignKey;
 use serde_json::{json, Value};
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use schemas::EntityKind;
 
 use super::{Entities, Snapshot, SnapshotError, SnapshotHandle};
-use crate::plugins::PluginEnv;
+use crate::pdk::PluginEnv;
 use crate::store::{Commit, ListQuery, Store};
 
 /// Entities per page when compiling. glibc's malloc handles requests of

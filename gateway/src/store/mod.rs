@@ -7,13 +7,13 @@
 //! - [`Store`] (this file, `read`, `write`, `prepare`, `replace`): the
 //!   backend-neutral store. Every write validates through
 //!   [`schemas::EntityKind::validate`], is *planned* against the in-memory
-//!   [`state`] under one write lock (`plan`: the rows it puts and removes),
+//!   `state` under one write lock (`plan`: the rows it puts and removes),
 //!   committed by the backend in one transaction (durable before the call
 //!   returns; a failed commit leaves no trace), then applied to the state,
 //!   and finally announced to the commit hook ([`Store::set_on_commit`]),
 //!   still under the write lock, so the proxy snapshot it updates always
 //!   reflects the latest write. Reads are served from the state.
-//! - [`state`] and [`keys`]: rows in memory with their unique index and
+//! - `state` and `keys`: rows in memory with their unique index and
 //!   references, derived from each kind's descriptor.
 //! - [`backend::EntityBackend`]: what a backend does — load rows, commit a
 //!   plan, replace everything, each at a gap-free revision.

@@ -30,6 +30,10 @@ pub enum TagFilter {
 impl TagFilter {
     /// Parse Kong's `tags` query argument.
     pub fn parse(raw: &str) -> Result<Self, StoreError> {
+        if raw.is_empty() {
+            // Kong: `?tags=` is `invalid option (tags: cannot be null)`.
+            return Err(invalid_tags("cannot be null"));
+        }
         let filter = if is_tag_list(raw, ',') {
             TagFilter::All(split_tags(raw, ','))
         } else if is_tag_list(raw, '/') {

@@ -2,9 +2,10 @@
 
 use serde_json::{Map, Value};
 
-use super::{common, EntityDescriptor};
+use super::EntityDescriptor;
 use crate::error::{FieldError, FieldPath};
 use crate::schema::{is_present, Field, Record};
+use crate::typedefs;
 
 /// Consumers (Kong's `consumers`, endpoint key `username`).
 pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
@@ -22,12 +23,12 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
 
 pub fn schema() -> Record {
     Record::new(vec![
-        common::id(),
-        common::created_at(),
-        common::updated_at(),
+        typedefs::id(),
+        typedefs::created_at(),
+        typedefs::updated_at(),
         Field::string("username"),
         Field::string("custom_id"),
-        common::tags(),
+        typedefs::tags(),
     ])
     .with_check(username_or_custom_id)
 }

@@ -12,6 +12,7 @@
 
 use super::EntityKind;
 use crate::schema::Record;
+use crate::typedefs::Generated;
 
 /// What deleting a referenced entity does to the entities pointing at it
 /// (Kong's `on_delete` of a `foreign` field).
@@ -32,16 +33,6 @@ pub struct Reference {
     pub parent: EntityKind,
     /// What deleting the parent does.
     pub on_delete: OnDelete,
-}
-
-/// A field the server fills when the input leaves it out, e.g. a key-auth
-/// `key`; an update keeps the stored value.
-#[derive(Debug, Clone, Copy)]
-pub struct Generated {
-    /// The field name.
-    pub field: &'static str,
-    /// Makes a fresh value.
-    pub make: fn() -> String,
 }
 
 /// Everything the code base knows about one entity kind besides its

@@ -1,7 +1,8 @@
 //! The key-auth credential entity (`keyauth_credentials`).
 
-use super::{common, EntityDescriptor, EntityKind, Generated, OnDelete, Reference};
+use super::{EntityDescriptor, EntityKind, Generated, OnDelete, Reference};
 use crate::schema::{Field, Record};
+use crate::typedefs;
 
 /// key-auth credentials (Kong's `keyauth_credentials`, Admin API
 /// `/key-auths`, endpoint key `key`); deleted with their consumer. The key
@@ -28,19 +29,19 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
 
 pub fn schema() -> Record {
     Record::new(vec![
-        common::id(),
-        common::created_at(),
+        typedefs::id(),
+        typedefs::created_at(),
         Field::foreign("consumer", "consumers").required(),
         Field::string("key").auto().secret(),
         Field::integer("ttl").between(0, 100_000_000),
-        common::tags(),
+        typedefs::tags(),
     ])
 }
 
 /// A new random key as Kong makes one: 24 random bytes in base64 without
 /// `/` and `+`, giving 32 alphanumeric characters.
 pub fn generate_key() -> String {
-    common::random_token(24, &['/', '+'])
+    typedefs::random_token(24, &['/', '+'])
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 //! references, generated fields). The list in [`entity_kinds!`] below is the
 //! only other place a kind is named.
 
-pub mod common;
 pub mod consumer;
 pub mod descriptor;
 pub mod keyauth_credential;
@@ -17,7 +16,8 @@ pub mod service;
 use once_cell::sync::Lazy;
 use serde_json::Value;
 
-pub use descriptor::{EntityDescriptor, Generated, OnDelete, Reference};
+pub use crate::typedefs::Generated;
+pub use descriptor::{EntityDescriptor, OnDelete, Reference};
 
 use crate::error::{FieldError, FieldPath, SchemaViolation};
 use crate::plugins;
@@ -116,7 +116,7 @@ impl EntityKind {
     /// Validate raw input (shorthands allowed) and return the canonical form.
     pub fn validate(self, input: &Value) -> Result<Value, SchemaViolation> {
         let result = match self {
-            Self::Service => service::expand_url(input)
+            Self::Service => service::expand_shorthands(input)
                 .map_err(|error| vec![error])
                 .and_then(|expanded| self.schema().validate(&expanded)),
             Self::Route => self
@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(session["config"]["cookie_same_site"], "Strict");
         assert_eq!(
             session["config"]["logout_methods"],
-            json!(["DELETE", "POST"])
+            json!(["POST", "DELETE"])
         );
         assert_eq!(session["config"]["secret"], Value::Null);
     }

@@ -3,10 +3,11 @@
 
 use serde_json::{json, Value};
 
-use super::{common, EntityDescriptor, EntityKind, OnDelete, Reference};
+use super::{EntityDescriptor, EntityKind, OnDelete, Reference};
 use crate::error::{FieldError, FieldPath};
 use crate::plugins::PluginSchema;
 use crate::schema::{Field, Record, Type};
+use crate::typedefs;
 
 /// Plugins (Kong's `plugins`, endpoint key `instance_name`); deleted with
 /// the route, service or consumer they are scoped to. Their `config`
@@ -72,11 +73,11 @@ pub fn generic_schema() -> Record {
 
 fn record(config: Record, protocols: &'static [&'static str]) -> Record {
     Record::new(vec![
-        common::id(),
+        typedefs::id(),
         Field::string("name").required(),
-        common::utf8_name("instance_name"),
-        common::created_at(),
-        common::updated_at(),
+        typedefs::utf8_name("instance_name"),
+        typedefs::created_at(),
+        typedefs::updated_at(),
         Field::foreign("route", "routes"),
         Field::foreign("service", "services"),
         Field::foreign("consumer", "consumers"),
@@ -87,7 +88,7 @@ fn record(config: Record, protocols: &'static [&'static str]) -> Record {
             .required()
             .default(json!(HTTP_PROTOCOLS)),
         Field::boolean("enabled").required().default(json!(true)),
-        common::tags(),
+        typedefs::tags(),
     ])
 }
 

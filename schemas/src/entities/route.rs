@@ -2,10 +2,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{common, EntityDescriptor, EntityKind, OnDelete, Reference};
+use super::{EntityDescriptor, EntityKind, OnDelete, Reference};
 use crate::error::{FieldError, FieldPath};
 use crate::matching::{self, MatchFieldError};
 use crate::schema::{is_present, pattern, Check, Field, Record, Type};
+use crate::typedefs;
 
 /// Routes (Kong's `routes`, endpoint key `name`). A service cannot be
 /// deleted while routes point at it (Kong's default `on_delete`).
@@ -28,13 +29,13 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
 
 pub fn schema() -> Record {
     Record::new(vec![
-        common::id(),
-        common::created_at(),
-        common::updated_at(),
-        common::utf8_name("name"),
+        typedefs::id(),
+        typedefs::created_at(),
+        typedefs::updated_at(),
+        typedefs::utf8_name("name"),
         Field::set(
             "protocols",
-            Field::item(Type::String).one_of(common::PROTOCOLS),
+            Field::item(Type::String).one_of(typedefs::PROTOCOLS),
         )
         .required()
         .default(json!(["http", "https"]))
@@ -70,10 +71,13 @@ pub fn schema() -> Record {
         Field::boolean("response_buffering")
             .required()
             .default(json!(true)),
-        Field::set("snis", Field::item(Type::String).custom(common::check_host)),
+        Field::set(
+            "snis",
+            Field::item(Type::String).custom(typedefs::check_wildcard_sni),
+        ),
         Field::set("sources", Field::item(Type::Record(endpoint()))),
         Field::set("destinations", Field::item(Type::Record(endpoint()))),
-        common::tags(),
+        typedefs::tags(),
         Field::foreign("service", "services"),
     ])
     .with_check(protocols_not_mixed)
@@ -121,7 +125,7 @@ fn check_route_host(value: &Value) -> Result<(), String> {
             .ok_or("invalid wildcard: must be placed at leftmost or rightmost label")?,
         _ => return Err("invalid wildcard: must have at most one wildcard".to_owned()),
     };
-    if common::is_host(plain) {
+    if typedefs::is_host(plain) {
         Ok(())
     } else {
         Err(format!("invalid hostname: {host_and_port}"))
@@ -145,7 +149,7 @@ fn check_route_path(value: &Value) -> Result<(), String> {
     if path.contains("//") {
         return Err("must not have empty segments".to_owned());
     }
-    common::check_percent_encoding(path)?;
+    typedefs::check_percent_encoding(path)?;
     let normalized = normalize_prefix(path);
     if normalized != path {
         return Err(format!(

@@ -1,10 +1,18 @@
 //! The Service entity (Kong 3.x `services`), including the `url` shorthand.
+//!
+//! `client_certificate` and `ca_certificates` name certificate entities,
+//! which this gateway does not have: a service naming one would be stored
+//! and the certificate never presented nor used. Both are refused, in
+//! files and in the Admin API alike, until certificates exist. decK writes
+//! `client_certificate` as a plain id string, Kong's Admin API as `{id}`;
+//! both forms are read.
 
 use serde_json::{json, Map, Value};
 
-use super::{common, EntityDescriptor};
+use super::EntityDescriptor;
 use crate::error::{FieldError, FieldPath};
 use crate::schema::{Check, Field, Record, Type};
+use crate::typedefs;
 
 /// Services (Kong's `services`, endpoint key `name`).
 pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
@@ -24,38 +32,57 @@ const TIMEOUT_MAX: i64 = 2_147_483_646;
 
 pub fn schema() -> Record {
     Record::new(vec![
-        common::id(),
-        common::created_at(),
-        common::updated_at(),
-        common::utf8_name("name"),
+        typedefs::id(),
+        typedefs::created_at(),
+        typedefs::updated_at(),
+        typedefs::utf8_name("name"),
         Field::integer("retries")
             .default(json!(5))
             .between(0, 32767),
         Field::string("protocol")
             .required()
             .default(json!("http"))
-            .one_of(common::PROTOCOLS),
-        Field::string("host").required().custom(common::check_host),
+            .one_of(typedefs::PROTOCOLS),
+        Field::string("host")
+            .required()
+            .custom(typedefs::check_host),
         Field::integer("port")
             .required()
             .default(json!(80))
             .between(0, 65535),
-        Field::string("path").custom(common::check_path),
+        Field::string("path").custom(typedefs::check_path),
         timeout("connect_timeout"),
         timeout("write_timeout"),
         timeout("read_timeout"),
-        common::tags(),
-        Field::foreign("client_certificate", "certificates"),
+        typedefs::tags(),
+        Field::foreign("client_certificate", "certificates").custom(no_client_certificates),
         Field::boolean("tls_verify"),
         Field::integer("tls_verify_depth").between(0, 64),
         Field::set(
             "ca_certificates",
             Field::item(Type::String).check(Check::Uuid),
-        ),
+        )
+        .custom(no_ca_certificates),
         Field::boolean("enabled").required().default(json!(true)),
     ])
     .with_check(path_only_for_http)
     .with_check(tls_fields_only_for_tls)
+}
+
+fn no_client_certificates(_: &Value) -> Result<(), String> {
+    Err(
+        "client certificates are not supported by this gateway (it has no certificates \
+         to present to the upstream); remove client_certificate"
+            .to_owned(),
+    )
+}
+
+fn no_ca_certificates(_: &Value) -> Result<(), String> {
+    Err(
+        "CA certificates are not supported by this gateway (it has no ca_certificates \
+         to verify the upstream with); remove ca_certificates"
+            .to_owned(),
+    )
 }
 
 fn timeout(name: &'static str) -> Field {
@@ -108,8 +135,23 @@ fn tls_fields_only_for_tls(record: &Map<String, Value>) -> Vec<FieldError> {
     .collect()
 }
 
+/// Expand the input's shorthands: decK's plain-id `client_certificate`
+/// becomes `{id}`, and `url` becomes protocol, host, port and path.
+pub fn expand_shorthands(input: &Value) -> Result<Value, FieldError> {
+    match input.get("client_certificate") {
+        Some(Value::String(id)) => {
+            let mut object = input.as_object().cloned().unwrap_or_default();
+            object.insert("client_certificate".into(), json!({ "id": id }));
+            expand_url(&Value::Object(object))
+        }
+        _ => expand_url(input),
+    }
+}
+
 /// Expand the write-only `url` shorthand into protocol, host, port and path.
-/// Fields given explicitly beside `url` win, as in decK.
+/// Fields given explicitly beside `url` win, as in decK. A `url` without a
+/// scheme is all path, as Kong's parser reads it (`invalid url` → `host:
+/// required field missing`, `path: should start with: /`).
 pub fn expand_url(input: &Value) -> Result<Value, FieldError> {
     let Some(object) = input.as_object() else {
         return Ok(input.clone());
@@ -121,6 +163,20 @@ pub fn expand_url(input: &Value) -> Result<Value, FieldError> {
     let Some(url_text) = url_value.as_str() else {
         return Err(FieldError::new(url_path, "expected a string"));
     };
+    if matches!(
+        url::Url::parse(url_text),
+        Err(url::ParseError::RelativeUrlWithoutBase)
+    ) {
+        // No scheme: Kong's URL parser reads it all as the path, so the
+        // path rule and the missing host are what is reported.
+        let mut expanded = object.clone();
+        expanded.remove("url");
+        let explicit = expanded.get("path").is_some_and(|given| !given.is_null());
+        if !explicit {
+            expanded.insert("path".into(), Value::from(url_text));
+        }
+        return Ok(Value::Object(expanded));
+    }
     let parsed = url::Url::parse(url_text).map_err(|error| {
         FieldError::new(
             url_path.clone(),
@@ -177,6 +233,23 @@ mod tests {
         assert!(local.get("path").is_none());
         let slash = expand_url(&json!({"url": "https://h/"})).unwrap();
         assert_eq!(slash["path"], "/");
+    }
+
+    #[test]
+    fn certificates_are_refused_in_both_forms() {
+        let id = "5f3b3c42-8bd2-4c3a-9a4e-0c6a1e1d2b01";
+        for form in [json!(id), json!({ "id": id })] {
+            let input = json!({"host": "h", "protocol": "https", "client_certificate": form});
+            let expanded = expand_shorthands(&input).unwrap();
+            let errors = schema().validate(&expanded).unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].path.to_string(), "client_certificate");
+            assert!(errors[0].message.contains("not supported by this gateway"));
+        }
+        let input = json!({"host": "h", "protocol": "https", "ca_certificates": [id]});
+        let errors = schema().validate(&input).unwrap_err();
+        assert_eq!(errors[0].path.to_string(), "ca_certificates");
+        assert!(errors[0].message.contains("not supported by this gateway"));
     }
 
     #[test]

@@ -15,7 +15,15 @@
 //!
 //! Each input goes through decK's templating ([`super::template`]) and is
 //! then parsed ([`super::yaml`]); every YAML document becomes one
-//! [`SourceDoc`]. Empty documents are skipped. A document in the docs'
+//! [`SourceDoc`]. Empty documents are skipped. Every unset `DECK_*`
+//! variable of an input is reported at once, not only the first.
+//!
+//! The blocks of a Markdown page are documents that know their page and
+//! their place in it ([`PageBlock`]): the docs apply them one after the
+//! other, and the builder reads them that way. The page's
+//! `prereqs.entities` go along for hints, and each `{% include %}` tag the
+//! page holds gets a warning ([`LoadWarning`]): the included file is not
+//! read. A document in the docs'
 //! block form (top-level `entities:`, optionally `variables:`) is unwrapped
 //! to the decK content under `entities`, with `${name}` variables
 //! substituted and `_format_version: "3.0"` added when missing (the docs
@@ -26,13 +34,15 @@
 //! every document of a multi-document file is read (decK silently reads
 //! only the first), and errors of all inputs are reported together.
 
+use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::markdown::{self, MarkdownError};
+use super::markdown::{self, MarkdownError, Prerequisites};
 use super::pos::{PathSeg, Pos, Positions};
 use super::template::{self, record_substitution, EnvLookup, Substitution, TemplateError};
 use super::yaml::{self, YamlDoc, YamlError};
@@ -63,6 +73,52 @@ pub struct SourceDoc {
     /// Positions of the nodes of `value`, as lines of `origin`. Paths are
     /// relative to `value`, e.g. `services[0].routes[1]`.
     pub positions: Positions,
+    /// For a block of a Markdown page: the page and the block's place.
+    pub block: Option<PageBlock>,
+}
+
+/// A Markdown page, shared by the documents of its blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The page as given on the command line.
+    pub origin: String,
+    /// Its front matter's `prereqs.entities`, if any.
+    pub prereqs: Option<Prerequisites>,
+}
+
+/// Which block of which page a document is: the docs apply a page's
+/// blocks one after the other (`deck gateway apply` each).
+#[derive(Debug, Clone)]
+pub struct PageBlock {
+    pub page: Arc<Page>,
+    /// 0-based, in page order (blocks without entities count too).
+    pub index: usize,
+}
+
+impl PageBlock {
+    /// Whether two documents are blocks of the same page (read once).
+    pub fn same_page(&self, other: &PageBlock) -> bool {
+        Arc::ptr_eq(&self.page, &other.page)
+    }
+}
+
+/// Something worth telling about an input that is still read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadWarning {
+    pub origin: String,
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// `page.md:12:1: warning: ...`
+impl fmt::Display for LoadWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: warning: {}",
+            self.origin, self.pos.line, self.pos.column, self.message
+        )
+    }
 }
 
 impl SourceDoc {
@@ -81,11 +137,14 @@ pub struct Loaded {
     /// Environment variables substituted into any input, each once; their
     /// values are what `diff` output should mask.
     pub substitutions: Vec<Substitution>,
+    /// What the reader skipped (`{% include %}` tags of pages).
+    pub warnings: Vec<LoadWarning>,
 }
 
 impl Loaded {
     fn absorb(&mut self, other: Loaded) {
         self.docs.extend(other.docs);
+        self.warnings.extend(other.warnings);
         for sub in other.substitutions {
             record_substitution(&mut self.substitutions, &sub.name, &sub.value);
         }
@@ -144,12 +203,18 @@ pub enum LoadError {
         /// What was found instead: "a list", "a string", ...
         found: &'static str,
     },
-    /// The inputs held no document at all.
+    /// The inputs held no document at all. The text is decK's (a sync of
+    /// nothing would delete everything); `validate` names the inputs.
     #[error(
         "it seems like you are trying to sync an empty configuration file or directory. \
          If you want to delete all entities, use the reset command instead"
     )]
-    Empty,
+    Empty {
+        /// The files read (`-` for stdin), none of which held a document.
+        inputs: Vec<String>,
+        /// What reading them warned about.
+        warnings: Vec<LoadWarning>,
+    },
     /// Several inputs failed; one error per line.
     #[error("{}", join_errors(.0))]
     Multiple(Vec<LoadError>),
@@ -165,7 +230,7 @@ impl LoadError {
             | LoadError::DocsBlock { origin, .. }
             | LoadError::LeadingWhitespace { origin }
             | LoadError::NotAMapping { origin, .. } => Some(origin),
-            LoadError::Empty | LoadError::Multiple(_) => None,
+            LoadError::Empty { .. } | LoadError::Multiple(_) => None,
         }
     }
 
@@ -179,6 +244,37 @@ impl LoadError {
             _ => None,
         }
     }
+}
+
+/// One error, or [`LoadError::Multiple`] for several (flattened).
+fn one_error(errors: Vec<LoadError>) -> LoadError {
+    let mut flat = Vec::with_capacity(errors.len());
+    for error in errors {
+        match error {
+            LoadError::Multiple(inner) => flat.extend(inner),
+            other => flat.push(other),
+        }
+    }
+    if flat.len() == 1 {
+        flat.remove(0)
+    } else {
+        LoadError::Multiple(flat)
+    }
+}
+
+fn template_errors(origin: &str, errors: Vec<TemplateError>, line_offset: usize) -> LoadError {
+    one_error(
+        errors
+            .into_iter()
+            .map(|mut error| {
+                error.line += line_offset;
+                LoadError::Template {
+                    origin: origin.to_owned(),
+                    error,
+                }
+            })
+            .collect(),
+    )
 }
 
 fn join_errors(errors: &[LoadError]) -> String {
@@ -201,6 +297,7 @@ pub fn load_inputs<S: AsRef<str>>(
     }
     let mut loaded = Loaded::default();
     let mut errors = Vec::new();
+    let mut read = Vec::new();
     for input in inputs {
         let files = match expand_input(input) {
             Ok(files) => files,
@@ -215,13 +312,16 @@ pub fn load_inputs<S: AsRef<str>>(
                 Ok(more) => loaded.absorb(more),
                 Err(error) => errors.push(error),
             }
+            read.push(origin);
         }
     }
     match errors.len() {
-        0 if loaded.docs.is_empty() => Err(LoadError::Empty),
+        0 if loaded.docs.is_empty() => Err(LoadError::Empty {
+            inputs: read,
+            warnings: loaded.warnings,
+        }),
         0 => Ok(loaded),
-        1 => Err(errors.remove(0)),
-        _ => Err(LoadError::Multiple(errors)),
+        _ => Err(one_error(errors)),
     }
 }
 
@@ -316,10 +416,8 @@ fn read_input(file: &InputFile, stdin: &mut dyn Read) -> Result<String, LoadErro
 
 /// A YAML or JSON state file.
 fn load_state_file(origin: &str, text: &str, env: &dyn EnvLookup) -> Result<Loaded, LoadError> {
-    let rendered = template::render(text, env).map_err(|error| LoadError::Template {
-        origin: origin.to_owned(),
-        error,
-    })?;
+    let rendered =
+        template::render_all(text, env).map_err(|errors| template_errors(origin, errors, 0))?;
     // go-yaml misreads a file starting with a space (Kong/deck#578), so
     // decK rejects it; do the same so a file means the same to both tools.
     if rendered.text.starts_with(' ') {
@@ -332,47 +430,89 @@ fn load_state_file(origin: &str, text: &str, env: &dyn EnvLookup) -> Result<Load
         error,
     })?;
     let mut loaded = Loaded {
-        docs: Vec::new(),
         substitutions: rendered.substitutions,
+        ..Loaded::default()
     };
     for doc in docs {
         let block_form = matches!(&doc.value, Value::Object(map) if is_docs_block(map));
-        add_document(origin, doc, block_form, env, &mut loaded)?;
+        add_document(origin, doc, block_form, None, env, &mut loaded)?;
     }
     Ok(loaded)
 }
 
-/// A Markdown page: each `entity_examples` block is a block-form document.
+/// A Markdown page: each `entity_examples` block is a block-form document
+/// that knows its place in the page. The errors of every block are
+/// reported (all unset variables at once); include tags are warned about.
 fn load_markdown(origin: &str, text: &str, env: &dyn EnvLookup) -> Result<Loaded, LoadError> {
-    let docs_block_error = |error| LoadError::DocsBlock {
+    let scan = markdown::scan_page(text).map_err(|error| LoadError::DocsBlock {
         origin: origin.to_owned(),
         error,
+    })?;
+    let page = Arc::new(Page {
+        origin: origin.to_owned(),
+        prereqs: markdown::prerequisites(text),
+    });
+    let mut loaded = Loaded {
+        warnings: scan
+            .includes
+            .iter()
+            .map(|tag| skipped_include(origin, tag))
+            .collect(),
+        ..Loaded::default()
     };
-    let blocks = markdown::extract_entity_examples(text).map_err(docs_block_error)?;
-    let mut loaded = Loaded::default();
-    for block in blocks {
-        let line_offset = block.first_line.saturating_sub(1);
-        let rendered = template::render(&block.yaml, env).map_err(|mut error| {
-            error.line += line_offset;
-            LoadError::Template {
-                origin: origin.to_owned(),
-                error,
-            }
-        })?;
-        let docs = yaml::parse_documents_at(&rendered.text, line_offset).map_err(|error| {
-            LoadError::Yaml {
-                origin: origin.to_owned(),
-                error,
-            }
-        })?;
-        for sub in &rendered.substitutions {
-            record_substitution(&mut loaded.substitutions, &sub.name, &sub.value);
-        }
-        for doc in docs {
-            add_document(origin, doc, true, env, &mut loaded)?;
+    let mut errors = Vec::new();
+    for (index, block) in scan.blocks.iter().enumerate() {
+        let place = PageBlock {
+            page: page.clone(),
+            index,
+        };
+        if let Err(error) = load_block(origin, block, place, env, &mut loaded) {
+            errors.push(error);
         }
     }
-    Ok(loaded)
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(one_error(errors))
+    }
+}
+
+/// One block of a page, added to `loaded`.
+fn load_block(
+    origin: &str,
+    block: &markdown::EntityExamplesBlock,
+    place: PageBlock,
+    env: &dyn EnvLookup,
+    loaded: &mut Loaded,
+) -> Result<(), LoadError> {
+    let line_offset = block.first_line.saturating_sub(1);
+    let rendered = template::render_all(&block.yaml, env)
+        .map_err(|errors| template_errors(origin, errors, line_offset))?;
+    let docs =
+        yaml::parse_documents_at(&rendered.text, line_offset).map_err(|error| LoadError::Yaml {
+            origin: origin.to_owned(),
+            error,
+        })?;
+    for sub in &rendered.substitutions {
+        record_substitution(&mut loaded.substitutions, &sub.name, &sub.value);
+    }
+    for doc in docs {
+        add_document(origin, doc, true, Some(place.clone()), env, loaded)?;
+    }
+    Ok(())
+}
+
+/// The warning for an `{% include %}` tag, whose file gwctl does not read.
+fn skipped_include(origin: &str, tag: &markdown::IncludeTag) -> LoadWarning {
+    LoadWarning {
+        origin: origin.to_owned(),
+        pos: Pos::new(tag.line, tag.column),
+        message: format!(
+            "skipped `{}`: gwctl does not read included files; entities they define \
+             must be given in a file of their own",
+            tag.text
+        ),
+    }
 }
 
 fn is_docs_block(map: &Map<String, Value>) -> bool {
@@ -385,6 +525,7 @@ fn add_document(
     origin: &str,
     doc: YamlDoc,
     block_form: bool,
+    block: Option<PageBlock>,
     env: &dyn EnvLookup,
     loaded: &mut Loaded,
 ) -> Result<(), LoadError> {
@@ -398,7 +539,7 @@ fn add_document(
             found: kind_of(&doc.value),
         });
     }
-    let doc = if block_form {
+    let mut doc = if block_form {
         match unwrap_docs_block(origin, doc, env, &mut loaded.substitutions)? {
             Some(doc) => doc,
             None => return Ok(()),
@@ -408,8 +549,10 @@ fn add_document(
             origin: origin.to_owned(),
             value: doc.value,
             positions: doc.positions,
+            block: None,
         }
     };
+    doc.block = block;
     loaded.docs.push(doc);
     Ok(())
 }
@@ -470,14 +613,12 @@ fn unwrap_docs_block(
         .unwrap_or_default();
     let mut value = Value::Object(with_format_version(content));
     markdown::substitute_variables(&mut value, &positions, &variables, env, substitutions)
-        .map_err(|error| LoadError::Template {
-            origin: origin.to_owned(),
-            error,
-        })?;
+        .map_err(|errors| template_errors(origin, errors, 0))?;
     Ok(Some(SourceDoc {
         origin: origin.to_owned(),
         value,
         positions,
+        block: None,
     }))
 }
 
@@ -653,13 +794,19 @@ mod tests {
     fn empty_inputs_are_an_error() {
         for text in ["", "# only a comment\n", "---\n"] {
             let error = load(&[], text).unwrap_err();
-            assert!(matches!(error, LoadError::Empty), "{text:?}: {error}");
+            assert!(
+                matches!(error, LoadError::Empty { .. }),
+                "{text:?}: {error}"
+            );
             assert!(error.to_string().starts_with(
                 "it seems like you are trying to sync an empty configuration file or directory"
             ));
         }
         let dir = TempDir::new();
-        assert!(matches!(load(&[&dir.path()], ""), Err(LoadError::Empty)));
+        assert!(matches!(
+            load(&[&dir.path()], ""),
+            Err(LoadError::Empty { .. })
+        ));
         // An empty file next to a non-empty one is fine.
         let empty = dir.write("empty.yaml", "");
         assert_eq!(load(&[&empty, "-"], "services: []").unwrap().docs.len(), 1);
@@ -795,6 +942,51 @@ status_code: 403
             error.to_string().contains("needs an 'entities' mapping"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn markdown_blocks_know_their_page_and_includes_are_warned_about() {
+        let page = "---\ntitle: T\nprereqs:\n  entities:\n    services: [example-service]\n---\n\
+            {% include how-tos/steps/ping.md %}\n\
+            {% entity_examples %}\nentities:\n  consumers: [{username: a}]\n{% endentity_examples %}\n\
+            {% entity_examples %}\nentities:\n  consumers: [{username: b}]\n{% endentity_examples %}\n";
+        let loaded = load_text("page.md", page, &no_env).unwrap();
+        let blocks: Vec<&PageBlock> = loaded
+            .docs
+            .iter()
+            .filter_map(|d| d.block.as_ref())
+            .collect();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!((blocks[0].index, blocks[1].index), (0, 1));
+        assert!(blocks[0].same_page(blocks[1]));
+        let prereqs = blocks[0].page.prereqs.as_ref().expect("prerequisites");
+        assert!(prereqs.lists("services", "example-service"));
+        assert_eq!((prereqs.line, prereqs.column), (3, 1));
+        assert_eq!(
+            loaded.warnings[0].to_string(),
+            "page.md:7:1: warning: skipped `{% include how-tos/steps/ping.md %}`: gwctl does not \
+             read included files; entities they define must be given in a file of their own"
+        );
+        // Another reading of the same text is another page.
+        let again = load_text("page.md", page, &no_env).unwrap();
+        assert!(!again.docs[0].block.as_ref().unwrap().same_page(blocks[0]));
+        // A YAML file's documents are no page's blocks.
+        assert!(load(&[], "services: []\n").unwrap().docs[0].block.is_none());
+    }
+
+    #[test]
+    fn every_unset_variable_of_every_block_is_reported() {
+        let page = "{% entity_examples %}\nentities:\n  services:\n  - host: ${{ env \"DECK_A\" }}\n    \
+            name: ${{ env \"DECK_A\" }}\n{% endentity_examples %}\n{% entity_examples %}\nentities:\n  \
+            services:\n  - host: ${{ env \"DECK_B\" | toInt }}\n{% endentity_examples %}\n";
+        let error = load_text("p.md", page, &no_env).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "p.md:4:11: environment variable 'DECK_A' present in state file but not set\n\
+             p.md:10:11: environment variable 'DECK_B' present in state file but not set"
+        );
+        let empty = load(&["-"], "# nothing\n").unwrap_err();
+        assert!(matches!(&empty, LoadError::Empty { inputs, .. } if inputs == &["-"]));
     }
 
     #[test]

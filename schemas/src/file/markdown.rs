@@ -25,7 +25,13 @@
 //! tags inside fenced code blocks are still tags (Liquid does not know about
 //! fences), while `{% raw %}`/`{% comment %}` regions and the front matter
 //! are skipped. `{%- ... -%}` and extra spaces inside the tag are accepted.
-//! Liquid markup inside a block (`{{ site.x }}`) is not rendered.
+//! Liquid markup inside a block (`{{ site.x }}`) is not rendered, and the
+//! files `{% include %}` tags pull in are not read: [`scan_page`] lists
+//! those tags so the reader can say so.
+//!
+//! A page's front matter may list the entities it expects to exist before
+//! its first block (`prereqs.entities`, e.g. `services: [example-service]`);
+//! [`prerequisites`] reads that list for hints about missing references.
 
 use once_cell::sync::Lazy;
 use regex::Regex;
@@ -35,7 +41,7 @@ use super::pos::{Path, PathSeg, Pos, Positions};
 use super::template::{
     line_column, lookup_deck_env, record_substitution, EnvLookup, Substitution, TemplateError,
 };
-use super::yaml::resolve_plain_scalar;
+use super::yaml::{parse_documents_at, resolve_plain_scalar};
 
 /// One `{% entity_examples %}` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +51,57 @@ pub struct EntityExamplesBlock {
     /// 1-based line of the Markdown file on which `yaml` starts; parse with
     /// a line offset of `first_line - 1` to get Markdown line numbers.
     pub first_line: usize,
+}
+
+/// An `{% include ... %}` tag of a page, which gwctl does not follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncludeTag {
+    /// The tag as written, e.g. `{% include how-tos/steps/ping-gateway.md %}`.
+    pub text: String,
+    /// 1-based line of the tag.
+    pub line: usize,
+    /// 1-based column of the tag, in characters.
+    pub column: usize,
+}
+
+/// What a page holds for gwctl: its blocks, and the include tags it skips.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageScan {
+    /// The `{% entity_examples %}` blocks, in order.
+    pub blocks: Vec<EntityExamplesBlock>,
+    /// The `{% include %}` tags outside blocks, in order.
+    pub includes: Vec<IncludeTag>,
+}
+
+/// The entities a page's front matter says must exist before its first
+/// block (`prereqs.entities`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prerequisites {
+    /// Per collection as written (`services`, `routes`, ...), the names.
+    pub entities: Vec<(String, Vec<String>)>,
+    /// 1-based line of `prereqs` in the page.
+    pub line: usize,
+    /// 1-based column of `prereqs`.
+    pub column: usize,
+}
+
+impl Prerequisites {
+    /// Whether `name` is listed under `collection`.
+    pub fn lists(&self, collection: &str, name: &str) -> bool {
+        self.entities
+            .iter()
+            .any(|(listed, names)| listed == collection && names.iter().any(|n| n == name))
+    }
+
+    /// `services example-service, routes example-route`.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .entities
+            .iter()
+            .map(|(collection, names)| format!("{collection} {}", names.join(", ")))
+            .collect();
+        parts.join("; ")
+    }
 }
 
 /// A variable declared under `variables:` in a block.
@@ -112,7 +169,14 @@ impl LineCounter<'_> {
 
 /// Extracts every `{% entity_examples %}` block of `markdown`, in order.
 pub fn extract_entity_examples(markdown: &str) -> Result<Vec<EntityExamplesBlock>, MarkdownError> {
+    scan_page(markdown).map(|scan| scan.blocks)
+}
+
+/// The blocks of `markdown` and the `{% include %}` tags (`include`,
+/// `include_relative`, `include_cached`) found outside them.
+pub fn scan_page(markdown: &str) -> Result<PageScan, MarkdownError> {
     let mut blocks = Vec::new();
+    let mut includes = Vec::new();
     let mut region = Region::Text;
     let mut lines = LineCounter {
         text: markdown,
@@ -143,6 +207,15 @@ pub fn extract_entity_examples(markdown: &str) -> Result<Vec<EntityExamplesBlock
                     "'endentity_examples' without a matching 'entity_examples'",
                 ));
             }
+            (Region::Text, tag_name) if tag_name.starts_with("include") => {
+                let (line, column) = line_column(markdown, start);
+                includes.push(IncludeTag {
+                    text: whole.as_str().to_owned(),
+                    line,
+                    column,
+                });
+                Region::Text
+            }
             (Region::Raw, "endraw") | (Region::Comment, "endcomment") => Region::Text,
             (
                 Region::Block {
@@ -168,7 +241,40 @@ pub fn extract_entity_examples(markdown: &str) -> Result<Vec<EntityExamplesBlock
             "'entity_examples' tag was never closed",
         ));
     }
-    Ok(blocks)
+    Ok(PageScan { blocks, includes })
+}
+
+/// The page's `prereqs.entities`, if its front matter has any. A front
+/// matter that does not parse has none: it is prose for the docs site.
+pub fn prerequisites(markdown: &str) -> Option<Prerequisites> {
+    let end = front_matter_end(markdown);
+    if end == 0 {
+        return None;
+    }
+    let first_line_end = markdown.find('\n')? + 1;
+    let yaml = markdown.get(first_line_end..end)?;
+    let doc = parse_documents_at(yaml, 1).ok()?.into_iter().next()?;
+    let listed = doc.value.get("prereqs")?.get("entities")?.as_object()?;
+    let entities: Vec<(String, Vec<String>)> = listed
+        .iter()
+        .filter_map(|(collection, names)| {
+            let names: Vec<String> = names
+                .as_array()?
+                .iter()
+                .filter_map(|name| name.as_str().map(str::to_owned))
+                .collect();
+            (!names.is_empty()).then(|| (collection.clone(), names))
+        })
+        .collect();
+    if entities.is_empty() {
+        return None;
+    }
+    let pos = doc.positions.lookup_key(&Path::root().key("prereqs"))?;
+    Some(Prerequisites {
+        entities,
+        line: pos.line,
+        column: pos.column,
+    })
 }
 
 /// Byte offset just past a leading `---` front matter, or 0.
@@ -281,14 +387,15 @@ fn shape_error(positions: &Positions, path: &Path, message: &str) -> MarkdownErr
 /// in `substitutions`. A string that is exactly one `${name}` takes the
 /// type of the value (`8080` becomes a number), as the docs emit it as a
 /// plain YAML scalar; with `literal_block` it stays a string. Mapping keys
-/// are left alone.
+/// are left alone. Every variable that cannot be read is reported, each
+/// once at its first use (the list is never empty).
 pub fn substitute_variables(
     value: &mut Value,
     positions: &Positions,
     variables: &[DocVariable],
     env: &dyn EnvLookup,
     substitutions: &mut Vec<Substitution>,
-) -> Result<(), TemplateError> {
+) -> Result<(), Vec<TemplateError>> {
     if variables.is_empty() {
         return Ok(());
     }
@@ -298,8 +405,14 @@ pub fn substitute_variables(
         env,
         substitutions,
         path: Vec::new(),
+        errors: Vec::new(),
     };
-    walk.visit(value)
+    walk.visit(value);
+    if walk.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(walk.errors)
+    }
 }
 
 /// The environment name and `literal_block` flag of variable `name`.
@@ -316,38 +429,39 @@ struct VariableWalk<'a> {
     env: &'a dyn EnvLookup,
     substitutions: &'a mut Vec<Substitution>,
     path: Vec<PathSeg>,
+    /// The variables that could not be read, each once.
+    errors: Vec<TemplateError>,
 }
 
 impl VariableWalk<'_> {
     /// Recursion depth is bounded by the YAML parser's nesting cap.
-    fn visit(&mut self, value: &mut Value) -> Result<(), TemplateError> {
+    fn visit(&mut self, value: &mut Value) {
         match value {
             Value::String(text) if text.contains("${") => {
-                if let Some(replaced) = self.replace(text)? {
+                if let Some(replaced) = self.replace(text) {
                     *value = replaced;
                 }
             }
             Value::Array(items) => {
                 for (index, item) in items.iter_mut().enumerate() {
                     self.path.push(PathSeg::Index(index));
-                    self.visit(item)?;
+                    self.visit(item);
                     self.path.pop();
                 }
             }
             Value::Object(map) => {
                 for (key, item) in map.iter_mut() {
                     self.path.push(PathSeg::Key(key.clone()));
-                    self.visit(item)?;
+                    self.visit(item);
                     self.path.pop();
                 }
             }
             _ => {}
         }
-        Ok(())
     }
 
     /// The new value of string `text`, or `None` if nothing was replaced.
-    fn replace(&mut self, text: &str) -> Result<Option<Value>, TemplateError> {
+    fn replace(&mut self, text: &str) -> Option<Value> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         let mut replaced = false;
@@ -358,9 +472,9 @@ impl VariableWalk<'_> {
             out.push_str(&rest[..start]);
             match find_variable(self.variables, name) {
                 Some((env_name, literal_block)) => {
-                    let env_value = self.env_value(env_name)?;
+                    let env_value = self.env_value(env_name);
                     if !literal_block && text.len() == name.len() + 3 {
-                        return Ok(Some(resolve_plain_scalar(&env_value)));
+                        return Some(resolve_plain_scalar(&env_value));
                     }
                     out.push_str(&env_value);
                     replaced = true;
@@ -370,22 +484,27 @@ impl VariableWalk<'_> {
             rest = &after[end + 1..];
         }
         out.push_str(rest);
-        Ok(replaced.then_some(Value::String(out)))
+        replaced.then_some(Value::String(out))
     }
 
-    fn env_value(&mut self, env_name: &str) -> Result<String, TemplateError> {
+    /// The variable's value; empty when it cannot be read, which is
+    /// recorded as an error (once per variable).
+    fn env_value(&mut self, env_name: &str) -> String {
         match lookup_deck_env(env_name, self.env) {
             Ok(value) => {
                 record_substitution(self.substitutions, env_name, &value);
-                Ok(value)
+                value
             }
             Err(message) => {
-                let pos = self.positions.lookup(&self.path).unwrap_or(Pos::new(1, 1));
-                Err(TemplateError {
-                    line: pos.line,
-                    column: pos.column,
-                    message,
-                })
+                if !self.errors.iter().any(|error| error.message == message) {
+                    let pos = self.positions.lookup(&self.path).unwrap_or(Pos::new(1, 1));
+                    self.errors.push(TemplateError {
+                        line: pos.line,
+                        column: pos.column,
+                        message,
+                    });
+                }
+                String::new()
             }
         }
     }
@@ -459,6 +578,41 @@ entities:
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].first_line, 8);
         assert_eq!(blocks[0].yaml, "entities: {}\n");
+    }
+
+    #[test]
+    fn include_tags_outside_blocks_are_listed() {
+        let markdown = "{% include a.md %}\n{%- include_cached b.md x=1 -%}\n{% raw %}{% include c.md %}{% endraw %}\n\
+            {% entity_examples %}\n{% include d.md %}\n{% endentity_examples %}\n";
+        let scan = scan_page(markdown).unwrap();
+        let found: Vec<(&str, usize)> = scan
+            .includes
+            .iter()
+            .map(|t| (t.text.as_str(), t.line))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("{% include a.md %}", 1),
+                ("{%- include_cached b.md x=1 -%}", 2)
+            ]
+        );
+        assert_eq!(scan.blocks.len(), 1);
+    }
+
+    #[test]
+    fn prerequisites_come_from_the_front_matter() {
+        let page = "---\ntitle: x\nprereqs:\n  entities:\n    services:\n      - s1\n    routes: [r1]\n  inline: []\n---\nText\n";
+        let prereqs = prerequisites(page).unwrap();
+        assert_eq!(prereqs.describe(), "services s1; routes r1");
+        assert_eq!((prereqs.line, prereqs.column), (3, 1));
+        assert!(prereqs.lists("routes", "r1") && !prereqs.lists("services", "r1"));
+        assert_eq!(prerequisites("---\ntitle: x\n---\n"), None);
+        assert_eq!(
+            prerequisites("no front matter\nprereqs: {entities: {services: [s]}}\n"),
+            None
+        );
+        assert_eq!(prerequisites("---\n: : bad yaml [\n---\n"), None);
     }
 
     #[test]
@@ -591,7 +745,8 @@ entities:
         let (mut value, positions) = parsed("plugins:\n- config:\n    k: ${bad}\n");
         let mut subs = Vec::new();
         let error = substitute_variables(&mut value, &positions, &variables(), &env, &mut subs)
-            .unwrap_err();
+            .unwrap_err()
+            .remove(0);
         assert_eq!(
             error.message,
             "environment variables in the state file must be prefixed with 'DECK_', found: 'NOPREFIX'"
@@ -603,8 +758,9 @@ entities:
             literal_block: false,
         }];
         let (mut value, positions) = parsed("k: ${x}\n");
-        let error =
-            substitute_variables(&mut value, &positions, &unset, &env, &mut subs).unwrap_err();
+        let error = substitute_variables(&mut value, &positions, &unset, &env, &mut subs)
+            .unwrap_err()
+            .remove(0);
         assert_eq!(
             error.message,
             "environment variable 'DECK_UNSET' present in state file but not set"

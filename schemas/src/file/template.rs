@@ -89,8 +89,20 @@ pub struct TemplateError {
     pub message: String,
 }
 
-/// Expands every `${{ ... }}` action of `text`.
+/// Expands every `${{ ... }}` action of `text`; the first error.
 pub fn render<'a>(text: &'a str, env: &dyn EnvLookup) -> Result<Rendered<'a>, TemplateError> {
+    render_all(text, env).map_err(|mut errors| errors.remove(0))
+}
+
+/// Expands every `${{ ... }}` action of `text`. A variable that is unset
+/// (or lacks the `DECK_` prefix) does not stop the rendering: every such
+/// variable is reported, each once at its first use, so that a user sees
+/// all the variables to set at once. Any other error stops at once.
+/// The error list is never empty.
+pub fn render_all<'a>(
+    text: &'a str,
+    env: &dyn EnvLookup,
+) -> Result<Rendered<'a>, Vec<TemplateError>> {
     if !text.contains(OPEN) {
         return Ok(Rendered {
             text: Cow::Borrowed(text),
@@ -101,8 +113,16 @@ pub fn render<'a>(text: &'a str, env: &dyn EnvLookup) -> Result<Rendered<'a>, Te
         env,
         out: String::with_capacity(text.len()),
         substitutions: Vec::new(),
+        missing: Vec::new(),
+        failed_reads: 0,
     };
-    renderer.run(text)?;
+    let mut errors = Vec::new();
+    if let Err(error) = renderer.run(text, &mut errors) {
+        errors.push(error);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     Ok(Rendered {
         text: Cow::Owned(renderer.out),
         substitutions: renderer.substitutions,
@@ -143,6 +163,10 @@ struct Renderer<'e> {
     env: &'e dyn EnvLookup,
     out: String,
     substitutions: Vec<Substitution>,
+    /// Variables that could not be read so far (decK's message for each).
+    missing: Vec<String>,
+    /// How many reads of a variable failed, repeated ones included.
+    failed_reads: usize,
 }
 
 /// The bounds of one `${{ ... }}` action.
@@ -158,7 +182,12 @@ struct Action<'t> {
 }
 
 impl Renderer<'_> {
-    fn run(&mut self, text: &str) -> Result<(), TemplateError> {
+    /// Render `text` into `self.out`. Unreadable variables are added to
+    /// `missing` (each once, at its first action); any other error ends
+    /// the run. An action that read an unreadable variable may fail later
+    /// (`toInt` of nothing): that failure follows from the variable and
+    /// is not reported.
+    fn run(&mut self, text: &str, missing: &mut Vec<TemplateError>) -> Result<(), TemplateError> {
         let mut rest = 0;
         let mut trim_next = false;
         while let Some(found) = text[rest..].find(OPEN) {
@@ -173,8 +202,16 @@ impl Renderer<'_> {
                 literal = trim_go_space_end(literal);
             }
             self.out.push_str(literal);
-            self.execute(action.body)
-                .map_err(|message| error_at(text, open, message))?;
+            let (missing_before, failed_before) = (self.missing.len(), self.failed_reads);
+            let result = self.execute(action.body);
+            for message in &self.missing[missing_before..] {
+                missing.push(error_at(text, open, message.clone()));
+            }
+            match result {
+                Err(_) if self.failed_reads > failed_before => {}
+                Err(message) => return Err(error_at(text, open, message)),
+                Ok(()) => {}
+            }
             trim_next = action.trim_after;
             rest = action.end;
         }
@@ -245,9 +282,19 @@ impl Renderer<'_> {
                 let [TValue::Str(var)] = expect_args::<1>(name, args)? else {
                     return Err(wrong_type(name));
                 };
-                let value = lookup_deck_env(&var, self.env)?;
-                record_substitution(&mut self.substitutions, &var, &value);
-                Ok(TValue::Str(value))
+                match lookup_deck_env(&var, self.env) {
+                    Ok(value) => {
+                        record_substitution(&mut self.substitutions, &var, &value);
+                        Ok(TValue::Str(value))
+                    }
+                    Err(message) => {
+                        self.failed_reads += 1;
+                        if !self.missing.contains(&message) {
+                            self.missing.push(message.clone());
+                        }
+                        Err(message)
+                    }
+                }
             }
             "toBool" => string_arg(name, args).and_then(|s| go_parse_bool(&s)),
             "toInt" => string_arg(name, args).and_then(|s| go_atoi(&s)),
@@ -750,6 +797,28 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "environment variable 'DECK_X' present in state file but not set at line 1, column 4"
+        );
+    }
+
+    #[test]
+    fn render_all_reports_every_unset_variable_once() {
+        let text = "a: ${{ env \"DECK_X\" }}\nb: ${{ env \"DECK_X\" | toInt }}\nc: ${{ env \"X\" }}\nd: ${{ env \"DECK_SET\" }}\n";
+        let errors = render_all(text, &env_of(&[("DECK_SET", "1")])).unwrap_err();
+        let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "environment variable 'DECK_X' present in state file but not set at line 1, column 4",
+                "environment variables in the state file must be prefixed with 'DECK_', found: 'X' at line 3, column 4",
+            ]
+        );
+        // Other errors still stop at once.
+        let errors =
+            render_all("a: ${{ env \"DECK_X\" }}\nb: ${{ nope }}\n", &env_of(&[])).unwrap_err();
+        assert_eq!(errors.len(), 2);
+        assert!(
+            errors[1].message.contains("\"nope\" not defined"),
+            "{errors:?}"
         );
     }
 

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::PluginSchema;
-use crate::entities::common::header_name_check;
 use crate::schema::{Field, Record, Type};
+use crate::typedefs::header_name_check;
 
 /// The plugin's name.
 pub const NAME: &str = "key-auth";

@@ -4,14 +4,15 @@
 //! (the order the gateway runs plugins in) and where it may be attached.
 
 pub mod key_auth;
+pub mod prometheus;
 pub mod request_termination;
 pub mod session;
 
 use once_cell::sync::Lazy;
 use serde_json::Value;
 
-use crate::entities::Generated;
 use crate::schema::Record;
+use crate::typedefs::Generated;
 
 /// Everything the model knows about one plugin.
 #[derive(Debug, Clone)]
@@ -36,6 +37,7 @@ static PLUGINS: Lazy<Vec<PluginSchema>> = Lazy::new(|| {
     vec![
         session::plugin_schema(),
         key_auth::plugin_schema(),
+        prometheus::plugin_schema(),
         request_termination::plugin_schema(),
     ]
 });

@@ -4,9 +4,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::PluginSchema;
-use crate::entities::common::header_name_check;
 use crate::error::{FieldError, FieldPath};
 use crate::schema::{is_present, Field, Record};
+use crate::typedefs::header_name_check;
 
 /// The plugin's name.
 pub const NAME: &str = "request-termination";

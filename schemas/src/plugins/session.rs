@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::PluginSchema;
-use crate::entities::Generated;
 use crate::schema::{Field, Record, Type};
+use crate::typedefs::Generated;
 
 pub const HEADER_NAMES: &[&str] = &[
     "id",
@@ -38,73 +38,52 @@ pub fn plugin_schema() -> PluginSchema {
 }
 
 fn seconds(name: &'static str, default: i64) -> Field {
-    Field::number(name).required().default(json!(default))
+    Field::number(name).default(json!(default))
 }
 
 fn header_set(name: &'static str) -> Field {
     Field::set(name, Field::item(Type::String).one_of(HEADER_NAMES))
 }
 
+/// Kong's session schema marks no field required: each takes its default
+/// when absent (or null).
 fn config_schema() -> Record {
     Record::new(vec![
         // Generated and persisted by the gateway when absent (see the
         // gateway's store), so a file that leaves it out keeps the live one.
         Field::string("secret").auto().secret(),
         Field::string("storage")
-            .required()
             .default(json!("cookie"))
             .one_of(&["cookie", "kong"]),
-        Field::string("audience")
-            .required()
-            .default(json!("default")),
+        Field::string("audience").default(json!("default")),
         seconds("idling_timeout", 900),
         seconds("rolling_timeout", 3600),
         seconds("absolute_timeout", 86400),
         seconds("stale_ttl", 10),
-        Field::string("cookie_name")
-            .required()
-            .default(json!("session")),
-        Field::string("cookie_path").required().default(json!("/")),
+        Field::string("cookie_name").default(json!("session")),
+        Field::string("cookie_path").default(json!("/")),
         Field::string("cookie_domain"),
         Field::string("cookie_same_site")
-            .required()
             .default(json!("Strict"))
             .one_of(&["Strict", "Lax", "None", "Default"]),
-        Field::boolean("cookie_http_only")
-            .required()
-            .default(json!(true)),
-        Field::boolean("cookie_secure")
-            .required()
-            .default(json!(true)),
-        Field::boolean("remember").required().default(json!(false)),
-        Field::string("remember_cookie_name")
-            .required()
-            .default(json!("remember")),
+        Field::boolean("cookie_http_only").default(json!(true)),
+        Field::boolean("cookie_secure").default(json!(true)),
+        Field::boolean("remember").default(json!(false)),
+        Field::string("remember_cookie_name").default(json!("remember")),
         seconds("remember_rolling_timeout", 604800),
         seconds("remember_absolute_timeout", 2592000),
         header_set("response_headers"),
         header_set("request_headers"),
-        Field::boolean("read_body_for_logout")
-            .required()
-            .default(json!(false)),
+        Field::boolean("read_body_for_logout").default(json!(false)),
         Field::set(
             "logout_methods",
             Field::item(Type::String).one_of(&["GET", "POST", "DELETE"]),
         )
-        .required()
-        .default(json!(["DELETE", "POST"])),
-        Field::string("logout_query_arg")
-            .required()
-            .default(json!("session_logout")),
-        Field::string("logout_post_arg")
-            .required()
-            .default(json!("session_logout")),
-        Field::boolean("hash_subject")
-            .required()
-            .default(json!(false)),
-        Field::boolean("store_metadata")
-            .required()
-            .default(json!(false)),
+        .default(json!(["POST", "DELETE"])),
+        Field::string("logout_query_arg").default(json!("session_logout")),
+        Field::string("logout_post_arg").default(json!("session_logout")),
+        Field::boolean("hash_subject").default(json!(false)),
+        Field::boolean("store_metadata").default(json!(false)),
     ])
 }
 
@@ -176,5 +155,5 @@ pub struct SessionConfig {
 /// A new session secret as Kong makes one: 32 random bytes in base64 with
 /// `/`, `+` and `=` replaced by random alphanumerics (44 characters).
 pub fn generate_secret() -> String {
-    crate::entities::common::random_token(32, &['/', '+', '='])
+    crate::typedefs::random_token(32, &['/', '+', '='])
 }

@@ -19,7 +19,7 @@ pub use plugin::{build, Session};
 pub use save::merge_set_cookie;
 pub use schemas::plugins::session::NAME;
 
-use super::{Phases, PluginDescriptor};
+use crate::pdk::{Phases, PluginDescriptor};
 
 /// The session plugin: access (open) and response (save) phases, and a
 /// sweeper of expired rows.
@@ -28,6 +28,7 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     phases: Phases {
         access: true,
         response: true,
+        log: false,
     },
     build,
     background: Some(sweeper::start),

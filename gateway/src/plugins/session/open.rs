@@ -19,9 +19,9 @@ use super::plugin::{
     AUTHENTICATED_GROUPS, BODY_METHODS,
 };
 use super::save::{header_values, merge_all};
-use crate::plugins::request_data::{query_arg, ParsedBody};
-use crate::plugins::{set_identity_headers, AuthCredential, PluginResponse, RequestCtx};
-use crate::proxy::respond::ExitBody;
+use crate::pdk::request_data::{query_arg, ParsedBody};
+use crate::pdk::response::ExitBody;
+use crate::pdk::{set_identity_headers, AuthCredential, PluginResponse, RequestCtx};
 use crate::store::{SessionError, SessionStore};
 
 impl Session {
@@ -396,7 +396,7 @@ pub(super) fn owner_of(ctx: &RequestCtx, opened: &Opened) -> Owner {
     let Some(consumer_id) = parse_uuid(&data.consumer_id) else {
         return Owner::Unreadable;
     };
-    match ctx.snapshot.consumer(&consumer_id) {
+    match ctx.identities().consumer(&consumer_id) {
         Some(consumer) => Owner::Found(Arc::clone(consumer), data),
         None => Owner::Gone,
     }

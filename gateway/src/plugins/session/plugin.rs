@@ -48,7 +48,7 @@ use super::cookie::{
     SessionSecret, StorageMode,
 };
 use super::save::{merge_all, merge_set_cookie};
-use crate::plugins::{Flow, Plugin, PluginBuildError, PluginEnv, RequestCtx};
+use crate::pdk::{Flow, Plugin, PluginBuildError, PluginEnv, RequestCtx};
 use crate::store::SessionStore;
 
 /// Upstream header carrying the groups a session restored.
@@ -218,7 +218,7 @@ pub(super) struct Saved {
     pub(super) initial_chunk: String,
 }
 
-/// Builds an instance from a plugin row (the [`crate::plugins::PluginFactory`]).
+/// Builds an instance from a plugin row (the [`crate::pdk::PluginFactory`]).
 pub fn build(
     row: &schemas::model::Plugin,
     env: &PluginEnv,

@@ -12,7 +12,7 @@ use super::cookie::{
 };
 use super::open::{describe, subject};
 use super::plugin::{AuthenticatedGroups, Property, Saved, Session, SessionState};
-use crate::plugins::AuthCredential;
+use crate::pdk::AuthCredential;
 
 impl Session {
     // -----------------------------------------------------------------------

@@ -11,14 +11,17 @@
 //!    `100 Continue` when the body is first wanted, and write the response.
 //! 3. [`Connection::take_reader_back`]: get the read side back from the
 //!    body, draining a small unread rest so the connection stays in sync.
-//! 4. keep alive, or [`Connection::close`]: end the write direction and,
+//! 4. keep alive, or, after a `101` that carries an upstream connection,
+//!    [`Connection::tunnel`] (the WebSocket tunnel, `proxy/tunnel.rs`)
+//!    until either side ends, or [`Connection::close`]: end the write direction and,
 //!    when the client may still be sending (a refused head, an unread
 //!    body), read and discard for a moment first ("lingering close", as
 //!    nginx does), so that a reset does not destroy the response on its
 //!    way.
 //!
-//! Malformed heads get 400, oversized ones 414 or 431 (see `head.rs`), with
-//! Kong's error body, and the connection closes.
+//! Malformed heads get 400, oversized ones 414, 431 or 400, unknown
+//! transfer codings 501 (see `head.rs`), with Kong's error body, and the
+//! connection closes.
 
 use std::future::poll_fn;
 use std::io;
@@ -38,9 +41,10 @@ use super::io::{Reader, READ_CHUNK};
 use super::request_body::{BodyEnd, Decoded, Decoder, IncomingBody, Returned};
 use super::response_writer::{RequestFacts, ResponseWriter};
 use super::signals::{HeadDeadline, Shutdown};
-use crate::plugins::Downstream;
-use crate::proxy::body::{self, ProxyBody};
-use crate::proxy::{headers, new_request_id, respond, Proxy};
+use crate::pdk::body::{self, ProxyBody};
+use crate::pdk::response as respond;
+use crate::pdk::Downstream;
+use crate::proxy::{headers, new_request_id, tunnel, Proxy};
 
 /// The most bytes of an unread request body read and discarded to keep
 /// the connection; beyond it the connection closes instead.
@@ -152,7 +156,7 @@ where
             proxy,
             downstream,
             reader: Some(reader),
-            writer: ResponseWriter::new(writer),
+            writer: ResponseWriter::new(writer, proxy.settings().send_timeout),
             parser: HeadParser::new(head_limit),
             deadline,
             shutdown,
@@ -167,7 +171,7 @@ where
                 Ok(None) => break false,
                 Err(error) => {
                     tracing::debug!(client = %self.downstream.client_addr, %error, "refused a request head");
-                    self.refuse(error.status()).await;
+                    self.refuse(&error).await;
                     break true;
                 }
             };
@@ -235,11 +239,17 @@ where
         };
         let proxy: &'a Proxy = self.proxy;
         let handled = proxy.handle(Request::from_parts(parts, body), self.downstream.clone());
-        let response = match pending.as_mut() {
+        let mut response = match pending.as_mut() {
             Some(pending) if pending.continue_wanted.is_some() => {
                 self.handle_with_continue(handled, pending).await
             }
             _ => handled.await,
+        };
+        // A handshake that came with a body is not switched: the body
+        // would have to be read first.
+        let switched = match pending {
+            None => tunnel::take(&mut response),
+            Some(_) => None,
         };
         let request = RequestFacts {
             keep_alive: request.keep_alive && !self.shutdown.is_started(),
@@ -252,6 +262,10 @@ where
                 return Next::Close { linger: false };
             }
         };
+        if let Some(upstream) = switched {
+            self.tunnel(upstream).await;
+            return Next::Close { linger: false };
+        }
         let next = match pending {
             Some(pending) => self.take_reader_back(pending, keep_alive).await,
             None => Next::KeepAlive,
@@ -278,7 +292,8 @@ where
             return (body::empty(), None);
         };
         let continue_wanted = expect_continue.then(|| Arc::new(Notify::new()));
-        let (body, returned) = IncomingBody::new(reader, decoder, continue_wanted.clone());
+        let timeout = self.proxy.settings().client_body_timeout;
+        let (body, returned) = IncomingBody::new(reader, decoder, continue_wanted.clone(), timeout);
         let pending = PendingBody {
             returned,
             continue_wanted,
@@ -353,14 +368,33 @@ where
         next
     }
 
-    /// Answers a refused head with `status` and Kong's error body.
-    async fn refuse(&mut self, status: StatusCode) {
+    /// Carries the switched connection's bytes to and from `upstream` until
+    /// either side ends it.
+    async fn tunnel(&mut self, upstream: tunnel::Upstream) {
+        let Some(reader) = self.reader.take() else {
+            return;
+        };
+        let (read, early) = reader.into_parts();
+        let send_timeout = self.writer.send_timeout();
+        let client = tunnel::Client {
+            read,
+            early,
+            write: self.writer.io_mut(),
+            send_timeout,
+        };
+        let ended = tunnel::run(client, upstream).await;
+        tracing::debug!(client = %self.downstream.client_addr, ?ended, "tunnel closed");
+    }
+
+    /// Answers a refused head with its status and Kong's error body.
+    async fn refuse(&mut self, error: &HeadError) {
         let request = RequestFacts {
             head: false,
             version: Version::HTTP_11,
             keep_alive: false,
         };
-        if let Err(error) = self.writer.write(refusal(status), &request).await {
+        let response = refusal(error.status(), error.message());
+        if let Err(error) = self.writer.write(response, &request).await {
             tracing::debug!(%error, "cannot send a refusal");
         }
     }
@@ -414,17 +448,23 @@ async fn discard<R: AsyncRead + Unpin>(reader: &mut Reader<R>) -> io::Result<()>
     }
 }
 
-/// Kong's error response for a refused head: the JSON error body (no
-/// `Accept` header has been read) and the gateway's usual headers.
-fn refusal(status: StatusCode) -> Response<ProxyBody> {
+/// Kong's error response for a refused head, as its `error_handlers.lua`
+/// renders nginx's errors: no header of the request has been read, so
+/// `error_default_type` (`text/plain`) decides the format; the gateway's
+/// usual headers. A message of its own (431's) is kept.
+fn refusal(status: StatusCode, message: Option<&str>) -> Response<ProxyBody> {
     let request_id = new_request_id();
-    let response = respond::error(
-        status,
-        None,
-        &HeaderMap::new(),
-        &request_id,
-        HeaderMap::new(),
+    let mut plain = HeaderMap::new();
+    plain.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    let response = match message {
+        Some(message) => {
+            respond::error(status, Some(message), &HeaderMap::new(), &request_id, plain)
+        }
+        None => respond::nginx_error(status, &HeaderMap::new(), &request_id, HeaderMap::new()),
+    };
     let (mut head, bytes) = response.into_parts();
     headers::prepare_generated_response(&mut head.headers, Duration::ZERO, &request_id);
     Response::from_parts(head, body::full(bytes))

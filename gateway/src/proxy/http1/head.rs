@@ -4,13 +4,14 @@
 //! and, once a head is complete, splits it off the buffer: the URI and the
 //! header values are slices of that one allocation (no copy), the header
 //! map is sized for the header count. It then decides what RFC 9112 says
-//! about the message, as hyper did:
+//! about the message, as nginx does:
 //!
-//! - the body framing: `Transfer-Encoding` whose last coding is `chunked`
-//!   (any other coding is refused, and so is any `Transfer-Encoding` in an
-//!   HTTP/1.0 request), else `Content-Length` (one value, or repeated
-//!   identical ones), else no body. With both, `Transfer-Encoding` wins,
-//!   `Content-Length` is removed and the connection closes afterwards;
+//! - the body framing: `Transfer-Encoding: chunked` (one field, exactly
+//!   that coding: any other coding gets 501, a repeated field or one in an
+//!   HTTP/1.0 request 400), else `Content-Length` (one field holding one
+//!   plain number: a list such as `31, 31` or a repeated field gets 400),
+//!   else no body. With both, `Transfer-Encoding` wins, `Content-Length`
+//!   is removed and the connection closes afterwards;
 //! - keep-alive: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
 //!   `Connection: keep-alive`; never after a `CONNECT`, which is not
 //!   tunnelled;
@@ -18,7 +19,11 @@
 //!
 //! A head that does not parse is refused: 414 when the request line alone
 //! is longer than the limit, 431 when the head is (or has more than
-//! [`MAX_HEADERS`] fields), 400 for anything malformed.
+//! [`MAX_HEADERS`] fields), 400 `Request header or cookie too large` for a
+//! header line longer than [`MAX_HEADER_LINE`] (nginx's
+//! `large_client_header_buffers`, whose 494 Kong turns into that 400), 400
+//! for anything malformed. Up to [`STACK_HEADERS`] fields are parsed into
+//! an array on the stack; a head with more is parsed again into a heap one.
 
 use std::mem::MaybeUninit;
 
@@ -26,18 +31,31 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{header, Method, Request, StatusCode, Uri, Version};
 
-pub(super) use crate::proxy::framing::has_token;
-use crate::proxy::framing::{content_length, ends_in_chunked};
+pub(in crate::proxy) use crate::proxy::framing::has_token;
+use crate::proxy::framing::{is_only_chunked, plain_length};
 
-/// The most header fields a request may have (hyper's limit).
-pub(super) const MAX_HEADERS: usize = 100;
+/// The most header fields a request may have. Kong (nginx) has no count
+/// limit, only the size ones; hyper's was 100. Beyond it: 431.
+pub(in crate::proxy) const MAX_HEADERS: usize = 256;
+
+/// Header fields parsed without a heap allocation (hyper's old limit, more
+/// than any usual request has).
+const STACK_HEADERS: usize = 100;
+
+/// The longest header line (name, value, separators and CRLF), as nginx's
+/// default `large_client_header_buffers 4 8k` allows.
+pub(in crate::proxy) const MAX_HEADER_LINE: usize = 8 * 1024;
+
+/// The message of the 400 for a header line over [`MAX_HEADER_LINE`]
+/// (Kong's text for nginx's 494).
+pub(in crate::proxy) const HEADER_TOO_LARGE: &str = "Request header or cookie too large";
 
 /// The longest request target the `http` crate's `Uri` accepts.
 const MAX_URI_LEN: usize = u16::MAX as usize - 1;
 
 /// How the request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum BodyFraming {
+pub(in crate::proxy) enum BodyFraming {
     /// No body.
     Empty,
     /// `Content-Length` bytes (more than zero).
@@ -48,20 +66,20 @@ pub(super) enum BodyFraming {
 
 /// A parsed request head.
 #[derive(Debug)]
-pub(super) struct Head {
+pub(in crate::proxy) struct Head {
     /// Method, URI, version and headers.
-    pub(super) parts: http::request::Parts,
+    pub(in crate::proxy) parts: http::request::Parts,
     /// How the body that follows is delimited.
-    pub(super) body: BodyFraming,
+    pub(in crate::proxy) body: BodyFraming,
     /// Whether the connection may serve another request after this one.
-    pub(super) keep_alive: bool,
+    pub(in crate::proxy) keep_alive: bool,
     /// The client waits for `100 Continue` before sending the body.
-    pub(super) expect_continue: bool,
+    pub(in crate::proxy) expect_continue: bool,
 }
 
 /// Why a request head is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(super) enum HeadError {
+pub(in crate::proxy) enum HeadError {
     /// The request line (or the URI alone) is too long.
     #[error("the request line is longer than {0} bytes")]
     LineTooLong(usize),
@@ -71,20 +89,35 @@ pub(super) enum HeadError {
     /// More header fields than [`MAX_HEADERS`].
     #[error("more than {MAX_HEADERS} header fields")]
     TooManyHeaders,
+    /// One header line is longer than [`MAX_HEADER_LINE`].
+    #[error("a header line is longer than {MAX_HEADER_LINE} bytes")]
+    HeaderLineTooLong,
+    /// A transfer coding the proxy does not implement.
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
     /// Not a valid HTTP/1.x request head.
     #[error("malformed request head: {0}")]
     Malformed(&'static str),
 }
 
 impl HeadError {
-    /// The status the client gets: 414, 431 or 400.
-    pub(super) fn status(&self) -> StatusCode {
+    /// The status the client gets: 414, 431, 501 or 400.
+    pub(in crate::proxy) fn status(&self) -> StatusCode {
         match self {
             HeadError::LineTooLong(_) => StatusCode::URI_TOO_LONG,
             HeadError::TooLarge(_) | HeadError::TooManyHeaders => {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
             }
-            HeadError::Malformed(_) => StatusCode::BAD_REQUEST,
+            HeadError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            HeadError::HeaderLineTooLong | HeadError::Malformed(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The message of the error body, when it is not the status's default.
+    pub(in crate::proxy) fn message(&self) -> Option<&'static str> {
+        match self {
+            HeadError::HeaderLineTooLong => Some(HEADER_TOO_LARGE),
+            _ => None,
         }
     }
 }
@@ -98,14 +131,14 @@ struct FieldIndices {
 
 /// Parses request heads of at most `limit` bytes; keeps its scratch space
 /// across the requests of a connection.
-pub(super) struct HeadParser {
+pub(in crate::proxy) struct HeadParser {
     limit: usize,
     fields: Vec<FieldIndices>,
 }
 
 impl HeadParser {
     /// A parser refusing heads longer than `limit` bytes.
-    pub(super) fn new(limit: usize) -> Self {
+    pub(in crate::proxy) fn new(limit: usize) -> Self {
         HeadParser {
             limit,
             fields: Vec::new(),
@@ -113,13 +146,16 @@ impl HeadParser {
     }
 
     /// The longest head accepted, in bytes.
-    pub(super) fn limit(&self) -> usize {
+    pub(in crate::proxy) fn limit(&self) -> usize {
         self.limit
     }
 
     /// The head at the start of `buf`, split off it; `Ok(None)` when more
     /// bytes are needed (and may still fit the limit).
-    pub(super) fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    pub(in crate::proxy) fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Head>, HeadError> {
         let Some(line) = self.locate(buf)? else {
             return Ok(None);
         };
@@ -127,14 +163,36 @@ impl HeadParser {
         self.build(&head, &line).map(Some)
     }
 
-    /// Runs httparse: records where the parts are, or says why not.
+    /// Runs httparse: records where the parts are, or says why not. Parses
+    /// into a stack array first, into a heap one only for a head with more
+    /// fields than that holds.
     fn locate(&mut self, buf: &[u8]) -> Result<Option<RequestLine>, HeadError> {
-        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        // Only the first `limit` bytes are looked at: a head that does not
+        // end within them is refused for its size whatever follows, so the
+        // answer never depends on how the bytes were split into reads.
+        let buf = &buf[..buf.len().min(self.limit)];
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+        match self.locate_with(buf, &mut headers) {
+            Err(HeadError::TooManyHeaders) => {
+                let mut headers = Vec::with_capacity(MAX_HEADERS);
+                headers.resize_with(MAX_HEADERS, MaybeUninit::uninit);
+                self.locate_with(buf, &mut headers)
+            }
+            located => located,
+        }
+    }
+
+    /// [`Self::locate`] with room for `headers.len()` fields.
+    fn locate_with<'b>(
+        &mut self,
+        buf: &'b [u8],
+        headers: &mut [MaybeUninit<httparse::Header<'b>>],
+    ) -> Result<Option<RequestLine>, HeadError> {
         let mut request = httparse::Request::new(&mut []);
         let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
             &mut request,
             buf,
-            &mut headers,
+            headers,
         );
         let head_len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
@@ -145,7 +203,6 @@ impl HeadParser {
             Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
             Err(error) => return Err(HeadError::Malformed(malformed_reason(error))),
         };
-        self.check_size(buf, head_len)?;
         let (Some(method), Some(path), Some(version)) =
             (request.method, request.path, request.version)
         else {
@@ -157,11 +214,18 @@ impl HeadParser {
             (start, start + part.len())
         };
         self.fields.clear();
-        self.fields
-            .extend(request.headers.iter().map(|field| FieldIndices {
+        for field in request.headers.iter() {
+            let indices = FieldIndices {
                 name: range(field.name.as_bytes()),
                 value: range(field.value),
-            }));
+            };
+            // The line from the name to the value's end, `: ` and CRLF
+            // (trailing spaces aside).
+            if indices.value.1 - indices.name.0 + 2 > MAX_HEADER_LINE {
+                return Err(HeadError::HeaderLineTooLong);
+            }
+            self.fields.push(indices);
+        }
         Ok(Some(RequestLine {
             head_len,
             method: range(method.as_bytes()),
@@ -176,17 +240,23 @@ impl HeadParser {
 
     /// Refuses a head of `len` bytes (at least that many, when incomplete)
     /// that is longer than the limit: 414 when its first line alone does
-    /// not fit in the limit, else 431.
+    /// not fit in the limit, 400 when one of its header lines is longer
+    /// than [`MAX_HEADER_LINE`] (nginx would have refused that line alone),
+    /// else 431.
     fn check_size(&self, buf: &[u8], len: usize) -> Result<(), HeadError> {
         if len <= self.limit {
             return Ok(());
         }
         let within_limit = &buf[..self.limit.min(buf.len())];
-        if within_limit.contains(&b'\n') {
-            Err(HeadError::TooLarge(self.limit))
-        } else {
-            Err(HeadError::LineTooLong(self.limit))
+        let mut lines = within_limit.split(|&byte| byte == b'\n');
+        let request_line = lines.next().unwrap_or_default();
+        if request_line.len() == within_limit.len() {
+            return Err(HeadError::LineTooLong(self.limit));
         }
+        if lines.any(|line| line.len() + 1 > MAX_HEADER_LINE) {
+            return Err(HeadError::HeaderLineTooLong);
+        }
+        Err(HeadError::TooLarge(self.limit))
     }
 
     /// The request parts from the split-off `head`.
@@ -209,9 +279,8 @@ impl HeadParser {
                 .map_err(|_| HeadError::Malformed("invalid header name"))?;
             let value = HeaderValue::from_maybe_shared(head.slice(field.value.0..field.value.1))
                 .map_err(|_| HeadError::Malformed("invalid header value"))?;
-            if message.take(&name, &value)? {
-                headers.append(name, value);
-            }
+            message.take(&name, &value)?;
+            headers.append(name, value);
         }
         let body = message.framing()?;
         if body == BodyFraming::Chunked && message.content_length.is_some() {
@@ -252,8 +321,8 @@ fn slice(bytes: &[u8], range: (usize, usize)) -> &[u8] {
 struct Message {
     version: Version,
     content_length: Option<u64>,
-    /// Whether the last `Transfer-Encoding` field ends in `chunked`;
-    /// `None` without the header.
+    /// Whether the `Transfer-Encoding` field is exactly `chunked`; `None`
+    /// without the header.
     chunked: Option<bool>,
     keep_alive: bool,
     closing: bool,
@@ -272,26 +341,25 @@ impl Message {
         }
     }
 
-    /// Takes note of one header field; `Ok(false)` when the field is not
-    /// to be kept (a repeated identical `Content-Length`).
-    fn take(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<bool, HeadError> {
+    /// Takes note of one header field.
+    fn take(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), HeadError> {
         match *name {
             header::CONTENT_LENGTH => {
-                let length = content_length(value.as_bytes())
-                    .ok_or(HeadError::Malformed("invalid Content-Length"))?;
-                match self.content_length {
-                    Some(previous) if previous != length => {
-                        return Err(HeadError::Malformed("conflicting Content-Length values"))
-                    }
-                    Some(_) => return Ok(false),
-                    None => self.content_length = Some(length),
+                if self.content_length.is_some() {
+                    return Err(HeadError::Malformed("repeated Content-Length"));
                 }
+                let length = plain_length(value.as_bytes().trim_ascii())
+                    .ok_or(HeadError::Malformed("invalid Content-Length"))?;
+                self.content_length = Some(length);
             }
             header::TRANSFER_ENCODING => {
                 if self.version != Version::HTTP_11 {
                     return Err(HeadError::Malformed("Transfer-Encoding in HTTP/1.0"));
                 }
-                self.chunked = Some(ends_in_chunked(value.as_bytes()));
+                if self.chunked.is_some() {
+                    return Err(HeadError::Malformed("repeated Transfer-Encoding"));
+                }
+                self.chunked = Some(is_only_chunked(value.as_bytes()));
             }
             header::CONNECTION => {
                 if self.closing || has_token(value.as_bytes(), b"close") {
@@ -306,14 +374,14 @@ impl Message {
             }
             _ => {}
         }
-        Ok(true)
+        Ok(())
     }
 
     /// The body framing, once every field was seen.
     fn framing(&mut self) -> Result<BodyFraming, HeadError> {
         match (self.chunked, self.content_length) {
-            (Some(false), _) => Err(HeadError::Malformed(
-                "Transfer-Encoding without chunked as the last coding",
+            (Some(false), _) => Err(HeadError::NotImplemented(
+                "a transfer coding other than chunked",
             )),
             (Some(true), length) => {
                 if length.is_some() {
@@ -382,13 +450,9 @@ mod tests {
         assert_eq!(length.body, BodyFraming::Length(5));
         let zero = parsed(b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(zero.body, BodyFraming::Empty);
-        let same = parsed(b"POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5, 5\r\n\r\n");
-        assert_eq!(same.body, BodyFraming::Length(5));
-        assert_eq!(
-            same.parts.headers.get_all("content-length").iter().count(),
-            1
-        );
-        let chunked = parsed(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n");
+        let spaced = parsed(b"POST / HTTP/1.1\r\nContent-Length:  7 \r\n\r\n");
+        assert_eq!(spaced.body, BodyFraming::Length(7));
+        let chunked = parsed(b"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n");
         assert_eq!(chunked.body, BodyFraming::Chunked);
         assert!(chunked.keep_alive);
         let both =
@@ -410,13 +474,89 @@ mod tests {
             b"POST / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            // RFC 9110 8.6 allows a list of identical values; nginx does
+            // not, and an upstream may read it differently.
+            b"POST / HTTP/1.1\r\nContent-Length: 31, 31\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 5,5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 0x5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
             b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             let error = parse(text).expect_err(&String::from_utf8_lossy(text));
             assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{error}");
         }
+    }
+
+    #[test]
+    fn transfer_codings_other_than_chunked_get_501() {
+        for coding in [
+            &b"gzip, chunked"[..],
+            b"chunked, gzip",
+            b"chunked, chunked",
+            b"gzip",
+            b"identity",
+            b"chunked;q=1",
+            b"xchunked",
+        ] {
+            let mut text = b"POST / HTTP/1.1\r\nTransfer-Encoding: ".to_vec();
+            text.extend_from_slice(coding);
+            text.extend_from_slice(b"\r\n\r\n");
+            let error = parse(&text).expect_err(&String::from_utf8_lossy(&text));
+            assert_eq!(error.status(), StatusCode::NOT_IMPLEMENTED, "{error}");
+        }
+    }
+
+    #[test]
+    fn a_header_line_over_8_kib_gets_400_header_too_large() {
+        let line = |value_len: usize| {
+            format!(
+                "GET / HTTP/1.1\r\nHost: a\r\nCookie: {}\r\n\r\n",
+                "c".repeat(value_len)
+            )
+        };
+        let parse =
+            |text: String| HeadParser::new(64 * 1024).parse(&mut BytesMut::from(text.as_bytes()));
+        // `Cookie: ` and CRLF take 10 bytes: 8182 of value fill 8 KiB.
+        assert!(parse(line(8182)).unwrap().is_some());
+        let error = parse(line(8183)).unwrap_err();
+        assert_eq!(error, HeadError::HeaderLineTooLong);
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error.message(), Some(HEADER_TOO_LARGE));
+        // Also when the line makes the head too long before it ends.
+        let mut parser = HeadParser::new(16 * 1024);
+        let partial = format!("GET / HTTP/1.1\r\nX-Long: {}", "h".repeat(20 * 1024));
+        let error = parser
+            .parse(&mut BytesMut::from(partial.as_bytes()))
+            .unwrap_err();
+        assert_eq!(error, HeadError::HeaderLineTooLong);
+        // Many lines under 8 KiB each are fine up to the head limit.
+        let mut text = String::from("GET / HTTP/1.1\r\n");
+        for n in 0..6 {
+            text.push_str(&format!("X-{n}: {}\r\n", "v".repeat(8000)));
+        }
+        text.push_str("\r\n");
+        assert!(HeadParser::new(64 * 1024)
+            .parse(&mut BytesMut::from(text.as_bytes()))
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn more_than_100_headers_parse_up_to_the_limit() {
+        let mut text = String::from("GET / HTTP/1.1\r\n");
+        for n in 0..MAX_HEADERS {
+            text.push_str(&format!("X-{n}: v\r\n"));
+        }
+        text.push_str("\r\n");
+        let head = HeadParser::new(64 * 1024)
+            .parse(&mut BytesMut::from(text.as_bytes()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.parts.headers.len(), MAX_HEADERS);
+        assert_eq!(head.parts.headers["x-255"], "v");
     }
 
     #[test]
@@ -525,11 +665,12 @@ mod tests {
 
     #[test]
     fn content_length_values() {
-        assert_eq!(content_length(b"0"), Some(0));
-        assert_eq!(content_length(b" 42 "), Some(42));
-        assert_eq!(content_length(b"7,7"), Some(7));
-        assert_eq!(content_length(b"+1"), None);
-        assert_eq!(content_length(b"1 2"), None);
-        assert_eq!(content_length(b""), None);
+        assert_eq!(plain_length(b"0"), Some(0));
+        assert_eq!(plain_length(b"42"), Some(42));
+        assert_eq!(plain_length(b"007"), Some(7));
+        assert_eq!(plain_length(b"7,7"), None);
+        assert_eq!(plain_length(b"+1"), None);
+        assert_eq!(plain_length(b"1 2"), None);
+        assert_eq!(plain_length(b""), None);
     }
 }

@@ -10,10 +10,12 @@
 //! - `connection.rs`: the per-connection loop (read head, exchange, take
 //!   the read side back, keep alive or close);
 //! - `head.rs`: request head parsing (httparse), framing and keep-alive
-//!   rules, 400/414/431;
+//!   rules, 400/414/431/501;
 //! - `request_body.rs`: `Content-Length` and chunked request bodies that
-//!   own the read side while they are read, `100 Continue`;
-//! - `response_writer.rs`: response framing and writing;
+//!   own the read side while they are read, `100 Continue`, the client
+//!   body timeout;
+//! - `response_writer.rs`: response framing and writing, under the send
+//!   timeout;
 //! - `signals.rs`: the header read deadline and graceful shutdown;
 //! - `io.rs`: the read buffer, splitting a stream, replaying bytes;
 //! - `date.rs`: the cached `Date` header.
@@ -28,11 +30,12 @@ mod signals;
 
 use bytes::BytesMut;
 
+pub(in crate::proxy) use head::{BodyFraming, HeadParser};
 pub(in crate::proxy) use io::{Rewind, Split};
 pub(in crate::proxy) use signals::Shutdown;
 
 use super::{Proxy, ProxySettings};
-use crate::plugins::Downstream;
+use crate::pdk::Downstream;
 use connection::{wait_for_bytes, Connection, Waited};
 use io::{Reader, READ_CHUNK};
 use signals::HeadDeadline;

@@ -15,20 +15,26 @@
 //!
 //! A broken chunked coding, or the client closing mid-body, fails the body
 //! with a [`BodyError`]; the pipeline answers 400 and the connection
-//! closes.
+//! closes. So does a client that sends nothing of the body for the client
+//! body timeout (nginx's `client_body_timeout`, counted between two reads
+//! as nginx counts it), with 408. The timer is armed only when the body has
+//! to wait for the client: a body that came with its head never touches it.
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::AsyncRead;
 use tokio::sync::{oneshot, Notify};
+use tokio::time::{Instant, Sleep};
 
 use super::io::{Reader, MAX_BODY_READ, READ_CHUNK};
-use crate::proxy::body::{BoxError, ProxyBody};
+use crate::pdk::body::{BoxError, ClientBodyTimedOut, ProxyBody};
 use crate::proxy::framing::FramingError;
 pub(super) use crate::proxy::framing::{Decoded, Decoder};
 
@@ -44,6 +50,9 @@ pub(super) enum BodyError {
     /// Reading from the connection failed.
     #[error("cannot read the request body: {0}")]
     Io(#[from] std::io::Error),
+    /// The client sent nothing of the body for the client body timeout.
+    #[error("{0}")]
+    TimedOut(#[source] ClientBodyTimedOut),
 }
 
 impl From<FramingError> for BodyError {
@@ -90,16 +99,23 @@ pub(super) struct IncomingBody<R> {
     /// Notified on the first poll when the client expects `100 Continue`.
     continue_wanted: Option<Arc<Notify>>,
     polled: bool,
+    /// How long the client may send nothing.
+    timeout: Duration,
+    /// Armed at the first wait for the client.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Bytes arrived since the timer was armed.
+    progressed: bool,
 }
 
 impl<R: AsyncRead + Unpin + Send + 'static> IncomingBody<R> {
-    /// A body read by `decoder` from `reader`; the reader comes back on the
-    /// returned receiver. With `continue_wanted`, the first poll notifies
-    /// it.
+    /// A body read by `decoder` from `reader`, failing after `timeout`
+    /// without a byte; the reader comes back on the returned receiver.
+    /// With `continue_wanted`, the first poll notifies it.
     pub(super) fn new(
         reader: Reader<R>,
         decoder: Decoder,
         continue_wanted: Option<Arc<Notify>>,
+        timeout: Duration,
     ) -> (Self, oneshot::Receiver<Returned<R>>) {
         let (give_back, receiver) = oneshot::channel();
         let body = IncomingBody {
@@ -108,8 +124,35 @@ impl<R: AsyncRead + Unpin + Send + 'static> IncomingBody<R> {
             give_back: Some(give_back),
             continue_wanted,
             polled: false,
+            timeout,
+            timer: None,
+            progressed: false,
         };
         (body, receiver)
+    }
+
+    /// Called while waiting for the client: ready once it has sent nothing
+    /// for the whole timeout since the last bytes (or the first wait).
+    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let progressed = std::mem::take(&mut self.progressed);
+        let timeout = self.timeout;
+        let deadline = || {
+            let now = Instant::now();
+            now.checked_add(timeout)
+                .unwrap_or(now + Duration::from_secs(1 << 32))
+        };
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                if progressed {
+                    timer.as_mut().reset(deadline());
+                }
+                timer
+            }
+            None => self
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline()))),
+        };
+        timer.as_mut().poll(cx)
     }
 
     /// This body as the pipeline's body type.
@@ -156,13 +199,18 @@ impl<R: AsyncRead + Unpin + Send + 'static> Body for IncomingBody<R> {
                     this.give_back(BodyEnd::Complete);
                     return Poll::Ready(None);
                 }
-                Ok(Decoded::NeedMore) => {
-                    match ready!(reader.poll_fill(cx, read_room(&this.decoder))) {
-                        Ok(0) => BodyError::Truncated,
-                        Ok(_) => continue,
-                        Err(error) => BodyError::Io(error),
+                Ok(Decoded::NeedMore) => match reader.poll_fill(cx, read_room(&this.decoder)) {
+                    Poll::Ready(Ok(0)) => BodyError::Truncated,
+                    Poll::Ready(Ok(_)) => {
+                        this.progressed = true;
+                        continue;
                     }
-                }
+                    Poll::Ready(Err(error)) => BodyError::Io(error),
+                    Poll::Pending => {
+                        ready!(this.poll_stalled(cx));
+                        BodyError::TimedOut(ClientBodyTimedOut(this.timeout))
+                    }
+                },
                 Err(error) => BodyError::from(error),
             };
             this.give_back(BodyEnd::Failed);
@@ -310,7 +358,8 @@ mod tests {
     ) {
         let (client, server) = tokio::io::duplex(1024);
         let reader = Reader::new(server, BytesMut::from(prefix));
-        let (body, returned) = IncomingBody::new(reader, decoder, continue_wanted);
+        let (body, returned) =
+            IncomingBody::new(reader, decoder, continue_wanted, Duration::from_millis(300));
         (body, returned, client)
     }
 
@@ -353,6 +402,26 @@ mod tests {
         client.write_all(b"ok").await.unwrap();
         let collected = reading.await.unwrap().unwrap().to_bytes();
         assert_eq!(collected, "ok");
+    }
+
+    #[tokio::test]
+    async fn a_client_silent_mid_body_times_it_out() {
+        let (body, returned, mut client) = body_over_duplex(b"ab", Decoder::length(10), None);
+        let writing = tokio::spawn(async move {
+            // Bytes every 200 ms keep it alive (the timeout is 300 ms).
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                client.write_all(b"c").await.unwrap();
+            }
+            client
+        });
+        let started = std::time::Instant::now();
+        let error = body.collect().await.expect_err("the client stalls");
+        assert!(matches!(error, BodyError::TimedOut(_)), "{error}");
+        assert!(crate::pdk::body::is_client_body_timeout(&error), "{error}");
+        assert!(started.elapsed() >= Duration::from_millis(900));
+        assert!(matches!(returned.await.unwrap().end, BodyEnd::Failed));
+        drop(writing.await.unwrap());
     }
 
     #[tokio::test]

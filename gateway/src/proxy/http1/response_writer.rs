@@ -5,18 +5,27 @@
 //! exact body size turned into one, or chunked (HTTP/1.1) or up to the
 //! close (HTTP/1.0). It also decides whether the connection stays open,
 //! and the writer adds `connection: close` / `connection: keep-alive` and
-//! `date` accordingly.
+//! `date` accordingly; a `101` that switches to the protocol in its
+//! `Upgrade` gets `connection: upgrade` instead.
 //!
 //! [`ResponseWriter`] formats the head into a buffer kept for the
 //! connection's life and copies the body's frames behind it while they
 //! are ready, so a small response leaves in one `write()`; it writes
 //! whenever the body has to wait or the buffer is full, so larger bodies
-//! stream frame by frame.
+//! stream frame by frame. Every write may stay blocked for the send
+//! timeout (nginx's `send_timeout`); a client that takes nothing for that
+//! long fails the write, and the connection closes (and with it the
+//! upstream connection the body was read from).
+//!
+//! A response carrying [`BytesSent`] in its extensions (the log phase
+//! wants nginx's `$bytes_sent`) gets the number of bytes written for it
+//! recorded there before its body is dropped.
 
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -27,7 +36,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use super::date::{put_date, DATE_LEN};
 use super::head::has_token;
-use crate::proxy::body::{BoxError, ProxyBody};
+use crate::pdk::body::{BoxError, ProxyBody};
+use crate::proxy::log_phase::BytesSent;
+use crate::proxy::timed_write;
 
 /// Once the buffer holds this much, it is written out.
 const WRITE_AT: usize = 64 * 1024;
@@ -132,21 +143,28 @@ pub(super) enum WriteError {
 pub(super) struct ResponseWriter<W> {
     io: W,
     buf: Vec<u8>,
+    /// How long a write may stay blocked.
+    send_timeout: Duration,
+    /// Bytes written for the current response.
+    written: u64,
 }
 
 impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
-    /// A writer on `io`.
-    pub(super) fn new(io: W) -> Self {
+    /// A writer on `io` whose writes may stay blocked for `send_timeout`.
+    pub(super) fn new(io: W, send_timeout: Duration) -> Self {
         ResponseWriter {
             io,
             buf: Vec::with_capacity(4096),
+            send_timeout,
+            written: 0,
         }
     }
 
     /// Sends `100 Continue` at once.
     pub(super) async fn write_continue(&mut self) -> io::Result<()> {
-        self.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
-        self.io.flush().await
+        let timeout = self.send_timeout;
+        timed_write::write_all(&mut self.io, b"HTTP/1.1 100 Continue\r\n\r\n", timeout).await?;
+        timed_write::flush(&mut self.io, timeout).await
     }
 
     /// Writes `response` to the request described by `request`; returns
@@ -156,8 +174,10 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
         response: Response<ProxyBody>,
         request: &RequestFacts,
     ) -> Result<bool, WriteError> {
-        let (parts, mut body) = response.into_parts();
+        let (mut parts, mut body) = response.into_parts();
+        let sent = parts.extensions.remove::<BytesSent>();
         self.buf.clear();
+        self.written = 0;
         let exact_size = body.size_hint().exact();
         let plan = encode_head(
             &mut self.buf,
@@ -171,6 +191,9 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
             framing => self.write_body(&mut body, framing).await,
         };
         let flushed = self.flush().await;
+        if let Some(sent) = sent {
+            sent.record(self.written);
+        }
         if self.buf.capacity() > RETAINED_CAPACITY {
             self.buf = Vec::with_capacity(4096);
         }
@@ -179,9 +202,20 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
         Ok(plan.keep_alive)
     }
 
+    /// The connection's write side, for a tunnel after a `101`.
+    pub(super) fn io_mut(&mut self) -> &mut W {
+        &mut self.io
+    }
+
+    /// The send timeout of writes to the client.
+    pub(super) fn send_timeout(&self) -> Duration {
+        self.send_timeout
+    }
+
     /// Ends the connection's write direction.
     pub(super) async fn shutdown(&mut self) {
-        let _ = self.io.shutdown().await;
+        // A TLS close_notify is a write too: bounded like the others.
+        let _ = tokio::time::timeout(self.send_timeout, self.io.shutdown()).await;
     }
 
     /// Writes the body's frames behind the head, as the module doc says.
@@ -245,18 +279,22 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
             put_hex(&mut self.buf, data.len() as u64);
             self.buf.extend_from_slice(b"\r\n");
         }
+        let timeout = self.send_timeout;
         if self.buf.len() + data.len() <= WRITE_AT {
             self.buf.extend_from_slice(&data);
         } else {
-            self.io.write_all(&self.buf).await?;
+            timed_write::write_all(&mut self.io, &self.buf, timeout).await?;
+            self.written += self.buf.len() as u64;
             self.buf.clear();
-            self.io.write_all(&data).await?;
+            timed_write::write_all(&mut self.io, &data, timeout).await?;
+            self.written += data.len() as u64;
         }
         if framing == Framing::Chunked {
             self.buf.extend_from_slice(b"\r\n");
         }
         if self.buf.len() >= WRITE_AT {
-            self.io.write_all(&self.buf).await?;
+            timed_write::write_all(&mut self.io, &self.buf, timeout).await?;
+            self.written += self.buf.len() as u64;
             self.buf.clear();
         }
         Ok(())
@@ -264,11 +302,13 @@ impl<W: AsyncWrite + Unpin> ResponseWriter<W> {
 
     /// Writes out what is buffered.
     async fn flush(&mut self) -> io::Result<()> {
+        let timeout = self.send_timeout;
         if !self.buf.is_empty() {
-            self.io.write_all(&self.buf).await?;
+            timed_write::write_all(&mut self.io, &self.buf, timeout).await?;
+            self.written += self.buf.len() as u64;
             self.buf.clear();
         }
-        self.io.flush().await
+        timed_write::flush(&mut self.io, timeout).await
     }
 }
 
@@ -337,7 +377,10 @@ pub(super) fn encode_head(
     if plan.framing == Framing::Chunked {
         buf.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
-    if !plan.keep_alive && !http_10 && !facts.closes {
+    if status == StatusCode::SWITCHING_PROTOCOLS && headers.contains_key(header::UPGRADE) {
+        // The connection switches (see `proxy/tunnel.rs`): nginx's word.
+        buf.extend_from_slice(b"connection: upgrade\r\n");
+    } else if !plan.keep_alive && !http_10 && !facts.closes {
         buf.extend_from_slice(b"connection: close\r\n");
     }
     if plan.keep_alive && http_10 && !facts.keeps_alive {
@@ -418,7 +461,7 @@ fn put_hex(buf: &mut Vec<u8>, mut value: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::body;
+    use crate::pdk::body;
     use http::HeaderValue;
     use tokio::io::AsyncReadExt as _;
 
@@ -544,7 +587,7 @@ mod tests {
     /// keep-alive verdict.
     async fn written(response: Response<ProxyBody>, request: RequestFacts) -> (String, bool) {
         let (client, server) = tokio::io::duplex(1 << 20);
-        let mut writer = ResponseWriter::new(server);
+        let mut writer = ResponseWriter::new(server, Duration::from_secs(5));
         let keep_alive = writer.write(response, &request).await.unwrap();
         drop(writer);
         let mut text = String::new();
@@ -620,7 +663,7 @@ mod tests {
             .headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from_static("4"));
         let (client, server) = tokio::io::duplex(1 << 20);
-        let mut writer = ResponseWriter::new(server);
+        let mut writer = ResponseWriter::new(server, Duration::from_secs(5));
         let error = writer.write(response, &GET_11).await.unwrap_err();
         assert!(
             matches!(error, WriteError::Length { declared: 4, .. }),

@@ -3,9 +3,8 @@
 //! connect timeout (nginx's `proxy_connect_timeout` also bounds the
 //! handshake).
 //!
-//! [`UpstreamStream`] is the plain or TLS stream; [`Connection`] adds the
-//! buffers that live as long as the connection, so that a request on a
-//! pooled connection allocates neither.
+//! [`UpstreamStream`] is the plain or TLS stream; `connection.rs` adds the
+//! buffers and the pool it goes back to.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -14,17 +13,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-
-use super::pool::Home;
-
-/// The first read buffer of a connection; it grows for larger heads.
-const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// Where a service's requests go.
 #[derive(Debug, Clone, Copy)]
@@ -56,33 +49,16 @@ pub enum UpstreamStream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// An open upstream connection and its buffers.
-pub struct Connection {
-    pub stream: UpstreamStream,
-    /// Bytes read and not yet consumed; empty between exchanges.
-    pub read_buf: BytesMut,
-    /// The request head being written.
-    pub write_buf: Vec<u8>,
-    /// The pool this connection goes back to.
-    pub home: Home,
-}
-
-/// Opens a connection to `target` within `timeout`.
+/// Opens a stream to `target` within `timeout`.
 pub async fn connect(
     target: Target<'_>,
     timeout: Duration,
     tls: &TlsConnector,
-    home: Home,
-) -> Result<Connection, ConnectError> {
-    let stream = tokio::time::timeout(timeout, open(target, tls))
+) -> Result<UpstreamStream, ConnectError> {
+    tokio::time::timeout(timeout, open(target, tls))
         .await
-        .map_err(|_| ConnectError::Timeout(timeout))??;
-    Ok(Connection {
-        stream,
-        read_buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
-        write_buf: Vec::with_capacity(1024),
-        home,
-    })
+        .map_err(|_| ConnectError::Timeout(timeout))?
+        .map_err(ConnectError::Io)
 }
 
 /// Resolves, connects and runs the TLS handshake if any.

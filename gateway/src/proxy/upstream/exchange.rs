@@ -4,16 +4,23 @@
 //! The head is encoded into the connection's write buffer and sent with the
 //! body's first frame when that frame is ready, so a request with a small
 //! body (or none) is one `write()`. Request body framing follows the
-//! client's `Content-Length`, else the body's exact size, else chunked
-//! encoding. The response head is parsed with `httparse`; header values are
+//! body's exact size (one `Content-Length`, the client's when it says that
+//! size), else chunked encoding. Every write may stay blocked for the service's
+//! `write_timeout` (nginx's `proxy_send_timeout`), then the exchange fails
+//! (504). The response head is parsed with `httparse`; header values are
 //! slices of the one buffer the head arrived in (no copy per value).
-//! Interim `1xx` responses are skipped, as hyper's client did.
+//! Interim `1xx` responses are skipped, as hyper's client did, except a
+//! `101` to a WebSocket handshake, which ends the exchange and hands the
+//! connection over (see `proxy/tunnel.rs`). The head leaves with at most
+//! one `Content-Length`, the value its framing was read by, and none
+//! beside `Transfer-Encoding`.
 
 use std::future::poll_fn;
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{
@@ -22,11 +29,12 @@ use http::header::{
 use http::{Method, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Body;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
-use super::connect::Connection;
-use crate::proxy::body::{BoxError, ProxyBody};
-use crate::proxy::framing::{content_length, ends_in_chunked, has_token};
+use super::connection::Connection;
+use crate::pdk::body::{BoxError, ProxyBody};
+use crate::proxy::framing::{content_length, ends_in_chunked, has_token, plain_length};
+use crate::proxy::timed_write;
 
 /// The largest response head accepted (nginx's default
 /// `proxy_buffer_size` is 4 or 8 KiB; hyper's client allowed ~400 KiB).
@@ -48,6 +56,8 @@ pub struct Outgoing<'a> {
     /// The request target; empty means `/`.
     pub path_and_query: &'a str,
     pub headers: HeaderMap,
+    /// How long a write may stay blocked (the service's `write_timeout`).
+    pub write_timeout: Duration,
 }
 
 /// Why an exchange failed on the upstream's side.
@@ -68,6 +78,9 @@ pub enum ExchangeError {
     /// The head parsed but says something the proxy cannot follow.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The upstream took nothing of the request for the write timeout.
+    #[error("the upstream took nothing of the request for {0:?}")]
+    WriteTimeout(Duration),
 }
 
 impl ExchangeError {
@@ -98,9 +111,13 @@ pub enum SendFailure {
     RequestBody(BoxError),
 }
 
-impl From<io::Error> for SendFailure {
-    fn from(error: io::Error) -> Self {
-        SendFailure::Exchange(ExchangeError::Io(error))
+impl SendFailure {
+    /// A failed write of the request: a timeout, or the connection's error.
+    fn write(error: io::Error, timeout: Duration) -> Self {
+        SendFailure::Exchange(match error.kind() {
+            io::ErrorKind::TimedOut => ExchangeError::WriteTimeout(timeout),
+            _ => ExchangeError::Io(error),
+        })
     }
 }
 
@@ -145,31 +162,53 @@ pub async fn write_request(
     if ended && framing == RequestFraming::Chunked {
         connection.write_buf.extend_from_slice(b"0\r\n\r\n");
     }
+    let timeout = request.write_timeout;
     let Connection {
         stream, write_buf, ..
     } = &mut *connection;
-    stream.write_all(write_buf).await?;
+    timed_write::write_all(stream, write_buf, timeout)
+        .await
+        .map_err(|error| SendFailure::write(error, timeout))?;
     if let (false, Some(body)) = (ended, sending) {
-        write_body(connection, framing, body).await?;
+        write_body(connection, framing, body, timeout).await?;
     }
-    connection.stream.flush().await?;
-    Ok(())
+    timed_write::flush(&mut connection.stream, timeout)
+        .await
+        .map_err(|error| SendFailure::write(error, timeout))
 }
 
-/// Decides the body's framing and sets the header that says it.
+/// Decides the body's framing and sets the one header that says it: the
+/// body's exact size as `Content-Length` (the client's field is kept when
+/// it is that one plain value, as it is after the HTTP/1.1 server's and
+/// hyper's checks), else chunked with no `Content-Length`. Without a body,
+/// only a single `Content-Length: 0` may stay. The upstream never gets a
+/// length other than the body sent, nor two of them.
 fn request_framing(headers: &mut HeaderMap, body: Option<&ProxyBody>) -> RequestFraming {
     let Some(body) = body else {
+        if !is_single_length(headers, 0) {
+            headers.remove(CONTENT_LENGTH);
+        }
         return RequestFraming::None;
     };
-    if headers.contains_key(CONTENT_LENGTH) {
-        return RequestFraming::Length;
-    }
     if let Some(len) = body.size_hint().exact() {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        if !is_single_length(headers, len) {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        }
         return RequestFraming::Length;
     }
+    headers.remove(CONTENT_LENGTH);
     headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     RequestFraming::Chunked
+}
+
+/// Whether `headers` hold exactly one `Content-Length`, the plain number
+/// `length`.
+fn is_single_length(headers: &HeaderMap, length: u64) -> bool {
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => plain_length(value.as_bytes()) == Some(length),
+        _ => false,
+    }
 }
 
 /// `METHOD target HTTP/1.1`, the headers and the blank line.
@@ -211,21 +250,27 @@ fn encode_chunk_size(buf: &mut Vec<u8>, len: usize) {
     let _ = write!(buf, "{len:x}\r\n");
 }
 
-/// Streams the rest of a body after its first frame.
+/// Streams the rest of a body after its first frame; each write may stay
+/// blocked for `timeout`.
 async fn write_body(
     connection: &mut Connection,
     framing: RequestFraming,
     mut body: ProxyBody,
+    timeout: Duration,
 ) -> Result<(), SendFailure> {
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(SendFailure::RequestBody)?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers are not forwarded
         };
-        write_data(connection, framing, data).await?;
+        write_data(connection, framing, data, timeout)
+            .await
+            .map_err(|error| SendFailure::write(error, timeout))?;
     }
     if framing == RequestFraming::Chunked {
-        connection.stream.write_all(b"0\r\n\r\n").await?;
+        timed_write::write_all(&mut connection.stream, b"0\r\n\r\n", timeout)
+            .await
+            .map_err(|error| SendFailure::write(error, timeout))?;
     }
     Ok(())
 }
@@ -235,6 +280,7 @@ async fn write_data(
     connection: &mut Connection,
     framing: RequestFraming,
     data: Bytes,
+    timeout: Duration,
 ) -> io::Result<()> {
     let Connection {
         stream, write_buf, ..
@@ -242,16 +288,16 @@ async fn write_data(
     write_buf.clear();
     if data.len() <= COALESCE_BYTES {
         encode_data(write_buf, framing, &data);
-        return stream.write_all(write_buf).await;
+        return timed_write::write_all(stream, write_buf, timeout).await;
     }
     let chunked = framing == RequestFraming::Chunked;
     if chunked {
         encode_chunk_size(write_buf, data.len());
-        stream.write_all(write_buf).await?;
+        timed_write::write_all(stream, write_buf, timeout).await?;
     }
-    stream.write_all(&data).await?;
+    timed_write::write_all(stream, &data, timeout).await?;
     if chunked {
-        stream.write_all(b"\r\n").await?;
+        timed_write::write_all(stream, b"\r\n", timeout).await?;
     }
     Ok(())
 }
@@ -275,22 +321,29 @@ pub enum Framing {
     Chunked,
     /// Everything until the upstream closes.
     UntilClose,
+    /// No body: the upstream switched to the protocol a WebSocket
+    /// handshake asked for, the connection now carries that (a `101`).
+    Switched,
 }
 
-/// Reads the final response head to a `method` request.
+/// Reads the final response head to a `method` request; `upgrade` when
+/// the request was a WebSocket handshake, which a `101` may answer.
 pub async fn read_head(
     connection: &mut Connection,
     method: &Method,
+    upgrade: bool,
 ) -> Result<Head, ExchangeError> {
     loop {
         if let Some(response) = parse_head(&mut connection.read_buf)? {
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                return switched(response, upgrade);
+            }
             if response.status().is_informational() {
-                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    return Err(ExchangeError::Invalid("the upstream switched protocols"));
-                }
                 continue; // 100 Continue and friends: the real head follows
             }
+            let mut response = response;
             let framing = response_framing(method, response.status(), response.headers())?;
+            one_length(response.headers_mut());
             let keep_alive = framing != Framing::UntilClose
                 && keeps_alive(response.version(), response.headers());
             return Ok(Head {
@@ -307,6 +360,24 @@ pub async fn read_head(
             return Err(ExchangeError::Closed);
         }
     }
+}
+
+/// A `101`: the end of the exchange when it answers a WebSocket handshake
+/// and switches to `websocket`; a broken exchange otherwise.
+fn switched(response: Response<()>, upgrade: bool) -> Result<Head, ExchangeError> {
+    if !upgrade {
+        return Err(ExchangeError::Invalid("the upstream switched protocols"));
+    }
+    if crate::proxy::tunnel::switched_protocol(response.headers()).is_none() {
+        return Err(ExchangeError::Invalid(
+            "the upstream switched to another protocol than websocket",
+        ));
+    }
+    Ok(Head {
+        response,
+        framing: Framing::Switched,
+        keep_alive: false,
+    })
 }
 
 /// A header's name and the bytes of its value within the head.
@@ -396,6 +467,32 @@ fn response_length(headers: &HeaderMap) -> Result<Option<u64>, ExchangeError> {
         length = Some(parsed);
     }
     Ok(length)
+}
+
+/// Leaves the response at most one `Content-Length`, holding the one value
+/// the framing was validated against (RFC 9110 8.6, 9112 6.3): none next
+/// to a `Transfer-Encoding` (which overrides it), the parsed number in
+/// place of a list of identical values (`5, 5`) or of repeated fields, and
+/// none when the value is invalid on a response whose framing did not need
+/// it (HEAD, 304). A single plain value is left as it is.
+fn one_length(headers: &mut HeaderMap) {
+    if headers.contains_key(TRANSFER_ENCODING) {
+        headers.remove(CONTENT_LENGTH);
+        return;
+    }
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    match (values.next(), values.next()) {
+        (None, _) => {}
+        (Some(value), None) if plain_length(value.as_bytes()).is_some() => {}
+        _ => match response_length(headers) {
+            Ok(Some(length)) => {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+            }
+            _ => {
+                headers.remove(CONTENT_LENGTH);
+            }
+        },
+    }
 }
 
 /// Whether the upstream keeps the connection open after this response:
@@ -508,6 +605,37 @@ mod tests {
     }
 
     #[test]
+    fn responses_keep_one_validated_content_length() {
+        let normalised = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, HeaderValue::from_static(value));
+            }
+            one_length(&mut map);
+            let lengths: Vec<_> = map
+                .get_all(CONTENT_LENGTH)
+                .iter()
+                .map(|value| value.to_str().unwrap().to_owned())
+                .collect();
+            lengths
+        };
+        assert_eq!(normalised(&[("content-length", "31")]), ["31"]);
+        assert_eq!(normalised(&[("content-length", "31, 31")]), ["31"]);
+        assert_eq!(
+            normalised(&[("content-length", "31"), ("content-length", "31")]),
+            ["31"]
+        );
+        assert_eq!(
+            normalised(&[("transfer-encoding", "chunked"), ("content-length", "5")]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            normalised(&[("content-length", "abc")]),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
     fn keep_alive_by_version_and_connection() {
         let with = |value: &'static str| {
             let mut map = HeaderMap::new();
@@ -521,10 +649,72 @@ mod tests {
     }
 
     #[test]
+    fn the_request_length_is_the_body_size_and_one_field() {
+        let lengths = |headers: &HeaderMap| -> Vec<String> {
+            headers
+                .get_all(CONTENT_LENGTH)
+                .iter()
+                .map(|value| value.to_str().unwrap().to_owned())
+                .collect()
+        };
+        let with = |pairs: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for value in pairs {
+                headers.append(CONTENT_LENGTH, HeaderValue::from_static(value));
+            }
+            headers
+        };
+        let body = crate::pdk::body::full("hello");
+        let mut kept = with(&["5"]);
+        assert_eq!(
+            request_framing(&mut kept, Some(&body)),
+            RequestFraming::Length
+        );
+        assert_eq!(lengths(&kept), ["5"]);
+        let mut two = with(&["5", "500"]);
+        assert_eq!(
+            request_framing(&mut two, Some(&body)),
+            RequestFraming::Length
+        );
+        assert_eq!(lengths(&two), ["5"]);
+        let mut wrong = with(&["7"]);
+        request_framing(&mut wrong, Some(&body));
+        assert_eq!(lengths(&wrong), ["5"]);
+        let mut unknown = with(&["5"]);
+        let streamed = crate::pdk::body::boxed(UnknownSize);
+        assert_eq!(
+            request_framing(&mut unknown, Some(&streamed)),
+            RequestFraming::Chunked
+        );
+        assert!(lengths(&unknown).is_empty());
+        assert_eq!(unknown[TRANSFER_ENCODING], "chunked");
+        let mut none = with(&["7"]);
+        assert_eq!(request_framing(&mut none, None), RequestFraming::None);
+        assert!(lengths(&none).is_empty());
+        let mut zero = with(&["0"]);
+        request_framing(&mut zero, None);
+        assert_eq!(lengths(&zero), ["0"]);
+    }
+
+    /// A body of unknown size that never yields.
+    struct UnknownSize;
+
+    impl Body for UnknownSize {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+            Poll::Pending
+        }
+    }
+
+    #[test]
     fn heads_encode_with_their_framing() {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("upstream"));
-        let body = crate::proxy::body::full("hello");
+        let body = crate::pdk::body::full("hello");
         assert_eq!(
             request_framing(&mut headers, Some(&body)),
             RequestFraming::Length
@@ -534,6 +724,7 @@ mod tests {
             method: &Method::POST,
             path_and_query: "",
             headers,
+            write_timeout: Duration::from_secs(1),
         };
         encode_head(&mut buf, &request);
         assert_eq!(

@@ -14,7 +14,15 @@
 //! Timeouts: `connect_timeout` bounds resolving, connecting and the TLS
 //! handshake; the response head must arrive within `read_timeout` once the
 //! request body is sent; the response body then fails if the upstream stays
-//! silent for `read_timeout`. `write_timeout` is not enforced separately.
+//! silent for `read_timeout`; a write of the request that stays blocked for
+//! `write_timeout` fails the exchange (504, as Kong's `proxy_send_timeout`).
+//! A connection whose exchange failed in any way is closed, never pooled.
+//!
+//! A WebSocket handshake (a request whose headers carry `Upgrade`, which
+//! only `tunnel::prepare_upstream` sets) answered with `101` leaves its
+//! connection in the response's extensions for the tunnel
+//! (`proxy/tunnel.rs`), never in the pool; any other answer to it is an
+//! ordinary response.
 //!
 //! Retries, up to `service.retries` in all, as nginx's default
 //! `proxy_next_upstream error` does:
@@ -35,6 +43,7 @@
 //! never retried.
 
 mod connect;
+mod connection;
 mod exchange;
 mod pool;
 mod response_body;
@@ -48,8 +57,10 @@ use hyper::body::Body as _;
 use schemas::model::Service;
 use tokio_rustls::TlsConnector;
 
-use super::body::{self, BoxError, IdleTimeout, ProxyBody};
-use connect::{ConnectError, Connection, Target};
+use crate::pdk::body::{self, BoxError, IdleTimeout, ProxyBody};
+use crate::proxy::tunnel;
+use connect::{ConnectError, Target};
+use connection::Connection;
 use exchange::{ExchangeError, Framing, Outgoing, SendFailure};
 use pool::Pool;
 use response_body::UpstreamBody;
@@ -80,14 +91,20 @@ impl UpstreamError {
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
-            UpstreamError::ConnectTimeout(_) | UpstreamError::ReadTimeout(_)
+            UpstreamError::ConnectTimeout(_)
+                | UpstreamError::ReadTimeout(_)
+                | UpstreamError::Exchange(ExchangeError::WriteTimeout(_))
         )
     }
 
-    /// The status the client gets: 400 for its own broken body, 504 for
-    /// timeouts, else 502.
+    /// The status the client gets: 408 for its own body stalling past the
+    /// client body timeout, 400 for it otherwise broken, 504 for timeouts,
+    /// else 502.
     pub fn status(&self) -> StatusCode {
         match self {
+            UpstreamError::RequestBody(error) if body::is_client_body_timeout(error.as_ref()) => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             UpstreamError::RequestBody(_) => StatusCode::BAD_REQUEST,
             _ if self.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
@@ -209,6 +226,7 @@ impl UpstreamClients {
                 method,
                 path_and_query,
                 headers: headers(),
+                write_timeout: Duration::from_millis(service.write_timeout),
             };
             let error = match self.attempt(service, target, &mut request, &mut body).await {
                 Ok(response) => return Ok(response),
@@ -241,18 +259,22 @@ impl UpstreamClients {
             None => {
                 let connect_timeout = Duration::from_millis(service.connect_timeout);
                 let home = self.pool.home(target);
-                connect::connect(target, connect_timeout, &self.tls, home).await?
+                Connection::open(target, connect_timeout, &self.tls, home).await?
             }
         };
+        let upgrade = request.headers.contains_key(http::header::UPGRADE);
         exchange::write_request(&mut connection, request, body).await?;
         let read_timeout = Duration::from_millis(service.read_timeout);
         let head = tokio::time::timeout(
             read_timeout,
-            exchange::read_head(&mut connection, request.method),
+            exchange::read_head(&mut connection, request.method, upgrade),
         )
         .await
         .map_err(|_| UpstreamError::ReadTimeout(read_timeout))?
         .map_err(UpstreamError::Exchange)?;
+        if head.framing == Framing::Switched {
+            return Ok(switched(head, connection, service));
+        }
         Ok(with_body(head, connection, read_timeout))
     }
 }
@@ -264,6 +286,32 @@ fn target(service: &Service) -> Target<'_> {
         host: &service.host,
         port: service.port,
     }
+}
+
+/// A `101` to a WebSocket handshake: no body; the connection (and what
+/// the upstream sent behind the head) goes with it to the tunnel, under
+/// the service's read and write timeouts.
+fn switched(
+    head: exchange::Head,
+    connection: Connection,
+    service: &Service,
+) -> Response<ProxyBody> {
+    let mut response = head.response.map(|()| body::empty());
+    let Some(protocol) = tunnel::switched_protocol(response.headers()) else {
+        return response;
+    };
+    let Connection {
+        stream, read_buf, ..
+    } = connection;
+    let upstream = tunnel::Upstream {
+        stream: Box::new(stream),
+        early: read_buf.freeze(),
+        protocol,
+        idle_timeout: Duration::from_millis(service.read_timeout),
+        write_timeout: Duration::from_millis(service.write_timeout),
+    };
+    tunnel::attach(&mut response, upstream);
+    response
 }
 
 /// The response with its body: empty (the connection is free at once) or

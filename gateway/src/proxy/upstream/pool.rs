@@ -27,21 +27,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::connect::{Connection, Target};
-
-/// Which idle list a connection belongs to.
-#[derive(Debug, Clone)]
-pub struct Home {
-    /// The [`Pool`] that opened it.
-    pool: u64,
-    tls: bool,
-    port: u16,
-    host: Arc<str>,
-    /// The most idle connections kept for this target.
-    max_idle: usize,
-    /// How long a connection may stay idle.
-    idle_timeout: Duration,
-}
+use super::connect::Target;
+use super::connection::{Connection, Home};
 
 /// The idle lists of one pool and target, without the host name (the
 /// inner map's key), so a look-up allocates nothing.

@@ -11,10 +11,10 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::connect::Connection;
+use super::connection::Connection;
 use super::exchange::Framing;
 use super::pool;
-use crate::proxy::body::BoxError;
+use crate::pdk::body::BoxError;
 use crate::proxy::framing::{Decoded, Decoder, FramingError};
 
 /// How much more room a read asks for.
@@ -58,7 +58,7 @@ impl UpstreamBody {
     /// The body that follows a response head on `connection`.
     pub fn new(connection: Connection, framing: Framing, keep_alive: bool) -> Self {
         let reading = match framing {
-            Framing::Empty => Reading::Done,
+            Framing::Empty | Framing::Switched => Reading::Done,
             Framing::Length(len) => Reading::Framed(Decoder::length(len)),
             Framing::Chunked => Reading::Framed(Decoder::chunked()),
             Framing::UntilClose => Reading::UntilClose,

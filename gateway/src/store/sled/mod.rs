@@ -66,6 +66,23 @@ impl SledBackend {
         Self::from_db(db)
     }
 
+    /// Opens `dir` again right after a backend on it was dropped (tests):
+    /// sled's flusher thread keeps the file lock until its next wake-up
+    /// (up to 500 ms), so an immediate reopen can find it still locked.
+    #[cfg(test)]
+    pub fn reopen(dir: &Path) -> Result<Self, StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Self::open(dir, DEFAULT_CACHE_CAPACITY_BYTES) {
+                Err(error) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(%error, "the database is still locked; retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// A database in a temporary directory removed on drop (tests).
     pub fn open_temporary() -> Result<Self, StoreError> {
         let db = sled::Config::new()
@@ -330,7 +347,7 @@ mod tests {
             let replaced = rows_with(EntityKind::Consumer, id, "{\"c\":1}");
             assert_eq!(backend.replace(1, &replaced).unwrap(), 2);
         }
-        let backend = SledBackend::open(&dir, DEFAULT_CACHE_CAPACITY_BYTES).unwrap();
+        let backend = SledBackend::reopen(&dir).unwrap();
         let loaded = backend.load().unwrap();
         assert_eq!(loaded.revision, 2);
         assert!(loaded.rows[EntityKind::Service.index()].is_empty());

@@ -2,15 +2,17 @@
 //! tutorial flow, refresh, kong storage, remember, headers.
 
 use super::*;
-use crate::plugins::runner::tests::ctx_with_request;
-use crate::plugins::runner::{PluginRunner, DEFAULT_BODY_CAP};
+use crate::pdk::identity::{
+    ANONYMOUS_CONSUMER, CONSUMER_ID, CONSUMER_USERNAME, CREDENTIAL_IDENTIFIER,
+};
+use crate::pdk::{AuthCredential, Identities};
 use crate::plugins::session::cookie::{
     encode_payload, generate_sid, seal, SealInput, HEADER_ENCODED_SIZE,
 };
 use crate::plugins::session::open::subject;
 use crate::plugins::session::NAME;
-use crate::plugins::AuthCredential;
-use crate::plugins::{ANONYMOUS_CONSUMER, CONSUMER_ID, CONSUMER_USERNAME, CREDENTIAL_IDENTIFIER};
+use crate::proxy::phases::tests::ctx_with_request;
+use crate::proxy::phases::{PluginRunner, DEFAULT_BODY_CAP};
 use crate::snapshot::tests::{consumer, credential, plugin, route, service};
 use crate::snapshot::{Scope, Snapshot};
 use crate::store::SledSessions;
@@ -36,7 +38,7 @@ fn session_config(overrides: Value) -> Value {
         "cookie_secure": false, "remember": false, "remember_cookie_name": "remember",
         "remember_rolling_timeout": 604800, "remember_absolute_timeout": 2592000,
         "response_headers": null, "request_headers": null, "read_body_for_logout": false,
-        "logout_methods": ["DELETE", "POST"], "logout_query_arg": "session_logout",
+        "logout_methods": ["POST", "DELETE"], "logout_query_arg": "session_logout",
         "logout_post_arg": "session_logout", "hash_subject": false, "store_metadata": false
     });
     for (key, value) in overrides.as_object().unwrap() {
@@ -181,7 +183,7 @@ impl Exchange {
 async fn send(world: &World, request: http::Request<Bytes>) -> Exchange {
     let mut ctx = ctx_with_request(Arc::clone(&world.snapshot), &world.config, request);
     let mut runner = PluginRunner::new(DEFAULT_BODY_CAP);
-    let response = runner.access(&mut ctx).await;
+    let response = runner.access(world.snapshot.plugins(), &mut ctx).await;
     let status = response.as_ref().map(|response| response.status());
     let (mut head, body) = response.unwrap_or_default().into_parts();
     for (name, value) in &ctx.response_headers {
@@ -250,7 +252,7 @@ fn builds_from_the_canonical_config() {
         session.flags.as_str(),
         "; Path=/; SameSite=Strict; HttpOnly"
     );
-    assert_eq!(session.logout_methods, [Method::DELETE, Method::POST]);
+    assert_eq!(session.logout_methods, [Method::POST, Method::DELETE]);
     assert!(session.remember.is_none());
     assert!(!session.needs_body());
     assert_eq!(crate::plugins::session::DESCRIPTOR.priority(), 1900);

@@ -1,0 +1,200 @@
+//! Step 5 of the build: identities (ids, unique names, plugin scopes) that
+//! two entities of the files may not share, and plugin identities.
+
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
+
+use serde_json::Value;
+
+use super::{Builder, Diagnostic, Severity};
+use crate::config::id_of;
+use crate::entities::EntityKind;
+use crate::error::FieldPath;
+use crate::file::hash::{self, FastMap};
+
+impl Builder {
+    /// Two entities of a kind may not share an identity (id, unique name,
+    /// plugin scope): the later one is reported. Identities are compared as
+    /// borrowed values; only a duplicate's is put into words.
+    pub(super) fn find_duplicates(&mut self) {
+        // The first entity with each id or unique field, and with each
+        // plugin scope (plugins only, so no kind in that key).
+        let mut unique: FastMap<(EntityKind, &'static str, &str), usize> =
+            hash::map_with_capacity(2 * self.entities.len());
+        let mut scopes: FastMap<PluginScope<'_>, usize> = FastMap::default();
+        let mut duplicates = Vec::new();
+        for (index, entity) in self.entities.iter().enumerate() {
+            let Some(canonical) = entity.canonical.as_ref() else {
+                continue;
+            };
+            for identity in identities(entity.kind, canonical) {
+                let first = match identity {
+                    Identity::Field { field, value, .. } => {
+                        first_with(&mut unique, (entity.kind, field, value), index)
+                    }
+                    // A reference that points nowhere (reported) left the
+                    // scope short: it says nothing about duplicates.
+                    Identity::Scope(_) if entity.dangling => None,
+                    Identity::Scope(scope) => first_with(&mut scopes, scope, index),
+                };
+                if let Some(first) = first {
+                    duplicates.push((index, first, identity));
+                }
+            }
+        }
+        if duplicates.is_empty() {
+            return;
+        }
+        let labels: FastMap<&str, &str> = self
+            .entities
+            .iter()
+            .filter_map(|entity| Some((entity.id.as_deref()?, entity.label.as_deref()?)))
+            .collect();
+        let name_of = |id: &str| labels.get(id).copied().unwrap_or(id).to_owned();
+        let errors: Vec<Diagnostic> = duplicates
+            .iter()
+            .map(|(index, first, identity)| {
+                let first_origin = self.origin(*first);
+                let at = match first_origin.pos {
+                    Some(pos) => format!("{}:{}:{}", first_origin.file, pos.line, pos.column),
+                    None => first_origin.file.clone(),
+                };
+                let message = format!(
+                    "{} {} is already defined at {at} ({})",
+                    self.entities[*index].kind.deck_kind(),
+                    identity.describe(&name_of),
+                    first_origin.entity_display()
+                );
+                self.entity_diagnostic(*index, Severity::Error, FieldPath::root(), message)
+            })
+            .collect();
+        self.diagnostics.extend(errors);
+    }
+}
+
+/// One thing that must be unique among the entities of a kind.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Identity<'a> {
+    /// The id or a unique field, how messages name it (`named`), and
+    /// its value.
+    Field {
+        field: &'static str,
+        label: &'static str,
+        value: &'a str,
+    },
+    /// A plugin's name and the ids of its scope.
+    Scope(PluginScope<'a>),
+}
+
+/// A plugin's name and the ids of its route, service and consumer.
+pub(super) type PluginScope<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+impl Identity<'_> {
+    /// `with id ...`, `named 'svc1'`, `'key-auth' for the same scope
+    /// (service svc1)`; `name_of` names the entities of a plugin's scope.
+    pub(super) fn describe(&self, name_of: &dyn Fn(&str) -> String) -> String {
+        match *self {
+            Identity::Field {
+                field: "id", value, ..
+            } => format!("with id {value}"),
+            Identity::Field { label, value, .. } => format!("{label} '{value}'"),
+            Identity::Scope((name, route, service, consumer)) => {
+                let scope: Vec<String> = [
+                    ("route", route),
+                    ("service", service),
+                    ("consumer", consumer),
+                ]
+                .into_iter()
+                .filter_map(|(what, id)| id.map(|id| format!("{what} {}", name_of(id))))
+                .collect();
+                let scope_text = if scope.is_empty() {
+                    "global".to_owned()
+                } else {
+                    scope.join(" and ")
+                };
+                format!("'{name}' for the same scope ({scope_text})")
+            }
+        }
+    }
+}
+
+/// The identities of a canonical entity, in the order they are checked:
+/// the id, the unique fields, a plugin's scope.
+pub(super) fn identities(
+    kind: EntityKind,
+    canonical: &Value,
+) -> impl Iterator<Item = Identity<'_>> {
+    let id = id_of(canonical).map(|id| Identity::Field {
+        field: "id",
+        label: "with id",
+        value: id,
+    });
+    let fields = kind.descriptor().unique.iter().filter_map(|field| {
+        let value = canonical.get(*field)?.as_str()?;
+        Some(Identity::Field {
+            field,
+            label: unique_label(field),
+            value,
+        })
+    });
+    let scope = (kind == EntityKind::Plugin)
+        .then(|| plugin_scope_by(|field| canonical.get(field)))
+        .flatten()
+        .map(Identity::Scope);
+    id.into_iter().chain(fields).chain(scope)
+}
+
+/// How a duplicate message names a unique field: "named" for names,
+/// "with the same key" for a secret key, "with <field>" otherwise.
+fn unique_label(field: &str) -> &'static str {
+    match field {
+        "name" | "instance_name" => "named",
+        "key" => "with the same key",
+        "username" => "with username",
+        "custom_id" => "with custom_id",
+        _ => "with the same value",
+    }
+}
+
+/// The entity first seen with `key`, or `None` when `index` is the first
+/// (and is recorded).
+pub(super) fn first_with<K: Hash + Eq>(
+    seen: &mut FastMap<K, usize>,
+    key: K,
+    index: usize,
+) -> Option<usize> {
+    match seen.entry(key) {
+        Entry::Occupied(first) => Some(*first.get()),
+        Entry::Vacant(slot) => {
+            slot.insert(index);
+            None
+        }
+    }
+}
+
+/// A plugin's name and the ids of its route, service and consumer scope:
+/// at most one plugin per identity.
+pub type PluginIdentity = (String, Option<String>, Option<String>, Option<String>);
+
+/// A plugin's identity: its name and the ids of its scope.
+pub fn plugin_identity(plugin: &Value) -> Option<PluginIdentity> {
+    let (name, route, service, consumer) = plugin_scope_by(|field| plugin.get(field))?;
+    let owned = |id: Option<&str>| id.map(str::to_owned);
+    Some((
+        name.to_owned(),
+        owned(route),
+        owned(service),
+        owned(consumer),
+    ))
+}
+
+/// [`plugin_identity`] borrowed from a plugin whose fields `get` gives
+/// (a canonical entity, or the fields of one still being built): matching
+/// and duplicate checks need not copy the ids.
+pub(super) fn plugin_scope_by<'v>(
+    get: impl Fn(&str) -> Option<&'v Value>,
+) -> Option<PluginScope<'v>> {
+    let name = get("name")?.as_str()?;
+    let scope = |field: &str| get(field)?.get("id")?.as_str();
+    Some((name, scope("route"), scope("service"), scope("consumer")))
+}
