@@ -75,9 +75,15 @@ fn post(store: &Store, query: &HashMap<String, String>, body: Body) -> Result<Re
     {
         drop(members);
         let parsed = body::parse(Some("application/json"), &text)?;
+        drop((text, body));
         return declarative::post(store, parsed, query);
     }
     let config = flat_config(body.raw, members)?;
+    // The configuration now holds the only handle on the body, so the
+    // store releases it once the rows are written (before the snapshot is
+    // compiled): a second handle kept here held 60 MB through the commit
+    // hook at 250k entities (heaptrack, bench/README.md).
+    drop(text);
     let summary = store.replace_all(config)?;
     Ok(Reply::created(summary.to_json()))
 }
