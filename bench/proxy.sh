@@ -5,6 +5,7 @@
 #   bench/proxy.sh            # defaults: 10 s per row, 2 threads, 64 connections
 #   DURATION=30s CONNECTIONS=128 bench/proxy.sh
 #   BIN=/some/dir bench/proxy.sh   # that dir's gateway and gwctl, no build
+#   LARGE_CONSUMERS=100000 LARGE_ROUTES=10000 bench/proxy.sh  # issue 18's size
 #
 # Rows: upstream direct, nginx proxy, gateway (no plugins, key-auth, session
 # cookie with storage cookie and kong, anonymous 403). Then the cost of
@@ -56,7 +57,8 @@ done
 
 export GWCTL_ADDR="http://$GW_ADMIN"
 python3 bench/gen_config.py --upstream "http://127.0.0.1:$UPSTREAM_PORT" >"$work/small.yaml"
-python3 bench/gen_config.py --upstream "http://127.0.0.1:$UPSTREAM_PORT" --consumers 10000 --routes 1000 >"$work/large.yaml"
+python3 bench/gen_config.py --upstream "http://127.0.0.1:$UPSTREAM_PORT" --consumers "${LARGE_CONSUMERS:-10000}" \
+  --routes "${LARGE_ROUTES:-1000}" >"$work/large.yaml"
 
 cookie_for() { # path: log in with the key and print the session cookie
   curl -s -o /dev/null -D - -H 'apikey: hello_world' "http://$GW_PROXY$1" |
@@ -126,7 +128,7 @@ access_dropped=$(curl -s "http://$GW_LOG_ADMIN/metrics" | awk '/^gateway_access_
 kill "$GW_LOG_PID" 2>/dev/null || true
 rm -f "$work/access.log"
 
-echo "== 10,000 consumers and 1,000 routes"
+echo "== ${LARGE_CONSUMERS:-10000} consumers and ${LARGE_ROUTES:-1000} routes"
 "$BIN/gwctl" sync "$work/large.yaml" >/dev/null
 gateway_rows " [large]"
 

@@ -79,9 +79,11 @@ fn nothing_to_validate(inputs: &[String]) -> CommandError {
 }
 
 fn print_lines(lines: &[String]) {
-    for line in lines {
-        eprintln!("{line}");
-    }
+    crate::progress::suspend(|| {
+        for line in lines {
+            eprintln!("{line}");
+        }
+    });
 }
 
 /// Build the files against `current` (the live state, or empty offline).
@@ -130,9 +132,11 @@ pub fn build_flattened(
 }
 
 fn print_warnings(warnings: &[Diagnostic]) {
-    for warning in warnings {
-        eprintln!("{warning}");
-    }
+    crate::progress::suspend(|| {
+        for warning in warnings {
+            eprintln!("{warning}");
+        }
+    });
 }
 
 fn invalid_files(diagnostics: &[Diagnostic]) -> CommandError {

@@ -12,6 +12,7 @@ mod files;
 mod names;
 mod output;
 mod plan;
+mod progress;
 mod reconcile;
 mod secrets;
 mod state;
@@ -26,6 +27,10 @@ use clap::Parser;
 /// the threads that read the gateway's state or validate the files; glibc's
 /// per-thread arenas spent a third of gwctl's CPU time allocating, growing
 /// their heaps and faulting pages in (see bench/README.md).
+///
+/// `--features system-allocator` keeps glibc's malloc, for heap profilers
+/// that hook it (heaptrack, valgrind's massif; see bench/README.md).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(error) => {
+            progress::clear();
             error.print();
             error.exit_code()
         }

@@ -29,6 +29,7 @@ use crate::client::{AdminClient, ClientError, GatewayArgs};
 use crate::error::CommandError;
 use crate::files;
 use crate::plan::{self, Plan, PlanOptions};
+use crate::progress;
 use crate::secrets;
 use crate::state::{self, LiveState};
 use crate::timing;
@@ -70,9 +71,11 @@ fn report_state(
     fetched: Result<LiveState, state::StateError>,
 ) -> Result<LiveState, CommandError> {
     let live = fetched.map_err(|error| unreadable(client, &error))?;
-    for warning in &live.warnings {
-        eprintln!("warning: {warning}");
-    }
+    progress::suspend(|| {
+        for warning in &live.warnings {
+            eprintln!("warning: {warning}");
+        }
+    });
     Ok(live)
 }
 
@@ -172,6 +175,7 @@ pub fn prepare(
         }
         _ => None,
     };
+    progress::phase("reading the files");
     let files = files::read(paths, files::Purpose::Sync)?;
     timing::mark("read the files");
     if options.refuse_sanitized {
@@ -180,13 +184,18 @@ pub fn prepare(
     let client = client?;
     let select_tags = select_tags(&files.docs, &gateway.select_tags);
     let pending = early.unwrap_or_else(|| PendingState::start(&client, &select_tags));
+    progress::phase("flattening the files");
     let flattened = files::flatten(files.docs, &gateway.select_tags, options.plan.no_deletes);
     timing::mark("flattened the files");
+    progress::phase("reading the gateway's state");
     let live = pending.finish(&client, &select_tags)?;
     timing::mark("fetched the gateway's state");
+    progress::phase("looking up the entities outside the select tags");
     let outside = look_up_outside(&client, &flattened, &live.config, &select_tags)?;
+    progress::phase("building the files");
     let mut built = files::build_flattened(flattened, &live.config, &outside)?;
     timing::mark("built the files");
+    progress::phase("comparing with the gateway");
     plan::keep_generated_values(&mut built.config, &live.config);
     timing::mark("kept generated values");
     let mut plan = plan::plan(&built.config, &live.config, &options.plan);

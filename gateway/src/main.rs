@@ -15,6 +15,10 @@ use tracing_subscriber::EnvFilter;
 /// frees a few dozen small blocks (header maps, buffers, futures); glibc's
 /// malloc and free took 10-15% of the proxy's CPU samples, mimalloc takes
 /// about 7% (see bench/README.md).
+///
+/// `--features system-allocator` keeps glibc's malloc, for heap profilers
+/// that hook it (heaptrack, valgrind's massif; see bench/README.md).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

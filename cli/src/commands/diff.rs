@@ -46,6 +46,7 @@ fn diff(args: &DiffArgs) -> Result<ExitCode, CommandError> {
         .display
         .prepare_options(&args.gateway, args.no_deletes, false);
     let prepared = reconcile::prepare(&args.files, &args.gateway, options)?;
+    crate::progress::clear();
     let counts = prepared.plan.counts();
     if args.gateway.json_output {
         let report = output::json_report(&prepared.plan.changes, &counts, &prepared.warnings, &[]);

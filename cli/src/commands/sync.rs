@@ -11,6 +11,7 @@ use crate::apply::{Applier, ApplyError, AtomicOutcome, Progress, RunReport};
 use crate::error::CommandError;
 use crate::output::{self, Style};
 use crate::plan::Counts;
+use crate::progress;
 use crate::reconcile::{self, Prepared};
 use crate::state;
 
@@ -66,6 +67,7 @@ fn sync(args: &SyncArgs) -> Result<ExitCode, CommandError> {
 fn apply(args: &SyncArgs, prepared: &Prepared) -> Result<ExitCode, CommandError> {
     let style = Style::for_stdout(args.display.no_color);
     if prepared.plan.is_empty() {
+        progress::clear();
         print_result(args, prepared, &style);
         return Ok(ExitCode::SUCCESS);
     }
@@ -77,8 +79,13 @@ fn apply(args: &SyncArgs, prepared: &Prepared) -> Result<ExitCode, CommandError>
         &prepared.built.origins,
     )
     .naming(&prepared.outside);
-    if let Some(keep) = kept_entities(args, prepared)? {
-        match applier.apply_atomic(&keep) {
+    progress::phase("reading the entities outside the select tags");
+    let kept = kept_entities(args, prepared);
+    progress::phase("sending the configuration");
+    if let Some(keep) = kept? {
+        let applied = applier.apply_atomic(&keep);
+        progress::clear();
+        match applied {
             Ok(AtomicOutcome::Applied) => {
                 crate::timing::mark("applied in one batch");
                 print_result(args, prepared, &style);
@@ -88,6 +95,7 @@ fn apply(args: &SyncArgs, prepared: &Prepared) -> Result<ExitCode, CommandError>
             Err(error) => return reject(args, prepared, error),
         }
     }
+    progress::clear();
     let progress = Progress::new(
         style,
         !args.gateway.json_output,

@@ -45,7 +45,9 @@ struct Checked {
 }
 
 pub fn run(args: &ValidateArgs) -> Result<ExitCode, CommandError> {
-    match (check(args), args.json_output) {
+    let checked = check(args);
+    crate::progress::clear();
+    match (checked, args.json_output) {
         (Ok(checked), false) => {
             let count = checked.entities;
             let noun = if count == 1 { "entity" } else { "entities" };
@@ -77,6 +79,7 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, CommandError> {
 }
 
 fn check(args: &ValidateArgs) -> Result<Checked, CommandError> {
+    crate::progress::phase("reading the files");
     let files = files::read(&args.files, files::Purpose::Validate)?;
     let selecting = !reconcile::select_tags(&files.docs, &args.select_tags).is_empty();
     let flattened = files::flatten(files.docs, &args.select_tags, false);
@@ -85,11 +88,12 @@ fn check(args: &ValidateArgs) -> Result<Checked, CommandError> {
     if selecting {
         for (kind, id) in flattened.ids_to_look_up(&Config::default()) {
             let warning = not_checked_offline(kind, &id);
-            eprintln!("{warning}");
+            crate::progress::suspend(|| eprintln!("{warning}"));
             warnings.push(warning);
             outside.entities_mut(kind).push(json!({ "id": id }));
         }
     }
+    crate::progress::phase("building the files");
     let built = files::build_flattened(flattened, &Config::default(), &outside)?;
     warnings.extend(built.warnings.iter().map(ToString::to_string));
     let entities = built.config.len();

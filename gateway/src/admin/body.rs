@@ -8,6 +8,7 @@
 //! booleans, one-element arrays, `""` meaning null), as Kong's
 //! `arguments.infer_value` does.
 
+use bytes::Bytes;
 use schemas::schema::{Field, Record, Type};
 use serde_json::{Map, Value};
 
@@ -21,6 +22,10 @@ pub struct Body {
     pub form: bool,
     /// A non-empty body was sent.
     pub present: bool,
+    /// The JSON text itself, unparsed (`value` is then empty), for an
+    /// endpoint that reads it as it goes (`POST /config`, see
+    /// [`parse_deferred`]); empty otherwise.
+    pub raw: Bytes,
 }
 
 impl Body {
@@ -30,6 +35,7 @@ impl Body {
             value: Value::Object(Map::new()),
             form: false,
             present: false,
+            raw: Bytes::new(),
         }
     }
 }
@@ -63,6 +69,24 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, ApiError>
         value,
         form: true,
         present: true,
+        raw: Bytes::new(),
+    })
+}
+
+/// [`parse_config`], except that a JSON body is kept as its text in
+/// [`Body::raw`], for the endpoint to check and read: `POST /config`
+/// reads gwctl's flat form entity by entity instead of as one tree.
+pub fn parse_deferred(content_type: Option<&str>, bytes: Bytes) -> Result<Body, ApiError> {
+    let json = content_type
+        .is_some_and(|media| media.to_ascii_lowercase().starts_with("application/json"));
+    if !json || bytes.iter().all(u8::is_ascii_whitespace) {
+        return parse_config(content_type, &bytes);
+    }
+    Ok(Body {
+        value: Value::Object(Map::new()),
+        form: false,
+        present: true,
+        raw: bytes,
     })
 }
 
@@ -80,6 +104,7 @@ pub fn parse_config(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, Ap
                 value: serde_json::json!({ "config": text }),
                 form: false,
                 present: true,
+                raw: Bytes::new(),
             })
         }
         parsed => parsed,
@@ -92,6 +117,7 @@ fn parse_json(bytes: &[u8]) -> Result<Body, ApiError> {
             value,
             form: false,
             present: true,
+            raw: Bytes::new(),
         }),
         _ => Err(ApiError::BadJson),
     }

@@ -9,7 +9,8 @@
 //!    1000 query arguments are `Too many arguments` (Kong's
 //!    `lua_max_uri_args`);
 //! 2. dispatch ([`routes`]): 404 for unknown paths, 405 for wrong methods;
-//! 3. body parsing ([`body`]), capped at 1 MiB (64 MiB for `/config`);
+//! 3. body parsing ([`body`]), capped at 1 MiB (64 MiB for `/config`, whose
+//!    JSON its handler reads entity by entity);
 //! 4. the handler, on tokio's blocking pool because store writes wait for
 //!    the disk or the database.
 //!
@@ -43,7 +44,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, SERVER};
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -300,7 +301,8 @@ fn body_limit(endpoint: &Endpoint) -> usize {
     }
 }
 
-/// Read and parse a request body of at most the endpoint's limit.
+/// Read and parse a request body of at most the endpoint's limit; the
+/// JSON of `POST /config` is left unparsed ([`body::parse_deferred`]).
 async fn read_body<B>(headers: &HeaderMap, body: B, endpoint: &Endpoint) -> Result<Body, ApiError>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -317,21 +319,40 @@ where
         }
         return Err(ApiError::PayloadTooLarge);
     }
-    let collected = Limited::new(body, limit).collect().await.map_err(|error| {
-        if error.is::<LengthLimitError>() {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::BadRequest("could not read the request body".to_owned())
-        }
-    })?;
+    let bytes = collect_body(body, limit, declared).await?;
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
     match endpoint {
-        // Kong reads a `/config` body of any other type as the file itself.
-        Endpoint::Config => body::parse_config(content_type, &collected.to_bytes()),
-        _ => body::parse(content_type, &collected.to_bytes()),
+        Endpoint::Config => body::parse_deferred(content_type, bytes),
+        _ => body::parse(content_type, &bytes),
     }
+}
+
+/// The body's bytes in one buffer, sized from its `Content-Length` when
+/// it has one, each frame copied in and dropped as it arrives: a 60 MB
+/// configuration is not held twice (as its frames and as their copy).
+async fn collect_body<B>(body: B, limit: usize, declared: Option<u64>) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let capacity = declared.map_or(0, |length| usize::try_from(length).unwrap_or(limit));
+    let mut buffer = BytesMut::with_capacity(capacity.min(limit));
+    let mut body = std::pin::pin!(Limited::new(body, limit));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            if error.is::<LengthLimitError>() {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("could not read the request body".to_owned())
+            }
+        })?;
+        if let Ok(data) = frame.into_data() {
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer.freeze())
 }
 
 /// The largest refused body read to its end before the 413 goes out.

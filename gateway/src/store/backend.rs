@@ -116,6 +116,13 @@ pub trait EntityBackend: Send + Sync {
         Ok(None)
     }
 
+    /// Whether a commit can still come back [`StoreError::Stale`] (another
+    /// node committed first), so that the store must be able to plan the
+    /// write again. A single-node backend has no other writer.
+    fn can_conflict(&self) -> bool {
+        false
+    }
+
     /// Ends what [`EntityBackend::begin_write`] began (after the commit,
     /// or without one when the write failed or changed nothing).
     fn end_write(&self) {}

@@ -124,12 +124,14 @@ impl Link {
     }
 }
 
-/// The links a canonical entity owns: one per non-null reference.
+/// The links a canonical entity owns: one per non-null reference (in a
+/// vector of that exact size: the state keeps it).
 pub(crate) fn links(kind: EntityKind, entity: &Value) -> Vec<Link> {
     let Some(child) = entity_uuid(entity) else {
         return Vec::new();
     };
-    kind.descriptor()
+    let mut links: Vec<Link> = kind
+        .descriptor()
         .references
         .iter()
         .filter_map(|reference| {
@@ -141,7 +143,9 @@ pub(crate) fn links(kind: EntityKind, entity: &Value) -> Vec<Link> {
                 child,
             })
         })
-        .collect()
+        .collect();
+    links.shrink_to_fit();
+    links
 }
 
 /// The references of `kind` with the parent id each points at.

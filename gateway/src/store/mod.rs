@@ -37,7 +37,8 @@
 //!
 //! Also: [`error`] ([`StoreError`], one variant per Kong error code),
 //! [`query`] (pagination and tag filters), `summary` (what a whole
-//! configuration replace changed).
+//! configuration replace changed), [`posted`] (what a replace reads: parsed
+//! values or raw JSON text borrowed from a request body).
 
 pub mod backend;
 pub mod error;
@@ -45,6 +46,7 @@ mod follow;
 mod keys;
 pub mod local_copy;
 mod plan;
+pub mod posted;
 pub mod postgres;
 mod prepare;
 pub mod query;
@@ -68,6 +70,7 @@ use uuid::Uuid;
 pub use self::sled::sessions::SledSessions;
 pub use backend::EntityBackend;
 pub use error::{ConfigEntity, StoreError};
+pub use posted::{PostedConfig, RawConfig};
 pub use query::{ListQuery, Page, TagFilter};
 pub use sessions::{SessionError, SessionStore};
 pub use summary::{ChangeSummary, KindChanges};
@@ -219,6 +222,12 @@ impl Store {
     /// run the commit hook. The caller holds the write lock. A commit the
     /// backend refuses (a disk that is full or read-only) changes nothing.
     fn commit_plan(&self, plan: &Plan) -> Result<(), StoreError> {
+        self.commit_plan_then(plan, || {})
+    }
+
+    /// [`Store::commit_plan`], calling `written` once the backend holds the
+    /// commit and before the commit hook runs.
+    fn commit_plan_then(&self, plan: &Plan, written: impl FnOnce()) -> Result<(), StoreError> {
         let base = self.read_state().revision;
         let changes: Vec<backend::RowChange<'_>> = plan
             .ops()
@@ -230,6 +239,8 @@ impl Store {
             })
             .collect();
         let revision = self.backend.commit(base, &changes)?;
+        drop(changes);
+        written();
         self.write_state().apply(plan.ops(), revision);
         let changed = plan.changed_entities();
         self.notify_commit(&Commit::Entities(&changed));

@@ -150,19 +150,29 @@ pub(crate) fn put_of(kind: EntityKind, entity: &Value, row: Bytes) -> Result<Row
     })
 }
 
+/// The unique keys alone, in a vector of their exact size: a whole
+/// configuration's puts are held at once, and the state keeps the keys.
 fn unique_key_bytes(kind: EntityKind, entity: &Value) -> Vec<Vec<u8>> {
-    keys::unique_keys(kind, entity)
-        .into_iter()
-        .map(|unique| unique.key)
-        .collect()
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    keys.extend(
+        keys::unique_keys(kind, entity)
+            .into_iter()
+            .map(|unique| unique.key),
+    );
+    keys.shrink_to_fit();
+    keys
 }
 
-/// Serialize a canonical entity for storage.
+/// Serialize a canonical entity for storage. The row keeps no spare
+/// capacity (serde_json grows its buffer by doubling): every row of the
+/// configuration is held in memory.
 pub(crate) fn encode(kind: EntityKind, entity: &Value) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(entity).map_err(|error| StoreError::CorruptRow {
+    let mut row = serde_json::to_vec(entity).map_err(|error| StoreError::CorruptRow {
         collection: kind.collection(),
         reason: error.to_string(),
-    })
+    })?;
+    row.shrink_to_fit();
+    Ok(row)
 }
 
 /// The id of a canonical entity, parsed and as text.

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use schemas::config::{id_of, Config};
+use schemas::config::id_of;
 use schemas::entities::Reference;
 use schemas::EntityKind;
 use serde_json::Value;
@@ -19,11 +19,12 @@ use serde_json::Value;
 use super::error::{ConfigEntity, StoreError};
 use super::keys;
 use super::plan::{encode, put_of, RowPut};
+use super::posted::PostedConfig;
 use super::read::{decode, load_text};
 use super::state::State;
 use super::write::{created_at_of, ensure_id, fill_auto_fields, set_timestamps};
 
-/// Below this many entities of a kind, preparation runs on one thread.
+/// Below this many entities in all, preparation runs on one thread.
 const PARALLEL_THRESHOLD: usize = 2048;
 
 /// What happens to a posted entity.
@@ -70,64 +71,101 @@ impl PreparedConfig {
     }
 }
 
-/// Prepare every entity of `config` against the stored state.
-pub(crate) fn prepare_config(
+/// Prepare every entity of `config` against the stored state. A large
+/// configuration is prepared by one worker per core, each taking its share
+/// of every kind: the same threads for all kinds, so the rows they keep
+/// and the values they parse and drop share their allocator's pages
+/// (threads started per kind left hundreds of MB of partly used pages
+/// behind them with mimalloc).
+pub(crate) fn prepare_config<C: PostedConfig>(
     state: &State,
-    config: &Config,
+    config: &C,
     now: i64,
 ) -> Result<PreparedConfig, StoreError> {
-    let mut kinds: Vec<Vec<Prepared>> = EntityKind::ALL.iter().map(|_| Vec::new()).collect();
+    let total: usize = EntityKind::ALL.iter().map(|kind| config.count(*kind)).sum();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = if total < PARALLEL_THRESHOLD {
+        1
+    } else {
+        threads
+    };
+    // Per worker, per kind: its share, prepared.
+    let shares: Vec<Vec<Result<Vec<Prepared>, StoreError>>> = if workers == 1 {
+        vec![prepare_share(state, config, 0, 1, now)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|worker| {
+                    scope.spawn(move || prepare_share(state, config, worker, workers, now))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        let panicked = || {
+                            Err(StoreError::CorruptRow {
+                                collection: "config",
+                                reason: "a preparation thread panicked".to_owned(),
+                            })
+                        };
+                        EntityKind::ALL.iter().map(|_| panicked()).collect()
+                    })
+                })
+                .collect()
+        })
+    };
+    // In posted order: kind by kind, each kind's shares in turn; the first
+    // error in that order is the one reported.
+    let mut shares: Vec<_> = shares.into_iter().map(Vec::into_iter).collect();
+    let mut kinds = Vec::with_capacity(EntityKind::ALL.len());
     for kind in EntityKind::ALL {
-        kinds[kind.index()] = prepare_kind(state, kind, config.entities(kind), now)?;
+        let mut prepared = Vec::with_capacity(config.count(kind));
+        for share in &mut shares {
+            if let Some(result) = share.next() {
+                prepared.extend(result?);
+            }
+        }
+        kinds.push(prepared);
     }
     Ok(PreparedConfig { kinds })
 }
 
-fn prepare_kind(
+/// Worker `worker` of `workers`: its contiguous share of every kind, kind
+/// by kind.
+fn prepare_share<C: PostedConfig>(
     state: &State,
-    kind: EntityKind,
-    raws: &[Value],
+    config: &C,
+    worker: usize,
+    workers: usize,
     now: i64,
-) -> Result<Vec<Prepared>, StoreError> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if raws.len() < PARALLEL_THRESHOLD || threads < 2 {
-        return prepare_chunk(state, kind, raws, now);
-    }
-    let chunk_size = raws.len().div_ceil(threads);
-    let results: Vec<Result<Vec<Prepared>, StoreError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = raws
-            .chunks(chunk_size)
-            .map(|chunk| scope.spawn(move || prepare_chunk(state, kind, chunk, now)))
-            .collect();
-        workers
-            .into_iter()
-            .map(|worker| {
-                worker.join().unwrap_or_else(|_| {
-                    Err(StoreError::CorruptRow {
-                        collection: kind.collection(),
-                        reason: "a preparation thread panicked".to_owned(),
-                    })
-                })
-            })
-            .collect()
-    });
-    let mut prepared = Vec::with_capacity(raws.len());
-    for result in results {
-        prepared.extend(result?);
-    }
-    Ok(prepared)
+) -> Vec<Result<Vec<Prepared>, StoreError>> {
+    EntityKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let count = config.count(kind);
+            let size = count.div_ceil(workers);
+            let start = (worker * size).min(count);
+            let end = (start + size).min(count);
+            prepare_chunk(state, config, kind, start..end, now)
+        })
+        .collect()
 }
 
-fn prepare_chunk(
+/// The entities of `kind` at `positions`, each parsed (when posted as
+/// text), prepared and dropped in turn.
+fn prepare_chunk<C: PostedConfig>(
     state: &State,
+    config: &C,
     kind: EntityKind,
-    raws: &[Value],
+    positions: std::ops::Range<usize>,
     now: i64,
 ) -> Result<Vec<Prepared>, StoreError> {
-    raws.iter()
-        .map(|raw| {
-            prepare_one(state, kind, raw, now)
-                .map_err(|error| error.in_config(ConfigEntity::of(kind, raw)))
+    positions
+        .map(|position| {
+            let raw = config.entity(kind, position);
+            prepare_one(state, kind, &raw, now)
+                .map_err(|error| error.in_config(ConfigEntity::of(kind, &raw)))
         })
         .collect()
 }
@@ -169,10 +207,12 @@ fn prepare_one(
         (Fate::Unchanged, Some(stored)) => stored.clone(),
         _ => Bytes::from(encode(kind, &entity)?),
     };
+    let mut references: Vec<_> = keys::referenced(kind, &entity)
+        .map(|(reference, parent)| (reference, parent.to_owned()))
+        .collect();
+    references.shrink_to_fit();
     Ok(Prepared {
-        references: keys::referenced(kind, &entity)
-            .map(|(reference, parent)| (reference, parent.to_owned()))
-            .collect(),
+        references,
         put: put_of(kind, &entity, row)?,
         fate,
     })
@@ -195,7 +235,10 @@ fn same_ignoring_timestamps(new: &Value, old: &Value) -> bool {
 
 /// Whole-configuration rules: unique ids, references to entities the
 /// configuration contains, unique keys used once.
-pub(crate) fn check_config(raw: &Config, prepared: &PreparedConfig) -> Result<(), StoreError> {
+pub(crate) fn check_config<C: PostedConfig>(
+    raw: &C,
+    prepared: &PreparedConfig,
+) -> Result<(), StoreError> {
     let mut ids: HashMap<EntityKind, HashSet<&str>> = HashMap::new();
     for kind in EntityKind::ALL {
         let seen = ids.entry(kind).or_default();
@@ -259,15 +302,8 @@ fn unique_violation(
 }
 
 /// Describe the posted entity at `position`, with the id it was given.
-fn named(raw: &Config, kind: EntityKind, position: usize, id: &str) -> ConfigEntity {
-    let mut named = match raw.entities(kind).get(position) {
-        Some(entity) => ConfigEntity::of(kind, entity),
-        None => ConfigEntity {
-            kind,
-            id: None,
-            name: None,
-        },
-    };
+fn named<C: PostedConfig>(raw: &C, kind: EntityKind, position: usize, id: &str) -> ConfigEntity {
+    let mut named = ConfigEntity::of(kind, &raw.entity(kind, position));
     named.id = Some(id.to_owned());
     named
 }

@@ -13,14 +13,15 @@
 //!    rebuilt from the prepared rows.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 
-use schemas::config::Config;
 use schemas::EntityKind;
 use uuid::Uuid;
 
 use super::backend::KindRows;
 use super::error::StoreError;
 use super::plan::Plan;
+use super::posted::PostedConfig;
 use super::prepare::{check_config, prepare_config, Fate, PreparedConfig};
 use super::read::load;
 use super::state::State;
@@ -45,29 +46,44 @@ enum WritePath {
 
 impl Store {
     /// Replace the whole configuration with `config`, atomically. On error
-    /// nothing changes and the error names the offending entity.
-    pub fn replace_all(&self, config: &Config) -> Result<ChangeSummary, StoreError> {
+    /// nothing changes and the error names the offending entity. `config`
+    /// is dropped as soon as it is no longer needed: once prepared when the
+    /// write cannot be planned again (a single-node backend), else once the
+    /// new rows are written; either way before the commit hook compiles the
+    /// snapshot (a posted body is not held through the heaviest steps).
+    pub fn replace_all<C: PostedConfig>(&self, config: C) -> Result<ChangeSummary, StoreError> {
         let started = std::time::Instant::now();
         let _writing = self.lock_writes();
-        self.with_retries(|| self.replace_locked(config, started))
+        let config = Mutex::new(Some(config));
+        self.with_retries(|| self.replace_locked(&config, started))
     }
 
     /// One attempt of [`Store::replace_all`], under the write lock.
-    fn replace_locked(
+    fn replace_locked<C: PostedConfig>(
         &self,
-        config: &Config,
+        config: &Mutex<Option<C>>,
         started: std::time::Instant,
     ) -> Result<ChangeSummary, StoreError> {
         let (prepared, deleted) = {
+            let posted = config.lock().unwrap_or_else(|p| p.into_inner());
+            // Released only when no attempt can follow (see above).
+            let posted = posted.as_ref().ok_or_else(|| StoreError::CorruptRow {
+                collection: "config",
+                reason: "the configuration was already written".to_owned(),
+            })?;
             let state = self.read_state();
-            let prepared = prepare_config(&state, config, unix_now())?;
-            check_config(config, &prepared)?;
+            let prepared = prepare_config(&state, posted, unix_now())?;
+            check_config(posted, &prepared)?;
             let deleted = deleted_entities(&state, &prepared);
             (prepared, deleted)
         };
+        let release = || drop(config.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if !self.backend.can_conflict() {
+            release();
+        }
         let summary = summarize(&prepared, &deleted);
         let entities = prepared.len();
-        let path = self.persist(prepared, &deleted, summary.total().changed())?;
+        let path = self.persist(prepared, &deleted, summary.total().changed(), release)?;
         tracing::debug!(
             entities,
             ?path,
@@ -78,19 +94,22 @@ impl Store {
     }
 
     /// Write the changes: nothing, one commit, or a replacement of every
-    /// row.
+    /// row. `release` is called once they are written, before the commit
+    /// hook runs.
     fn persist(
         &self,
         prepared: PreparedConfig,
         deleted: &Deleted,
         changed: usize,
+        release: impl FnOnce(),
     ) -> Result<WritePath, StoreError> {
         if changed == 0 {
             return Ok(WritePath::Unchanged);
         }
         if changed <= INCREMENTAL_LIMIT && changed * 2 <= prepared.len() {
             let plan = incremental_plan(&self.read_state(), &prepared, deleted)?;
-            self.commit_plan(&plan)?;
+            drop(prepared);
+            self.commit_plan_then(&plan, release)?;
             return Ok(WritePath::Transaction);
         }
         let base = self.read_state().revision;
@@ -105,6 +124,7 @@ impl Store {
             .collect();
         let revision = self.backend.replace(base, &rows)?;
         drop(rows);
+        release();
         let next = State::from_puts(
             revision,
             puts.into_iter().flatten().map(|entity| entity.put),

@@ -588,7 +588,7 @@ fn replace_all_counts_and_keeps_unchanged_entities() {
 #[test]
 fn replace_all_is_all_or_nothing() {
     let store = store();
-    store.replace_all(&sample_config()).unwrap();
+    store.replace_all(sample_config()).unwrap();
     let before = store.export().unwrap();
 
     let mut invalid = sample_config();
@@ -651,7 +651,7 @@ fn incremental_replace_moves_unique_names() {
 #[test]
 fn single_writes_use_the_new_generation_after_replace_all() {
     let store = store();
-    store.replace_all(&sample_config()).unwrap();
+    store.replace_all(sample_config()).unwrap();
     let error = store
         .insert(EntityKind::Service, json!({"name": "svc", "host": "h"}))
         .unwrap_err();
@@ -675,7 +675,7 @@ fn reopen_keeps_data() {
     let dir = TempDir::new();
     let kept = {
         let store = Store::open(&dir.0, sled::DEFAULT_CACHE_CAPACITY_BYTES).unwrap();
-        store.replace_all(&sample_config()).unwrap();
+        store.replace_all(sample_config()).unwrap();
         let extra = service(&store, "extra");
         let sessions = store.sessions();
         block_on(sessions.insert("s1", "data", u64::MAX)).unwrap();

@@ -1664,6 +1664,68 @@ fn post_config_replaces_everything_atomically() {
 
 // ----- access ----------------------------------------------------------------------
 
+/// `POST /config` reads each entity from its own slice of the body (never
+/// the body as one tree): escapes, odd spacing and a repeated kind key must
+/// come out as a parsed body would, and refusals keep their order.
+#[test]
+fn post_config_reads_entities_from_the_raw_body() {
+    let gateway = Gateway::start(GatewayOptions::default());
+    let admin = Admin::new(&gateway);
+    let post = |text: &str| {
+        let request = admin.request(Method::POST, "/config");
+        send(
+            request
+                .header("Content-Type", "application/json; charset=utf-8")
+                .body(text.as_bytes().to_vec()),
+        )
+    };
+    // A repeated key replaces the earlier one, as in a parsed object; the
+    // escapes are decoded per entity.
+    let text = r#"{ "_comment" : "flat",
+        "consumers": [ {"username": "dropped"} ],
+        "services" : [ { "name" : "caf\u00e9" , "host":"a.test",
+                         "tags": ["t\"q", "\ud83d\ude00"] } ],
+        "consumers"	:[{"username":"zo\u00eb","custom_id":"c\/d"}] }"#;
+    post(text).expect(201);
+    let service = admin.fetch("/services/caf%C3%A9");
+    assert_eq!(service["name"], "café");
+    assert_eq!(service["tags"], json!(["t\"q", "😀"]));
+    let consumers = admin.fetch("/consumers")["data"].clone();
+    assert_eq!(consumers.as_array().map(Vec::len), Some(1), "{consumers}");
+    assert_eq!(consumers[0]["username"], "zoë");
+    assert_eq!(consumers[0]["custom_id"], "c/d");
+
+    // An unknown kind is named even after a malformed kind; a malformed
+    // kind is named without a position; a broken body is not JSON.
+    let unknown = post(r#"{"services": 1, "upstreams": []}"#);
+    assert_eq!(
+        unknown.expect_json(400),
+        json!({"message": "unknown entity kind 'upstreams'"})
+    );
+    let not_a_list = post(r#"{"services": {"name": "x"}}"#);
+    assert_eq!(
+        not_a_list.expect_json(400),
+        json!({"message": "invalid configuration: invalid type: map, expected a sequence"})
+    );
+    for broken in [
+        r#"{"services": [{"name": "x"}"#,
+        r#"{"services": []} []"#,
+        "[]",
+    ] {
+        let answer = post(broken);
+        assert_eq!(
+            answer.expect_json(400),
+            json!({"message": "Cannot parse JSON body"}),
+            "{broken}"
+        );
+    }
+    // Nothing of the refused bodies was applied.
+    assert_eq!(
+        admin.fetch("/services")["data"].as_array().map(Vec::len),
+        Some(1)
+    );
+}
+
 #[test]
 fn admin_token_is_required_when_configured() {
     let gateway = Gateway::start(GatewayOptions {

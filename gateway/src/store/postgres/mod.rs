@@ -445,6 +445,10 @@ impl EntityBackend for PgBackend {
         .map_err(|error| error.into_store("replacing the configuration"))
     }
 
+    fn can_conflict(&self) -> bool {
+        true
+    }
+
     fn begin_write(&self) -> Result<Option<u64>, StoreError> {
         self.end_write();
         let pool = self.pool.clone();

@@ -190,7 +190,7 @@ impl EntityBackend for SledBackend {
         let old = self.current();
         let number = old.number + 1;
         let next = Generation::create(&self.db, number)?;
-        next.write_rows(rows)?;
+        next.write_rows(&self.db, rows)?;
         self.flush()?;
         let revision = base_revision + 1;
         let previous = self.write_meta(number, revision)?;
