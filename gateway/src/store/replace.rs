@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+use schemas::model::unix_now;
 use schemas::EntityKind;
 use uuid::Uuid;
 
@@ -27,7 +28,6 @@ use super::read::load;
 use super::state::State;
 use super::summary::{ChangeSummary, KindChanges};
 use super::{Commit, Store};
-use schemas::model::unix_now;
 
 /// The most changed entities applied as one commit of their rows; bigger
 /// replacements replace every row.

@@ -8,6 +8,7 @@
 //! change behind.
 
 use schemas::entities::{Generated, OnDelete};
+use schemas::model::unix_now;
 use schemas::{EntityKind, FieldPath, SchemaViolation};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -18,7 +19,6 @@ use super::plan::{entity_id, Plan};
 use super::read::{exists, load, resolve};
 use super::state::State;
 use super::{EntityKey, Store};
-use schemas::model::unix_now;
 
 impl Store {
     /// Create an entity (`POST`). A given `id` must be free (code 3).
