@@ -106,53 +106,8 @@ pub fn entity_schema(name: &str) -> Result<Reply, ApiError> {
     } else {
         kind.schema().describe()
     };
-    with_entity_checks(&mut described, entity_checks(kind));
+    with_entity_checks(&mut described, (kind.descriptor().entity_checks)());
     Ok(Reply::ok(described))
-}
-
-/// Kong's `entity_checks` of each entity as its schema endpoint shows them
-/// (`kong/db/schema/entities/*.lua`; a custom check's function is not
-/// shown, its `field_sources` are). The rules themselves are the
-/// schema's record checks (`schemas/src/entities`).
-fn entity_checks(kind: EntityKind) -> Value {
-    let not_tls = json!({"not_one_of": ["https", "tls"]});
-    let eq_null = json!({"eq": null});
-    match kind {
-        EntityKind::Service => {
-            let mut checks = vec![json!({"conditional": {
-                "if_field": "protocol",
-                "if_match": {"one_of": ["tcp", "tls", "udp", "grpc", "grpcs"]},
-                "then_field": "path", "then_match": eq_null}})];
-            for field in [
-                "client_certificate",
-                "tls_verify",
-                "tls_verify_depth",
-                "ca_certificates",
-            ] {
-                checks.push(
-                    json!({"conditional": {"if_field": "protocol", "if_match": not_tls,
-                    "then_field": field, "then_match": eq_null}}),
-                );
-            }
-            Value::Array(checks)
-        }
-        EntityKind::Route => json!([
-            {"conditional": {
-                "if_field": "protocols",
-                "if_match": {"elements": {"type": "string",
-                    "not_one_of": ["grpcs", "https", "tls", "tls_passthrough"]}},
-                "then_field": "snis", "then_match": {"len_eq": 0},
-                "then_err": "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'"}},
-            {"custom_entity_check": {"field_sources": ["path_handling"]}},
-            {"custom_entity_check": {
-                "field_sources": ["id", "protocols", "snis", "sources", "destinations",
-                    "methods", "hosts", "paths", "headers", "expression",
-                    "regex_priority", "priority"],
-                "run_with_missing_fields": true}}
-        ]),
-        EntityKind::Consumer => json!([{"at_least_one_of": ["custom_id", "username"]}]),
-        EntityKind::Plugin | EntityKind::KeyAuthCredential => json!([]),
-    }
 }
 
 /// Adds `entity_checks` after the fields.

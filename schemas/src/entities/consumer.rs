@@ -1,6 +1,6 @@
 //! The Consumer entity.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::EntityDescriptor;
 use crate::error::{FieldError, FieldPath};
@@ -19,7 +19,13 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
     references: &[],
     generated: &[],
     schema,
+    entity_checks,
 };
+
+/// Kong's declaration of [`username_or_custom_id`].
+fn entity_checks() -> Value {
+    json!([{"at_least_one_of": ["custom_id", "username"]}])
+}
 
 pub fn schema() -> Record {
     Record::new(vec![

@@ -62,6 +62,11 @@ pub struct EntityDescriptor {
     pub generated: &'static [Generated],
     /// Builds the kind's schema (called once, then cached).
     pub schema: fn() -> Record,
+    /// Kong's `entity_checks` as `GET /schemas/{entity}` shows them
+    /// (`kong/db/schema/entities/*.lua`): the declaration of the record
+    /// checks the schema runs (a custom check shows only its
+    /// `field_sources`).
+    pub entity_checks: fn() -> serde_json::Value,
 }
 
 impl EntityDescriptor {

@@ -25,7 +25,13 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
         make: generate_key,
     }],
     schema,
+    entity_checks,
 };
+
+/// Kong's keyauth_credentials entity declares no entity checks.
+fn entity_checks() -> serde_json::Value {
+    serde_json::json!([])
+}
 
 pub fn schema() -> Record {
     Record::new(vec![

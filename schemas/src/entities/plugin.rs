@@ -39,7 +39,13 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
     ],
     generated: &[],
     schema: generic_schema,
+    entity_checks,
 };
+
+/// Kong's plugins entity declares no entity checks.
+fn entity_checks() -> Value {
+    json!([])
+}
 
 pub const HTTP_PROTOCOLS: &[&str] = &["grpc", "grpcs", "http", "https"];
 pub const ALL_PROTOCOLS: &[&str] = &[

@@ -25,7 +25,28 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
     }],
     generated: &[],
     schema,
+    entity_checks,
 };
+
+/// Kong's declaration of the route's record checks: `snis` only with TLS
+/// protocols, and the two custom checks (path handling, the matching
+/// fields) by their sources.
+fn entity_checks() -> Value {
+    json!([
+        {"conditional": {
+            "if_field": "protocols",
+            "if_match": {"elements": {"type": "string",
+                "not_one_of": ["grpcs", "https", "tls", "tls_passthrough"]}},
+            "then_field": "snis", "then_match": {"len_eq": 0},
+            "then_err": "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'"}},
+        {"custom_entity_check": {"field_sources": ["path_handling"]}},
+        {"custom_entity_check": {
+            "field_sources": ["id", "protocols", "snis", "sources", "destinations",
+                "methods", "hosts", "paths", "headers", "expression",
+                "regex_priority", "priority"],
+            "run_with_missing_fields": true}}
+    ])
+}
 
 pub fn schema() -> Record {
     Record::new(vec![

@@ -26,7 +26,32 @@ pub const DESCRIPTOR: EntityDescriptor = EntityDescriptor {
     references: &[],
     generated: &[],
     schema,
+    entity_checks,
 };
+
+/// Kong's declaration of the service's record checks: no `path` for
+/// stream and gRPC protocols, no TLS settings unless the protocol is
+/// `https` or `tls`.
+fn entity_checks() -> Value {
+    let not_tls = json!({"not_one_of": ["https", "tls"]});
+    let eq_null = json!({"eq": null});
+    let mut checks = vec![json!({"conditional": {
+        "if_field": "protocol",
+        "if_match": {"one_of": ["tcp", "tls", "udp", "grpc", "grpcs"]},
+        "then_field": "path", "then_match": eq_null}})];
+    for field in [
+        "client_certificate",
+        "tls_verify",
+        "tls_verify_depth",
+        "ca_certificates",
+    ] {
+        checks.push(
+            json!({"conditional": {"if_field": "protocol", "if_match": not_tls,
+            "then_field": field, "then_match": eq_null}}),
+        );
+    }
+    Value::Array(checks)
+}
 
 const TIMEOUT_MAX: i64 = 2_147_483_646;
 
