@@ -105,11 +105,18 @@ pub fn build_config(
 
 /// The first part of a build, which needs no live state: done while the
 /// live state is read. With `partial_apply` (`--no-deletes`) references
-/// may name any live entity; otherwise only what the sync keeps.
-pub fn flatten(docs: Vec<SourceDoc>, select_tags: &[String], partial_apply: bool) -> Flattened {
+/// may name any live entity; otherwise only what the sync keeps. Without
+/// `origins` (a diff, which applies nothing) the build records none.
+pub fn flatten(
+    docs: Vec<SourceDoc>,
+    select_tags: &[String],
+    partial_apply: bool,
+    origins: bool,
+) -> Flattened {
     let options = BuildOptions {
         select_tags: select_tags.to_vec(),
         partial_apply,
+        without_origins: !origins,
     };
     build::flatten(docs, &options)
 }

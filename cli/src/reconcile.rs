@@ -155,6 +155,9 @@ pub struct PrepareOptions {
     pub plan: PlanOptions,
     /// Refuse files holding `dump --sanitize` markers (sync).
     pub refuse_sanitized: bool,
+    /// Record where each entity of the files came from, for the messages
+    /// of applying them (sync); a diff does without.
+    pub origins: bool,
     /// Show the values substituted from `DECK_*` variables as they are
     /// (`--no-mask-deck-env-vars-value`); otherwise as `[masked]`.
     pub show_env_values: bool,
@@ -185,7 +188,12 @@ pub fn prepare(
     let select_tags = select_tags(&files.docs, &gateway.select_tags);
     let pending = early.unwrap_or_else(|| PendingState::start(&client, &select_tags));
     progress::phase("flattening the files");
-    let flattened = files::flatten(files.docs, &gateway.select_tags, options.plan.no_deletes);
+    let flattened = files::flatten(
+        files.docs,
+        &gateway.select_tags,
+        options.plan.no_deletes,
+        options.origins,
+    );
     timing::mark("flattened the files");
     progress::phase("reading the gateway's state");
     let live = pending.finish(&client, &select_tags)?;

@@ -435,7 +435,7 @@ fn foreign_value(
         }
     }
     match id.map(uuid::Uuid::parse_str) {
-        Some(Ok(uuid)) => serde_json::json!({ "id": uuid.to_string() }),
+        Some(Ok(uuid)) => crate::config::id_reference(uuid.to_string()),
         Some(Err(_)) => {
             errors.push(FieldError::new(path.key("id"), "expected a valid UUID"));
             Value::Null

@@ -61,12 +61,13 @@ pub struct ChangeDisplayArgs {
 
 impl ChangeDisplayArgs {
     /// The options to prepare a plan with: these display choices plus the
-    /// command's own.
+    /// command's own; `applies` for a sync, which refuses sanitized files
+    /// and names the files' entities by origin when a change fails.
     fn prepare_options(
         &self,
         gateway: &GatewayArgs,
         no_deletes: bool,
-        refuse_sanitized: bool,
+        applies: bool,
     ) -> PrepareOptions {
         PrepareOptions {
             plan: PlanOptions {
@@ -74,7 +75,8 @@ impl ChangeDisplayArgs {
                 no_deletes,
                 entity_fields: gateway.json_output,
             },
-            refuse_sanitized,
+            refuse_sanitized: applies,
+            origins: applies,
             show_env_values: self.no_mask_deck_env_vars_value,
         }
     }

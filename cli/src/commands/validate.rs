@@ -82,7 +82,7 @@ fn check(args: &ValidateArgs) -> Result<Checked, CommandError> {
     crate::progress::phase("reading the files");
     let files = files::read(&args.files, files::Purpose::Validate)?;
     let selecting = !reconcile::select_tags(&files.docs, &args.select_tags).is_empty();
-    let flattened = files::flatten(files.docs, &args.select_tags, false);
+    let flattened = files::flatten(files.docs, &args.select_tags, false, false);
     let mut warnings = files.warnings;
     let mut outside = Config::default();
     if selecting {

@@ -136,13 +136,18 @@ pub struct BuildOptions {
     /// change, so a reference may name only an entity of the files or,
     /// by id, one outside the select tags, as decK's `sync` resolves.
     pub partial_apply: bool,
+    /// Leave [`Built::origins`] empty: they serve only the messages of
+    /// applying the build, and a caller that never applies it (`gwctl
+    /// diff`) spares a large configuration tens of megabytes of them.
+    pub without_origins: bool,
 }
 
 /// The result of a successful build.
 #[derive(Debug, Clone, Default)]
 pub struct Built {
     pub config: Config,
-    /// Where each entity (by id) came from.
+    /// Where each entity (by id) came from; empty when built
+    /// [`BuildOptions::without_origins`].
     pub origins: HashMap<String, Origin>,
     /// The select tags in force (from the files or the options).
     pub select_tags: Vec<String>,
@@ -184,6 +189,7 @@ pub fn build_owned(
 pub fn flatten(docs: Vec<SourceDoc>, options: &BuildOptions) -> Flattened {
     let mut builder = Builder::new(docs);
     builder.partial_apply = options.partial_apply;
+    builder.without_origins = options.without_origins;
     builder.read_documents();
     builder.settle_select_tags(&options.select_tags);
     Flattened { builder }
@@ -213,6 +219,10 @@ impl Flattened {
         builder.resolve_references(&live, &outside);
         builder.check_anonymous_consumers(&live, &outside);
         builder.validate_entities(&live);
+        // The indexes borrow the live state and are not needed past
+        // validation: gone before `finish` moves the entities out, which
+        // is when a large build holds the most.
+        drop((live, outside));
         builder.find_duplicates();
         builder.finish()
     }
@@ -280,6 +290,8 @@ struct Builder {
     defaults: Vec<(usize, EntityKind, Map<String, Value>)>,
     /// See [`BuildOptions::partial_apply`].
     partial_apply: bool,
+    /// See [`BuildOptions::without_origins`].
+    without_origins: bool,
     /// The entities of Markdown pages, for applying blocks in turn.
     pages: fold::PageFold,
 }
@@ -295,6 +307,7 @@ impl Builder {
             select_tags: Vec::new(),
             defaults: Vec::new(),
             partial_apply: false,
+            without_origins: false,
             pages: fold::PageFold::default(),
         }
     }
@@ -471,6 +484,16 @@ impl Builder {
             diagnostics.extend(notes);
             return Err(diagnostics);
         }
+        // Each entity's position first, so the documents (their positions
+        // are a tree as large as the file) are gone before the origins
+        // grow: this is when a large build holds the most.
+        let positions: Vec<Option<Pos>> = if self.without_origins {
+            vec![None; self.entities.len()]
+        } else {
+            let entities = self.entities.iter();
+            entities.map(|e| self.pos_of(e.doc, &e.path)).collect()
+        };
+        let files: Vec<String> = self.docs.into_iter().map(|doc| doc.origin).collect();
         let mut built = Built {
             select_tags: self.select_tags,
             warnings: self.diagnostics,
@@ -483,15 +506,15 @@ impl Builder {
         }
         // Move the canonical entities, paths and labels out: a large
         // configuration is not copied once more.
-        for entity in self.entities {
+        for (entity, pos) in self.entities.into_iter().zip(positions) {
             let Some(canonical) = entity.canonical else {
                 continue;
             };
-            if let Some(id) = id_of(&canonical) {
-                let doc = &self.docs[entity.doc];
+            let id = id_of(&canonical).filter(|_| !self.without_origins);
+            if let Some(id) = id {
                 let origin = Origin {
-                    file: doc.origin.clone(),
-                    pos: doc.positions.lookup(&entity.path.0),
+                    file: files[entity.doc].clone(),
+                    pos,
                     path: entity.path,
                     label: entity.label,
                 };

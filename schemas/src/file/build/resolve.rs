@@ -30,7 +30,7 @@ impl Builder {
         for (index, field, id) in resolved {
             self.entities[index]
                 .input
-                .insert(field.to_owned(), serde_json::json!({ "id": id }));
+                .insert(field.to_owned(), crate::config::id_reference(id));
         }
         let errors: Vec<Diagnostic> = dangling
             .iter()
