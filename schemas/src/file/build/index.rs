@@ -23,8 +23,11 @@ pub(super) fn natural_fields(kind: EntityKind) -> &'static [&'static str] {
 pub(super) struct LiveIndex<'a> {
     pub(super) by_field: FastMap<(EntityKind, &'static str, &'a str), &'a str>,
     pub(super) plugins_by_scope: FastMap<PluginScope<'a>, &'a str>,
-    pub(super) plugins_by_id: FastMap<&'a str, &'a Value>,
+    pub(super) plugins_by_id: LivePlugins<'a>,
 }
+
+/// The live plugins by id.
+pub(super) type LivePlugins<'a> = FastMap<&'a str, &'a Value>;
 
 impl<'a> LiveIndex<'a> {
     pub(super) fn new(config: &'a Config) -> Self {
@@ -59,6 +62,11 @@ impl<'a> LiveIndex<'a> {
                 self.plugins_by_scope.insert(scope, id);
             }
         }
+    }
+
+    /// The live plugins by id, the rest of the index dropped.
+    pub(super) fn into_plugins(self) -> LivePlugins<'a> {
+        self.plugins_by_id
     }
 
     /// The id of the live entity whose `field` is `value`.

@@ -51,7 +51,7 @@ use crate::entities::EntityKind;
 use crate::error::{FieldError, FieldPath, PathSeg, SchemaViolation};
 
 pub use identity::{plugin_identity, PluginIdentity};
-use index::LiveIndex;
+use index::{LiveIndex, LivePlugins};
 
 /// Where an entity or field came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,11 +218,13 @@ impl Flattened {
         builder.assign_ids(&live);
         builder.resolve_references(&live, &outside);
         builder.check_anonymous_consumers(&live, &outside);
-        builder.validate_entities(&live);
-        // The indexes borrow the live state and are not needed past
-        // validation: gone before `finish` moves the entities out, which
-        // is when a large build holds the most.
-        drop((live, outside));
+        // Validation needs only the live plugins (for their secrets): the
+        // indexes by name go before it, since the files' canonical entities
+        // it makes are what a large build holds the most with.
+        drop(outside);
+        let live_plugins = live.into_plugins();
+        builder.validate_entities(&live_plugins);
+        drop(live_plugins);
         builder.find_duplicates();
         builder.finish()
     }
@@ -439,7 +441,7 @@ impl Builder {
     /// Validate every entity against its schema. Entities are independent,
     /// so a large file is validated on all cores; errors are still
     /// reported in entity order.
-    fn validate_entities(&mut self, live: &LiveIndex<'_>) {
+    fn validate_entities(&mut self, live: &LivePlugins<'_>) {
         let violations = parallel::map_mut(&mut self.entities, |entity| {
             validate_entity(entity, live).err()
         });
@@ -530,7 +532,7 @@ impl Builder {
 
 /// Validate one entity, its id set and the live secrets it leaves out
 /// kept; the input is consumed, the canonical form kept.
-fn validate_entity(entity: &mut RawEntity, live: &LiveIndex<'_>) -> Result<(), SchemaViolation> {
+fn validate_entity(entity: &mut RawEntity, live: &LivePlugins<'_>) -> Result<(), SchemaViolation> {
     let mut input = std::mem::take(&mut entity.input);
     if entity.kind == EntityKind::Plugin {
         if let Some(name) = input.get("name").and_then(Value::as_str) {
@@ -564,7 +566,7 @@ fn unsupported_plugin(name: &str) -> FieldError {
 
 /// Secrets the gateway generated (a session plugin's `secret`) and the
 /// file leaves out are kept, so syncing such a file changes nothing.
-fn keep_live_secrets(entity: &RawEntity, live: &LiveIndex<'_>, input: &mut Map<String, Value>) {
+fn keep_live_secrets(entity: &RawEntity, live: &LivePlugins<'_>, input: &mut Map<String, Value>) {
     if entity.kind != EntityKind::Plugin {
         return;
     }
@@ -572,7 +574,6 @@ fn keep_live_secrets(entity: &RawEntity, live: &LiveIndex<'_>, input: &mut Map<S
         return;
     };
     let live_secret = live
-        .plugins_by_id
         .get(id)
         .and_then(|live| live.get("config")?.get("secret").cloned())
         .filter(|secret| !secret.is_null());
