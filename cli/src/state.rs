@@ -20,6 +20,7 @@ use std::thread;
 
 use schemas::config::{id_of, Config};
 use schemas::error::PathSeg;
+use schemas::model::unix_now;
 use schemas::EntityKind;
 use serde_json::Value;
 
@@ -176,7 +177,11 @@ fn fetch_kind(
                 source,
             })?;
         let (data, next) = read_page(kind, page)?;
-        for raw in data.into_iter().filter(|e| has_all_tags(e, select_tags)) {
+        let now = unix_now();
+        for mut raw in data.into_iter().filter(|e| has_all_tags(e, select_tags)) {
+            if kind == EntityKind::KeyAuthCredential {
+                ttl_as_configured(&mut raw, now);
+            }
             let entity = canonical_entity(kind, raw, &mut state.warnings);
             state.config.entities_mut(kind).push(entity);
         }
@@ -192,6 +197,20 @@ fn fetch_kind(
                 crate::timing::note(&format!("read {}", kind.collection()));
                 return Ok(state);
             }
+        }
+    }
+}
+
+/// Kong answers a key-auth credential's `ttl` as the seconds it has left;
+/// a file (and so `dump`) means the lifetime it was given at `created_at`.
+/// Read back as that lifetime (seconds left + seconds since `created_at`),
+/// a credential counting down is not a change to sync.
+fn ttl_as_configured(credential: &mut Value, now: i64) {
+    let left = credential.get("ttl").and_then(Value::as_i64);
+    let created_at = credential.get("created_at").and_then(Value::as_i64);
+    if let (Some(left), Some(created_at)) = (left, created_at) {
+        if left > 0 && now >= created_at {
+            credential["ttl"] = Value::from(left.saturating_add(now - created_at));
         }
     }
 }
@@ -412,5 +431,15 @@ mod tests {
             outside_selection(&whole, &selected).services,
             vec![json!({"id": "1"})]
         );
+    }
+
+    #[test]
+    fn a_credentials_countdown_reads_back_as_the_ttl_it_was_given() {
+        let mut counting = json!({"key": "k", "ttl": 3590, "created_at": 1_000});
+        ttl_as_configured(&mut counting, 1_010);
+        assert_eq!(counting["ttl"], 3600);
+        let mut forever = json!({"key": "k", "ttl": null, "created_at": 1_000});
+        ttl_as_configured(&mut forever, 1_010);
+        assert_eq!(forever["ttl"], Value::Null);
     }
 }
