@@ -6,25 +6,25 @@
 //! # Adding a plugin
 //!
 //! Its config schema in `schemas/src/plugins/<name>.rs` (name, priority,
-//! version, fields; one line in that registry), its handler here in
-//! `<name>.rs` (a [`PluginDescriptor`] and a [`crate::pdk::Plugin`]), and
-//! one line in [`DESCRIPTORS`].
+//! version, fields), its handler here in `<name>.rs` (a `DESCRIPTOR`, a
+//! [`PluginDescriptor`], and a [`crate::pdk::Plugin`]), and its module name
+//! in the one list both sides read, `schemas::with_plugin_modules!`.
 
-pub mod key_auth;
-pub mod prometheus;
-pub mod request_termination;
-pub mod session;
 pub mod unavailable;
 
 use crate::pdk::{BackgroundTask, PluginDescriptor, PluginEnv};
 
-/// The plugins this gateway can run.
-pub const DESCRIPTORS: &[PluginDescriptor] = &[
-    key_auth::DESCRIPTOR,
-    prometheus::DESCRIPTOR,
-    request_termination::DESCRIPTOR,
-    session::DESCRIPTOR,
-];
+/// Declares a handler module per plugin and [`DESCRIPTORS`].
+macro_rules! declare_handlers {
+    ($($module:ident),*) => {
+        $(pub mod $module;)*
+
+        /// The plugins this gateway can run.
+        pub const DESCRIPTORS: &[PluginDescriptor] = &[$($module::DESCRIPTOR),*];
+    };
+}
+
+schemas::with_plugin_modules!(declare_handlers);
 
 /// The plugin of this name, if this gateway can run it.
 pub fn descriptor(name: &str) -> Option<&'static PluginDescriptor> {

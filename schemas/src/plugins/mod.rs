@@ -3,11 +3,6 @@
 //! A [`PluginSchema`] says what a plugin's `config` may hold, its priority
 //! (the order the gateway runs plugins in) and where it may be attached.
 
-pub mod key_auth;
-pub mod prometheus;
-pub mod request_termination;
-pub mod session;
-
 use once_cell::sync::Lazy;
 use serde_json::Value;
 
@@ -33,14 +28,33 @@ pub struct PluginSchema {
     pub generated: &'static [Generated],
 }
 
-static PLUGINS: Lazy<Vec<PluginSchema>> = Lazy::new(|| {
-    vec![
-        session::plugin_schema(),
-        key_auth::plugin_schema(),
-        prometheus::plugin_schema(),
-        request_termination::plugin_schema(),
-    ]
-});
+/// The one list of the plugins this gateway has, by module name: each is a
+/// module here (its config schema, `schemas/src/plugins/<name>.rs`) and a
+/// module of the gateway (its handler, `gateway/src/plugins/<name>.rs`).
+/// It hands the names to the macro `$then`, which declares the modules of
+/// one side and its registry. Adding a plugin: its two files, one name
+/// here.
+#[macro_export]
+macro_rules! with_plugin_modules {
+    ($then:ident) => {
+        $then! { key_auth, prometheus, request_termination, session }
+    };
+}
+
+/// Declares the schema modules and [`PLUGINS`], highest priority first.
+macro_rules! declare_schemas {
+    ($($module:ident),*) => {
+        $(pub mod $module;)*
+
+        static PLUGINS: Lazy<Vec<PluginSchema>> = Lazy::new(|| {
+            let mut plugins = vec![$($module::plugin_schema()),*];
+            plugins.sort_by_key(|plugin| std::cmp::Reverse(plugin.priority));
+            plugins
+        });
+    };
+}
+
+with_plugin_modules!(declare_schemas);
 
 /// The schema of a plugin this gateway has, by name.
 pub fn lookup(name: &str) -> Option<&'static PluginSchema> {
