@@ -45,8 +45,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, SERVER};
-use http::{Method, Request, Response};
+use http::header::{
+    HeaderMap, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER, SERVER,
+};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -490,6 +492,11 @@ fn render(
     }
     for (name, value) in cors {
         builder = builder.header(*name, value.clone());
+    }
+    if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+        // The Admin API's only 503: a write the database could not take
+        // now (unreachable, or contended); it may be sent again.
+        builder = builder.header(RETRY_AFTER, "1");
     }
     let body = match (
         reply.text,

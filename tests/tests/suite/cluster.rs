@@ -797,6 +797,7 @@ fn postgres_stopped_nodes_keep_proxying_and_writes_resume_when_it_returns() {
         );
         write.expect(503);
         assert!(write.json()["message"].is_string(), "{write}");
+        assert_eq!(write.header("retry-after"), Some("1"), "{write}");
         let read = admin(node, Method::GET, "/services", None).expect_json(200);
         assert_eq!(read["data"].as_array().map(Vec::len), Some(2));
         // Fail closed: no session, so the anonymous consumer's 403.
