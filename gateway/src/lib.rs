@@ -5,6 +5,7 @@
 //! - [`admin`]: the Kong-compatible Admin API over the store.
 //! - [`status_api`]: Kong's Status API (`/status`, `/status/ready`,
 //!   `/metrics`).
+//! - [`http_server`]: the hyper server loop both of them run on.
 //! - [`observability`]: Prometheus metrics with Kong's names, connection
 //!   counters, access logs.
 //! - [`snapshot`]: the immutable, precompiled config the proxy reads per request.
@@ -18,6 +19,7 @@
 
 pub mod admin;
 pub mod echo;
+pub mod http_server;
 pub mod observability;
 pub mod pdk;
 pub mod plugins;

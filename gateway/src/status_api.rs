@@ -15,7 +15,6 @@
 //! listener opens before the store, so that probes see the start.
 //! `HEAD` is answered as `GET`, without a body.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -24,13 +23,11 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, SERVER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::body::Incoming;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use crate::http_server::{self, ServerSettings};
 use crate::observability::exposition::CONTENT_TYPE as EXPOSITION_TYPE;
 use crate::observability::node::status_document;
 use crate::observability::Exposition;
@@ -109,50 +106,17 @@ pub async fn serve(
     state: Arc<StatusState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => spawn_connection(&builder, &graceful, &state, stream),
-                Err(error) => {
-                    tracing::warn!(%error, "status listener failed to accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            () = &mut shutdown => break,
-        }
-    }
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
-}
-
-fn spawn_connection(
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    state: &Arc<StatusState>,
-    stream: tokio::net::TcpStream,
-) {
-    let open = state.exposition.stats.connection_opened();
-    let state = Arc::clone(state);
-    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+    let settings = ServerSettings {
+        name: "status",
+        header_read_timeout: HEADER_READ_TIMEOUT,
+        shutdown_grace: SHUTDOWN_GRACE,
+    };
+    let stats = Arc::clone(&state.exposition.stats);
+    let answer = move |request: Request<Incoming>, _client| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(handle(&state, &request)) }
-    });
-    let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .into_owned();
-    let watched = graceful.watch(connection);
-    tokio::spawn(async move {
-        if let Err(error) = watched.await {
-            tracing::debug!(%error, "status connection ended with an error");
-        }
-        drop(open);
-    });
+        async move { handle(&state, &request) }
+    };
+    http_server::serve(listener, settings, stats, answer, shutdown).await;
 }
 
 /// Answers one request.

@@ -38,7 +38,6 @@ mod ttl;
 mod tests;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -50,14 +49,12 @@ use http::header::{
 };
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
+use crate::http_server::{self, ServerSettings};
 use crate::observability::{AccessLog, Exposition};
 use crate::store::Store;
 use body::Body;
@@ -129,58 +126,18 @@ pub async fn serve(
     state: Arc<AdminState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let settings = ServerSettings {
+        name: "admin",
+        header_read_timeout: HEADER_READ_TIMEOUT,
+        shutdown_grace: SHUTDOWN_GRACE,
+    };
+    let stats = Arc::clone(&state.exposition.stats);
     let context = Arc::new(Context { state });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => spawn_connection(&builder, &graceful, &context, stream, peer),
-                Err(error) => {
-                    tracing::warn!(%error, "admin listener failed to accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            () = &mut shutdown => break,
-        }
-    }
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("admin API shutdown timed out with requests in flight");
-    }
-}
-
-fn spawn_connection(
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    context: &Arc<Context>,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-) {
-    let open = context.state.exposition.stats.connection_opened();
-    let context = Arc::clone(context);
-    let service = service_fn(move |mut request: Request<hyper::body::Incoming>| {
-        let context = Arc::clone(&context);
-        request.extensions_mut().insert(ClientAddr(peer));
-        async move { Ok::<_, Infallible>(handle(context, request).await) }
-    });
-    let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .into_owned();
-    let watched = graceful.watch(connection);
-    tokio::spawn(async move {
-        if let Err(error) = watched.await {
-            tracing::debug!(%error, "admin connection ended with an error");
-        }
-        drop(open);
-    });
+    let answer = move |mut request: Request<Incoming>, client| {
+        request.extensions_mut().insert(ClientAddr(client));
+        handle(Arc::clone(&context), request)
+    };
+    http_server::serve(listener, settings, stats, answer, shutdown).await;
 }
 
 /// Answer one HTTP request (never fails: errors become Kong error bodies).
