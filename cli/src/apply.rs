@@ -5,7 +5,8 @@
 //! plus the live entities a sync must keep: those outside the select tags
 //! and, with `--no-deletes`, every live entity the files do not mention.
 //! Unchanged entities are sent as they are live (timestamps included), so
-//! nothing moves that did not change. If the gateway rejects the body,
+//! nothing moves that did not change; the body is written from the packed
+//! texts, parsing only the updated entities. If the gateway rejects the body,
 //! nothing changed, and the error names the entity and, when it came from
 //! a file, its position there.
 //!
@@ -23,26 +24,26 @@
 //! 3. the other deletes, child first.
 //!
 //! The first failure stops the run after the calls in flight; what was not
-//! applied is counted and reported.
+//! applied is counted and reported. This path works on the configurations
+//! unpacked: Kong's per-entity calls cost far more than parsing them.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use schemas::config::{id_of, reference_of, Config};
 use schemas::file::build::Origin;
+use schemas::packed::{Packed, PackedConfig};
 use schemas::EntityKind;
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::client::{AdminClient, ClientError};
 use crate::names::Names;
 use crate::output::{change_text, Style};
-use crate::plan::{index_by_id, Action, Change, Counts, Plan};
+use crate::plan::{index_by_id, packed_by_id, Action, Change, Counts, Plan};
 use crate::state::strip_nulls;
 
 /// A progress bar appears on a terminal above this many calls.
@@ -84,20 +85,31 @@ pub struct Applier<'a> {
     pub client: &'a AdminClient,
     pub plan: &'a Plan,
     /// The configuration the files ask for (within the select tags).
-    pub target: &'a Config,
+    pub target: &'a PackedConfig,
     /// The live configuration (within the select tags).
-    pub current: &'a Config,
+    pub current: &'a PackedConfig,
     /// Where each target entity came from, by id.
     pub origins: &'a HashMap<String, Origin>,
-    names: Names,
+    /// Gateway entities outside the select tags the files refer to.
+    known: Option<&'a PackedConfig>,
+    /// Made when a message first names an entity.
+    names: OnceLock<Names>,
+    /// Made when the run goes entity by entity, or an error describes one.
+    unpacked: OnceLock<Unpacked>,
+}
+
+/// Both configurations as values.
+struct Unpacked {
+    target: Config,
+    current: Config,
 }
 
 impl<'a> Applier<'a> {
     pub fn new(
         client: &'a AdminClient,
         plan: &'a Plan,
-        target: &'a Config,
-        current: &'a Config,
+        target: &'a PackedConfig,
+        current: &'a PackedConfig,
         origins: &'a HashMap<String, Origin>,
     ) -> Self {
         Self {
@@ -106,17 +118,34 @@ impl<'a> Applier<'a> {
             target,
             current,
             origins,
-            names: Names::new(&[target, current]),
+            known: None,
+            names: OnceLock::new(),
+            unpacked: OnceLock::new(),
         }
+    }
+
+    fn names(&self) -> &Names {
+        self.names.get_or_init(|| {
+            let mut configs = vec![self.target, self.current];
+            configs.extend(self.known);
+            Names::new(&configs)
+        })
+    }
+
+    fn unpacked(&self) -> &Unpacked {
+        self.unpacked.get_or_init(|| Unpacked {
+            target: self.target.unpack(),
+            current: self.current.unpack(),
+        })
     }
 
     // ----- atomic path ------------------------------------------------------
 
     /// Replace the whole configuration with the target plus `keep` (live
     /// entities to leave as they are).
-    pub fn apply_atomic(&self, keep: &Config) -> Result<AtomicOutcome, ApplyError> {
+    pub fn apply_atomic(&self, keep: &PackedConfig) -> Result<AtomicOutcome, ApplyError> {
         let body = config_body(self.target, self.current, keep, self.plan);
-        match self.client.post_config(&body) {
+        match self.client.post_config(body) {
             Ok(_) => Ok(AtomicOutcome::Applied),
             Err(error) if error.is_unsupported_endpoint() => Ok(AtomicOutcome::Unsupported),
             Err(error) => match error.status() {
@@ -128,14 +157,14 @@ impl<'a> Applier<'a> {
 
     /// Also name the entities of `known` (gateway entities the files
     /// refer to from outside the select tags) in messages.
-    pub fn naming(mut self, known: &Config) -> Self {
-        self.names = Names::new(&[self.target, self.current, known]);
+    pub fn naming(mut self, known: &'a PackedConfig) -> Self {
+        self.known = Some(known);
         self
     }
 
     /// The gateway's error, naming the entity it is about (and, for a
     /// foreign key, the entity it refers to rather than its id).
-    fn rejection(&self, error: &ClientError, keep: &Config) -> String {
+    fn rejection(&self, error: &ClientError, keep: &PackedConfig) -> String {
         let body = error.body().unwrap_or(&Value::Null);
         let message = self.foreign_key_text(body, keep).unwrap_or_else(|| {
             body.get("message")
@@ -158,7 +187,7 @@ impl<'a> Applier<'a> {
 
     /// Kong's foreign-key error (code 4, `fields: {service: {id}}`) in
     /// words: which entity is referred to, and why it is not there.
-    fn foreign_key_text(&self, body: &Value, keep: &Config) -> Option<String> {
+    fn foreign_key_text(&self, body: &Value, keep: &PackedConfig) -> Option<String> {
         if body.get("code")?.as_u64()? != 4 {
             return None;
         }
@@ -167,10 +196,10 @@ impl<'a> Applier<'a> {
         let (_, reference) = schemas::entities::descriptor::all_references()
             .find(|(_, reference)| reference.field == field)?;
         let kind = reference.parent;
-        let referred = format!("{} {}", kind.deck_kind(), self.names.name_or_id(kind, id));
+        let referred = format!("{} {}", kind.deck_kind(), self.names().name_or_id(kind, id));
         let kept =
-            find_by_id(self.target, kind, id).is_some() || find_by_id(keep, kind, id).is_some();
-        let why = if !kept && find_by_id(self.current, kind, id).is_some() {
+            find_packed(self.target, kind, id).is_some() || find_packed(keep, kind, id).is_some();
+        let why = if !kept && find_packed(self.current, kind, id).is_some() {
             "which this sync deletes"
         } else {
             "which the gateway does not have"
@@ -180,20 +209,23 @@ impl<'a> Applier<'a> {
 
     /// The entity an error is about; when that is a live entity kept as it
     /// is, also the file entity that clashes with it on a unique key.
-    fn blame(&self, kind: EntityKind, id: &str, keep: &Config) -> String {
+    fn blame(&self, kind: EntityKind, id: &str, keep: &PackedConfig) -> String {
         let described = self.describe(kind, id, keep);
         if self.origins.contains_key(id) {
             return described;
         }
-        let live = find_by_id(keep, kind, id).or_else(|| find_by_id(self.current, kind, id));
+        let live = find_packed(keep, kind, id).or_else(|| find_packed(self.current, kind, id));
         let Some(live) = live else {
             return described;
         };
-        let keys = unique_keys(kind, live);
+        let keys = unique_keys(kind, &live.unpack());
         let clash = self.target.entities(kind).iter().find(|entity| {
-            id_of(entity) != Some(id) && unique_keys(kind, entity).iter().any(|k| keys.contains(k))
+            entity.id() != Some(id)
+                && unique_keys(kind, &entity.unpack())
+                    .iter()
+                    .any(|k| keys.contains(k))
         });
-        match clash.and_then(id_of) {
+        match clash.and_then(Packed::id) {
             Some(clash_id) => format!(
                 "{} clashes with {described}",
                 self.describe(kind, clash_id, keep)
@@ -205,19 +237,16 @@ impl<'a> Applier<'a> {
     /// `route r1 (kong.yaml:12:7, services[0].routes[1])` for an entity of
     /// the files, `route r1 (id ...)` for a live one; the live entities a
     /// sync keeps as they are (`keep`) are said to be.
-    fn describe(&self, kind: EntityKind, id: &str, keep: &Config) -> String {
-        let find = |config: &'a Config| config.entities(kind).iter().find(|e| id_of(e) == Some(id));
+    fn describe(&self, kind: EntityKind, id: &str, keep: &PackedConfig) -> String {
+        let find = |config: &'a PackedConfig| find_packed(config, kind, id);
         let (entity, kept) = match find(self.target).or_else(|| find(self.current)) {
             Some(entity) => (Some(entity), false),
-            None => (
-                keep.entities(kind).iter().find(|e| id_of(e) == Some(id)),
-                true,
-            ),
+            None => (find_packed(keep, kind, id), true),
         };
         let Some(entity) = entity else {
             return format!("{} {id}", kind.deck_kind());
         };
-        let title = self.names.kind_and_name(kind, entity);
+        let title = self.names().kind_and_name(kind, &entity.unpack());
         match (self.origins.get(id), kept) {
             (Some(origin), _) => format!("{title} ({})", origin_text(origin)),
             (None, true) => format!("{title} (id {id}, kept as it is on the gateway)"),
@@ -267,10 +296,11 @@ impl<'a> Applier<'a> {
     }
 
     fn levels(&self, no_deletes: bool) -> Vec<Vec<Operation<'_>>> {
+        let unpacked = self.unpacked();
         let replaced = if no_deletes {
             HashSet::new()
         } else {
-            replaced_entities(self.target, self.current)
+            replaced_entities(&unpacked.target, &unpacked.current)
         };
         let plan_index: HashMap<(EntityKind, &str), usize> = self
             .plan
@@ -300,7 +330,8 @@ impl<'a> Applier<'a> {
         replaced: &HashSet<(EntityKind, String)>,
         plan_index: &HashMap<(EntityKind, &str), usize>,
     ) -> Vec<Operation<'_>> {
-        self.current
+        self.unpacked()
+            .current
             .entities(kind)
             .iter()
             .filter_map(|entity| {
@@ -323,7 +354,7 @@ impl<'a> Applier<'a> {
         kind: EntityKind,
         replaced: &HashSet<(EntityKind, String)>,
     ) -> Vec<Operation<'_>> {
-        let targets = index_by_id(self.target.entities(kind));
+        let targets = index_by_id(self.unpacked().target.entities(kind));
         let mut ops: Vec<Operation<'_>> = Vec::new();
         let mut planned = HashSet::new();
         for (index, change) in self.plan.changes.iter().enumerate() {
@@ -349,7 +380,7 @@ impl<'a> Applier<'a> {
         kind: EntityKind,
         replaced: &HashSet<(EntityKind, String)>,
     ) -> Vec<Operation<'_>> {
-        let live = index_by_id(self.current.entities(kind));
+        let live = index_by_id(self.unpacked().current.entities(kind));
         self.plan
             .changes
             .iter()
@@ -411,17 +442,17 @@ impl<'a> Applier<'a> {
             None if op.put => "restoring",
             None => "removing (to free its unique key)",
         };
-        let place = self.describe(op.kind, op.id, &Config::default());
+        let place = self.describe(op.kind, op.id, &PackedConfig::default());
         format!("{verb} {place}: {error}")
     }
 }
 
 /// The entity `id` of `kind` in `config` (a linear search: errors only).
-fn find_by_id<'c>(config: &'c Config, kind: EntityKind, id: &str) -> Option<&'c Value> {
+fn find_packed<'c>(config: &'c PackedConfig, kind: EntityKind, id: &str) -> Option<&'c Packed> {
     config
         .entities(kind)
         .iter()
-        .find(|entity| id_of(entity) == Some(id))
+        .find(|entity| entity.id() == Some(id))
 }
 
 /// `kong.yaml:12:7, services[0].routes[1] (r1)`
@@ -512,69 +543,61 @@ fn put_body(kind: EntityKind, entity: &Value) -> Value {
     body
 }
 
-/// The `POST /config` body. It borrows the entities it sends unchanged, so
-/// a large configuration is not copied once more before it is encoded.
-#[derive(Debug, Default, Serialize)]
-pub struct ConfigBody<'a> {
-    pub services: Vec<Cow<'a, Value>>,
-    pub routes: Vec<Cow<'a, Value>>,
-    pub consumers: Vec<Cow<'a, Value>>,
-    pub plugins: Vec<Cow<'a, Value>>,
-    pub keyauth_credentials: Vec<Cow<'a, Value>>,
-}
-
-impl<'a> ConfigBody<'a> {
-    fn entities_mut(&mut self, kind: EntityKind) -> &mut Vec<Cow<'a, Value>> {
-        match kind {
-            EntityKind::Service => &mut self.services,
-            EntityKind::Route => &mut self.routes,
-            EntityKind::Consumer => &mut self.consumers,
-            EntityKind::Plugin => &mut self.plugins,
-            EntityKind::KeyAuthCredential => &mut self.keyauth_credentials,
-        }
-    }
-}
-
 /// The `POST /config` body: the `keep` entities the target does not have,
 /// then the target. Entities the plan leaves alone are sent as they are live
-/// (timestamps included); updated ones keep their live `created_at`.
-pub fn config_body<'a>(
-    target: &'a Config,
-    current: &'a Config,
-    keep: &'a Config,
+/// (timestamps included); updated ones keep their live `created_at`. Texts
+/// are copied into the body as they are: only updated entities are parsed.
+pub fn config_body(
+    target: &PackedConfig,
+    current: &PackedConfig,
+    keep: &PackedConfig,
     plan: &Plan,
-) -> ConfigBody<'a> {
+) -> String {
     let updated: HashSet<(EntityKind, &str)> = plan
         .changes
         .iter()
         .filter(|change| change.action == Action::Update)
         .map(|change| (change.kind, change.id.as_str()))
         .collect();
-    let mut body = ConfigBody::default();
+    // The updated entities with their live `created_at`, written first so
+    // the lists below can borrow their texts.
+    let mut rewritten: HashMap<(EntityKind, &str), String> = HashMap::new();
     for kind in EntityKind::ALL {
-        let live = index_by_id(current.entities(kind));
-        let ids: HashSet<&str> = target.entities(kind).iter().filter_map(id_of).collect();
-        let list = body.entities_mut(kind);
+        let live = packed_by_id(current.entities(kind));
+        for entity in target.entities(kind) {
+            let id = entity.id().unwrap_or_default();
+            if let (true, Some(live)) = (updated.contains(&(kind, id)), live.get(id)) {
+                let text = with_created_at(&entity.unpack(), &live.unpack()).to_string();
+                rewritten.insert((kind, id), text);
+            }
+        }
+    }
+    PackedConfig::write_flat(|kind| {
+        let live = packed_by_id(current.entities(kind));
+        let ids: HashSet<&str> = target
+            .entities(kind)
+            .iter()
+            .filter_map(Packed::id)
+            .collect();
         // Kept entities go first: a clash on a unique key is then reported
         // on the file's entity, which has a file position.
         let kept = keep
             .entities(kind)
             .iter()
-            .filter(|entity| id_of(entity).is_some_and(|id| !ids.contains(id)));
-        list.extend(kept.map(Cow::Borrowed));
+            .filter(|entity| entity.id().is_some_and(|id| !ids.contains(id)))
+            .map(Packed::text);
+        let mut list: Vec<&str> = kept.collect();
         for entity in target.entities(kind) {
-            let id = id_of(entity).unwrap_or_default();
-            let sent = match live.get(id) {
-                None => Cow::Borrowed(entity),
-                Some(live) if updated.contains(&(kind, id)) => {
-                    Cow::Owned(with_created_at(entity, live))
-                }
-                Some(live) => Cow::Borrowed(*live),
+            let id = entity.id().unwrap_or_default();
+            let sent = match (rewritten.get(&(kind, id)), live.get(id)) {
+                (Some(text), _) => text.as_str(),
+                (None, Some(live)) => live.text(),
+                (None, None) => entity.text(),
             };
             list.push(sent);
         }
-    }
-    body
+        list
+    })
 }
 
 /// `entity` with the live entity's `created_at`.

@@ -17,7 +17,6 @@ use clap::Args;
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, Url};
-use serde::Serialize;
 use serde_json::Value;
 
 /// How to reach the gateway's Admin API.
@@ -71,8 +70,6 @@ pub enum ClientError {
     /// An answer outside 2xx.
     #[error("{0}")]
     Status(Box<StatusError>),
-    #[error("{path}: the request body could not be encoded: {detail}")]
-    Encode { path: String, detail: String },
     #[error("{method} {path}: the answer is not JSON: {detail}")]
     Decode {
         method: Method,
@@ -192,16 +189,12 @@ impl AdminClient {
 
     /// `POST /config`: replace the whole configuration in one transaction
     /// (our gateway only). Never retried: the caller decides.
-    pub fn post_config(&self, body: &impl Serialize) -> Result<Value, ClientError> {
-        let bytes = serde_json::to_vec(body).map_err(|error| ClientError::Encode {
-            path: "/config".to_owned(),
-            detail: error.to_string(),
-        })?;
+    pub fn post_config(&self, body: String) -> Result<Value, ClientError> {
         let request = self
             .request(Method::POST, "config", &[])
             .timeout(self.config_timeout())
             .header(CONTENT_TYPE, "application/json")
-            .body(bytes);
+            .body(body);
         self.send(Method::POST, "config", request)
     }
 

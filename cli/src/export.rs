@@ -80,7 +80,7 @@ impl<'a> Exporter<'a> {
         Self {
             config,
             options,
-            names: Names::new(&[config]),
+            names: Names::of_values(config),
             sanitizer: options.sanitize.then(Sanitizer::new),
             anonymous_ids,
             present,

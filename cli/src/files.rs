@@ -1,10 +1,10 @@
 //! Reading decK files and building them into one canonical configuration,
 //! shared by every subcommand that takes files.
 
-use schemas::config::Config;
 use schemas::file::build::{self, BuildOptions, Built, Diagnostic, Flattened};
 use schemas::file::load::{load_inputs, LoadError, SourceDoc};
 use schemas::file::template::ProcessEnv;
+use schemas::packed::PackedConfig;
 
 use crate::error::CommandError;
 
@@ -93,14 +93,19 @@ fn print_lines(lines: &[String]) {
 #[cfg(test)]
 pub fn build_config(
     docs: Vec<SourceDoc>,
-    current: &Config,
+    current: &schemas::config::Config,
     select_tags: &[String],
 ) -> Result<Built, CommandError> {
     let options = BuildOptions {
         select_tags: select_tags.to_vec(),
         ..BuildOptions::default()
     };
-    build_flattened(build::flatten(docs, &options), current, &Config::default())
+    let current = PackedConfig::pack(current);
+    build_flattened(
+        build::flatten(docs, &options),
+        &current,
+        &PackedConfig::default(),
+    )
 }
 
 /// The first part of a build, which needs no live state: done while the
@@ -126,8 +131,8 @@ pub fn flatten(
 /// name by id).
 pub fn build_flattened(
     flattened: Flattened,
-    current: &Config,
-    outside: &Config,
+    current: &PackedConfig,
+    outside: &PackedConfig,
 ) -> Result<Built, CommandError> {
     match flattened.build_with(current, outside) {
         Ok(built) => {

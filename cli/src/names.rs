@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use schemas::config::{id_of, reference_of, Config};
 use schemas::entities::descriptor::references_to;
+use schemas::packed::PackedConfig;
 use schemas::EntityKind;
 use serde_json::Value;
 
@@ -21,23 +22,36 @@ pub struct Names {
 
 impl Names {
     /// An index of `configs`; an id named in several keeps the first name.
-    pub fn new(configs: &[&Config]) -> Self {
-        let mut names = HashMap::new();
+    /// Only the kinds others refer to are read (unpacked one by one).
+    pub fn new(configs: &[&PackedConfig]) -> Self {
+        let mut names = Self::default();
         for config in configs {
-            let referenced = EntityKind::ALL
-                .into_iter()
-                .filter(|kind| references_to(*kind).next().is_some());
-            for kind in referenced {
-                for entity in config.entities(kind) {
-                    if let (Some(id), Some(name)) = (id_of(entity), natural_name(kind, entity)) {
-                        names
-                            .entry((kind, id.to_owned()))
-                            .or_insert_with(|| name.to_owned());
-                    }
+            for kind in referenced_kinds() {
+                for packed in config.entities(kind) {
+                    names.add(kind, &packed.unpack());
                 }
             }
         }
-        Self { names }
+        names
+    }
+
+    /// An index of one configuration of values.
+    pub fn of_values(config: &Config) -> Self {
+        let mut names = Self::default();
+        for kind in referenced_kinds() {
+            for entity in config.entities(kind) {
+                names.add(kind, entity);
+            }
+        }
+        names
+    }
+
+    fn add(&mut self, kind: EntityKind, entity: &Value) {
+        if let (Some(id), Some(name)) = (id_of(entity), natural_name(kind, entity)) {
+            self.names
+                .entry((kind, id.to_owned()))
+                .or_insert_with(|| name.to_owned());
+        }
     }
 
     /// The name of the entity `id` of `kind`, if it has one.
@@ -100,6 +114,13 @@ impl Names {
     }
 }
 
+/// The kinds other entities refer to: the only ones named by id.
+fn referenced_kinds() -> impl Iterator<Item = EntityKind> {
+    EntityKind::ALL
+        .into_iter()
+        .filter(|kind| references_to(*kind).next().is_some())
+}
+
 /// Plugin scope fields and the kinds they point at, in decK's naming order
 /// (the order the plugin descriptor lists its references in).
 pub fn plugin_scopes() -> impl Iterator<Item = (&'static str, EntityKind)> {
@@ -135,7 +156,7 @@ mod tests {
             ],
             ..Config::default()
         };
-        Names::new(&[&config])
+        Names::new(&[&PackedConfig::pack(&config)])
     }
 
     #[test]

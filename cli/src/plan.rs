@@ -15,14 +15,17 @@
 //! entity without a visible change is never an update.
 //!
 //! Matching uses hash maps keyed by id, so planning is linear in the size
-//! of the configurations.
+//! of the configurations. Both sides come packed (`schemas::packed`): an
+//! entity whose text equals its live counterpart's (timestamps aside) is
+//! unchanged without being parsed; only the others are unpacked and
+//! compared field by field.
 
 use std::sync::OnceLock;
 
-use schemas::config::{id_of, Config};
+use schemas::config::id_of;
 use schemas::file::hash::{self, FastMap, FastSet};
 use schemas::file::parallel;
-use schemas::schema::{Record, Type};
+use schemas::packed::{Packed, PackedConfig};
 use schemas::EntityKind;
 use serde_json::{Map, Value};
 
@@ -158,7 +161,7 @@ pub struct PlanOptions {
 
 /// The changes that turn `current` into `target`. The kinds are compared
 /// at once, one per core: they are independent.
-pub fn plan(target: &Config, current: &Config, options: &PlanOptions) -> Plan {
+pub fn plan(target: &PackedConfig, current: &PackedConfig, options: &PlanOptions) -> Plan {
     let differ = Differ {
         configs: [target, current],
         names: OnceLock::new(),
@@ -188,89 +191,28 @@ pub fn plan(target: &Config, current: &Config, options: &PlanOptions) -> Plan {
 /// Values the gateway generates (fields marked `auto`, such as a session
 /// plugin's `secret` or a credential's `key`) are kept from the live
 /// entity when the target leaves them unset, so they never show as changes
-/// and a sync does not reset them.
-pub fn keep_generated_values(target: &mut Config, current: &Config) {
-    // Whether each record (a static schema) has a generated field to check
-    // at all; most have none.
-    let mut generating: Vec<(&'static Record, bool)> = Vec::new();
+/// and a sync does not reset them. The build marks the entities that leave
+/// one unset; only those are unpacked.
+pub fn keep_generated_values(target: &mut PackedConfig, current: &PackedConfig) {
     for kind in EntityKind::ALL {
         // Most entities leave no generated field unset (a credential has
         // its key, the build already kept a session's secret): the live
         // index is only built for a kind once an entity needs it.
-        let mut live: Option<FastMap<&str, &Value>> = None;
+        let mut live: Option<FastMap<&str, &Packed>> = None;
         for entity in target.entities_mut(kind) {
-            let Some(record) = kind.record_for(entity) else {
-                continue;
-            };
-            let known = generating
-                .iter()
-                .find(|(seen, _)| std::ptr::eq(*seen, record));
-            let generates = match known {
-                Some((_, generates)) => *generates,
-                None => {
-                    let generates = has_generated(record);
-                    generating.push((record, generates));
-                    generates
-                }
-            };
-            if !generates || !lacks_generated(record, entity) {
+            if !entity.unset_generated() {
                 continue;
             }
-            let live = live.get_or_insert_with(|| index_by_id(current.entities(kind)));
-            let Some(old) = id_of(entity).and_then(|id| live.get(id)).copied() else {
+            let live = live.get_or_insert_with(|| packed_by_id(current.entities(kind)));
+            let Some(old) = entity.id().and_then(|id| live.get(id)).copied() else {
                 continue;
             };
-            adopt_generated(record, entity, old);
-        }
-    }
-}
-
-/// Whether `record` has a generated (`auto`) field besides the id and
-/// timestamps, at any depth.
-fn has_generated(record: &Record) -> bool {
-    record.fields.iter().any(|field| {
-        if field.name == "id" || TIMESTAMPS.contains(&field.name) {
-            return false;
-        }
-        match &field.ty {
-            _ if field.auto => true,
-            Type::Record(nested) => has_generated(nested),
-            _ => false,
-        }
-    })
-}
-
-/// Whether `entity` leaves a generated (`auto`) field unset, besides its
-/// id and timestamps, at any depth.
-fn lacks_generated(record: &Record, entity: &Value) -> bool {
-    record.fields.iter().any(|field| {
-        if field.name == "id" || TIMESTAMPS.contains(&field.name) {
-            return false;
-        }
-        let value = entity.get(field.name).unwrap_or(&NULL);
-        match &field.ty {
-            _ if field.auto && value.is_null() => true,
-            Type::Record(nested) if value.is_object() => lacks_generated(nested, value),
-            _ => false,
-        }
-    })
-}
-
-fn adopt_generated(record: &Record, target: &mut Value, live: &Value) {
-    for field in &record.fields {
-        if field.name == "id" || TIMESTAMPS.contains(&field.name) {
-            continue;
-        }
-        let Some(live_value) = live.get(field.name).filter(|value| !value.is_null()) else {
-            continue;
-        };
-        let Some(value) = target.get_mut(field.name) else {
-            continue;
-        };
-        if value.is_null() && field.auto {
-            *value = live_value.clone();
-        } else if let Type::Record(nested) = &field.ty {
-            adopt_generated(nested, value, live_value);
+            let mut value = entity.unpack();
+            let Some(record) = kind.record_for(&value) else {
+                continue;
+            };
+            record.adopt_generated(&mut value, &old.unpack());
+            *entity = Packed::of_entity(kind, &value);
         }
     }
 }
@@ -286,9 +228,20 @@ pub fn index_by_id(entities: &[Value]) -> FastMap<&str, &Value> {
     index
 }
 
+/// Packed entities by id.
+pub fn packed_by_id(entities: &[Packed]) -> FastMap<&str, &Packed> {
+    let mut index = hash::map_with_capacity(entities.len());
+    index.extend(
+        entities
+            .iter()
+            .filter_map(|entity| Some((entity.id()?, entity))),
+    );
+    index
+}
+
 /// Compares entities and renders their changes.
 struct Differ<'a> {
-    configs: [&'a Config; 2],
+    configs: [&'a PackedConfig; 2],
     /// Built on the first change: a no-op plan never needs it.
     names: OnceLock<Names>,
     show_secrets: bool,
@@ -303,24 +256,29 @@ impl Differ<'_> {
     fn creates_and_updates(
         &self,
         kind: EntityKind,
-        target: &Config,
-        current: &Config,
+        target: &PackedConfig,
+        current: &PackedConfig,
     ) -> Vec<Change> {
-        let live = index_by_id(current.entities(kind));
+        let live = packed_by_id(current.entities(kind));
         let mut creates = Vec::new();
         let mut updates = Vec::new();
-        for entity in target.entities(kind) {
-            let Some(id) = id_of(entity) else {
+        for packed in target.entities(kind) {
+            let Some(id) = packed.id() else {
                 continue;
             };
             match live.get(id) {
-                None => creates.push(self.change(Action::Create, kind, entity, |d| {
-                    d.entity_fields(kind, entity, Action::Create)
-                })),
+                None => {
+                    let entity = packed.unpack();
+                    creates.push(self.change(Action::Create, kind, &entity, |d| {
+                        d.entity_fields(kind, &entity, Action::Create)
+                    }));
+                }
+                Some(old) if old.same_fields(packed) => {}
                 Some(old) => {
-                    let fields = self.field_changes(kind, old, entity);
+                    let (old, entity) = (old.unpack(), packed.unpack());
+                    let fields = self.field_changes(kind, &old, &entity);
                     if !fields.is_empty() {
-                        updates.push(self.change(Action::Update, kind, entity, |_| fields));
+                        updates.push(self.change(Action::Update, kind, &entity, |_| fields));
                     }
                 }
             }
@@ -331,15 +289,25 @@ impl Differ<'_> {
         creates
     }
 
-    fn deletes(&self, kind: EntityKind, target: &Config, current: &Config) -> Vec<Change> {
-        let wanted: FastSet<&str> = target.entities(kind).iter().filter_map(id_of).collect();
+    fn deletes(
+        &self,
+        kind: EntityKind,
+        target: &PackedConfig,
+        current: &PackedConfig,
+    ) -> Vec<Change> {
+        let wanted: FastSet<&str> = target
+            .entities(kind)
+            .iter()
+            .filter_map(Packed::id)
+            .collect();
         let mut deletes: Vec<Change> = current
             .entities(kind)
             .iter()
-            .filter(|entity| id_of(entity).is_some_and(|id| !wanted.contains(id)))
-            .map(|entity| {
-                self.change(Action::Delete, kind, entity, |d| {
-                    d.entity_fields(kind, entity, Action::Delete)
+            .filter(|entity| entity.id().is_some_and(|id| !wanted.contains(id)))
+            .map(|packed| {
+                let entity = packed.unpack();
+                self.change(Action::Delete, kind, &entity, |d| {
+                    d.entity_fields(kind, &entity, Action::Delete)
                 })
             })
             .collect();

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use schemas::config::Config;
 use schemas::file::build::{Built, Flattened};
 use schemas::file::load::SourceDoc;
+use schemas::packed::{Packed, PackedConfig};
 use serde_json::Value;
 
 use crate::client::{AdminClient, ClientError, GatewayArgs};
@@ -31,7 +31,7 @@ use crate::files;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::progress;
 use crate::secrets;
-use crate::state::{self, LiveState};
+use crate::state::{self, Entities, LiveState};
 use crate::timing;
 
 /// Everything a diff or a sync works from.
@@ -43,7 +43,7 @@ pub struct Prepared {
     pub built: Built,
     /// Gateway entities outside the select tags that the files refer to
     /// by id (looked up, read-only).
-    pub outside: Config,
+    pub outside: PackedConfig,
     pub plan: Plan,
     /// Build and state warnings, for the JSON report.
     pub warnings: Vec<String>,
@@ -57,19 +57,19 @@ pub fn connect(gateway: &GatewayArgs) -> Result<AdminClient, CommandError> {
 }
 
 /// Read the live state, printing its warnings to stderr.
-pub fn fetch_state(
+pub fn fetch_state<C: Entities>(
     client: &AdminClient,
     select_tags: &[String],
-) -> Result<LiveState, CommandError> {
+) -> Result<LiveState<C>, CommandError> {
     report_state(client, state::fetch(client, select_tags))
 }
 
 /// The live state read, its warnings printed to stderr; or why it could
 /// not be read.
-fn report_state(
+fn report_state<C>(
     client: &AdminClient,
-    fetched: Result<LiveState, state::StateError>,
-) -> Result<LiveState, CommandError> {
+    fetched: Result<LiveState<C>, state::StateError>,
+) -> Result<LiveState<C>, CommandError> {
     let live = fetched.map_err(|error| unreadable(client, &error))?;
     progress::suspend(|| {
         for warning in &live.warnings {
@@ -232,10 +232,10 @@ pub fn prepare(
 fn look_up_outside(
     client: &AdminClient,
     flattened: &Flattened,
-    live: &Config,
+    live: &PackedConfig,
     select_tags: &[String],
-) -> Result<Config, CommandError> {
-    let mut outside = Config::default();
+) -> Result<PackedConfig, CommandError> {
+    let mut outside = PackedConfig::default();
     if select_tags.is_empty() {
         return Ok(outside);
     }
@@ -245,7 +245,7 @@ fn look_up_outside(
             Ok(raw) => {
                 let mut ignored = Vec::new();
                 let entity = state::canonical_entity(kind, raw, &mut ignored);
-                outside.entities_mut(kind).push(entity);
+                outside.entities_mut(kind).push(Packed::new(&entity));
             }
             Err(error) if error.status() == Some(404) => {}
             Err(error) => {

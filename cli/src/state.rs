@@ -21,6 +21,7 @@ use std::thread;
 use schemas::config::{id_of, Config};
 use schemas::error::PathSeg;
 use schemas::model::unix_now;
+use schemas::packed::{Packed, PackedConfig};
 use schemas::EntityKind;
 use serde_json::Value;
 
@@ -31,13 +32,39 @@ const PAGE_SIZE: &str = "1000";
 /// Kong refuses a `tags` filter with more than five tags.
 const MAX_QUERY_TAGS: usize = 5;
 
-/// The live configuration and what was odd about it.
+/// The live configuration and what was odd about it: its entities packed
+/// (`diff`, `sync`, `reset`: see `schemas::packed`) or as values (`dump`).
 #[derive(Debug, Clone, Default)]
-pub struct LiveState {
+pub struct LiveState<C = PackedConfig> {
     /// Canonical entities (within the select tags), in the server's order.
-    pub config: Config,
+    pub config: C,
     /// Entities that could not be fully understood, one line each.
     pub warnings: Vec<String>,
+}
+
+/// How a read keeps the canonical entities it makes.
+pub trait Entities: Default + Send {
+    fn push(&mut self, kind: EntityKind, entity: Value);
+    /// Move `other`'s entities of `kind` here.
+    fn take_kind(&mut self, kind: EntityKind, other: &mut Self);
+}
+
+impl Entities for Config {
+    fn push(&mut self, kind: EntityKind, entity: Value) {
+        self.entities_mut(kind).push(entity);
+    }
+    fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
+        std::mem::swap(self.entities_mut(kind), other.entities_mut(kind));
+    }
+}
+
+impl Entities for PackedConfig {
+    fn push(&mut self, kind: EntityKind, entity: Value) {
+        self.entities_mut(kind).push(Packed::new(&entity));
+    }
+    fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
+        std::mem::swap(self.entities_mut(kind), other.entities_mut(kind));
+    }
 }
 
 /// Why the current state could not be read.
@@ -73,19 +100,22 @@ impl StateError {
 
 /// Read every collection, keeping the entities that carry all `select_tags`.
 /// The collections are read at once, each page made canonical as it comes.
-pub fn fetch(client: &AdminClient, select_tags: &[String]) -> Result<LiveState, StateError> {
+pub fn fetch<C: Entities>(
+    client: &AdminClient,
+    select_tags: &[String],
+) -> Result<LiveState<C>, StateError> {
     fetch_unless(client, select_tags, &AtomicBool::new(false))
 }
 
 /// [`fetch`], giving up with [`StateError::Cancelled`] before the next
 /// page once `cancelled` is set: a read started ahead of time stops
 /// loading the gateway when its answer turns out not to be needed.
-pub fn fetch_unless(
+pub fn fetch_unless<C: Entities>(
     client: &AdminClient,
     select_tags: &[String],
     cancelled: &AtomicBool,
-) -> Result<LiveState, StateError> {
-    let results: Vec<(EntityKind, Result<LiveState, StateError>)> = thread::scope(|scope| {
+) -> Result<LiveState<C>, StateError> {
+    let results: Vec<(EntityKind, Result<LiveState<C>, StateError>)> = thread::scope(|scope| {
         let handles: Vec<_> = EntityKind::ALL
             .into_iter()
             .map(|kind| {
@@ -103,13 +133,10 @@ pub fn fetch_unless(
             })
             .collect()
     });
-    let mut state = LiveState::default();
+    let mut state = LiveState::<C>::default();
     for (kind, result) in results {
         let mut part = result?;
-        std::mem::swap(
-            state.config.entities_mut(kind),
-            part.config.entities_mut(kind),
-        );
+        state.config.take_kind(kind, &mut part.config);
         state.warnings.append(&mut part.warnings);
     }
     Ok(state)
@@ -128,27 +155,31 @@ pub fn fetch_whole_config(client: &AdminClient) -> Result<Config, StateError> {
 
 /// The entities of `whole` that are not in `selected` (by id): those
 /// outside the select tags, which a sync must leave as they are.
-pub fn outside_selection(whole: &Config, selected: &Config) -> Config {
-    let mut outside = Config::default();
+pub fn outside_selection(whole: &Config, selected: &PackedConfig) -> PackedConfig {
+    let mut outside = PackedConfig::default();
     for kind in EntityKind::ALL {
-        let inside: HashSet<&str> = selected.entities(kind).iter().filter_map(id_of).collect();
+        let inside: HashSet<&str> = selected
+            .entities(kind)
+            .iter()
+            .filter_map(Packed::id)
+            .collect();
         let kept = whole
             .entities(kind)
             .iter()
             .filter(|entity| id_of(entity).is_none_or(|id| !inside.contains(id)))
-            .cloned();
+            .map(Packed::new);
         outside.entities_mut(kind).extend(kept);
     }
     outside
 }
 
 /// Every page of one collection, filtered by the select tags, canonical.
-fn fetch_kind(
+fn fetch_kind<C: Entities>(
     client: &AdminClient,
     kind: EntityKind,
     select_tags: &[String],
     cancelled: &AtomicBool,
-) -> Result<LiveState, StateError> {
+) -> Result<LiveState<C>, StateError> {
     let collection = kind.admin_path();
     let query_tags = select_tags
         .iter()
@@ -156,7 +187,7 @@ fn fetch_kind(
         .cloned()
         .collect::<Vec<_>>()
         .join(",");
-    let mut state = LiveState::default();
+    let mut state = LiveState::<C>::default();
     let mut offset: Option<String> = None;
     let mut seen_offsets = HashSet::new();
     loop {
@@ -183,7 +214,7 @@ fn fetch_kind(
                 ttl_as_configured(&mut raw, now);
             }
             let entity = canonical_entity(kind, raw, &mut state.warnings);
-            state.config.entities_mut(kind).push(entity);
+            state.config.push(kind, entity);
         }
         match next {
             Some(next) if seen_offsets.insert(next.clone()) => offset = Some(next),
@@ -396,7 +427,7 @@ mod tests {
         let client =
             AdminClient::new("http://127.0.0.1:9", &[], std::time::Duration::from_secs(1)).unwrap();
         let cancelled = AtomicBool::new(true);
-        let result = fetch_unless(&client, &[], &cancelled);
+        let result = fetch_unless::<PackedConfig>(&client, &[], &cancelled);
         assert!(matches!(result, Err(StateError::Cancelled)), "{result:?}");
     }
 
@@ -427,10 +458,8 @@ mod tests {
             services: vec![json!({"id": "2"})],
             ..Config::default()
         };
-        assert_eq!(
-            outside_selection(&whole, &selected).services,
-            vec![json!({"id": "1"})]
-        );
+        let outside = outside_selection(&whole, &PackedConfig::pack(&selected));
+        assert_eq!(outside.unpack().services, vec![json!({"id": "1"})]);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod error;
 pub mod file;
 pub mod matching;
 pub mod model;
+pub mod packed;
 pub mod plugins;
 pub mod schema;
 pub mod typedefs;

@@ -223,6 +223,59 @@ impl Record {
         Value::Object(canonical)
     }
 
+    /// Whether a field, at any depth, is generated (`auto`: a session's
+    /// `secret`, a credential's `key`), besides the id and timestamps that
+    /// every entity has.
+    pub fn has_generated(&self) -> bool {
+        self.fields.iter().any(|field| {
+            if is_store_field(field.name) {
+                return false;
+            }
+            match &field.ty {
+                _ if field.auto => true,
+                Type::Record(nested) => nested.has_generated(),
+                _ => false,
+            }
+        })
+    }
+
+    /// Whether the canonical `entity` leaves a generated field unset, at
+    /// any depth (id and timestamps aside).
+    pub fn lacks_generated(&self, entity: &Value) -> bool {
+        self.fields.iter().any(|field| {
+            if is_store_field(field.name) {
+                return false;
+            }
+            let value = entity.get(field.name).unwrap_or(&Value::Null);
+            match &field.ty {
+                _ if field.auto && value.is_null() => true,
+                Type::Record(nested) if value.is_object() => nested.lacks_generated(value),
+                _ => false,
+            }
+        })
+    }
+
+    /// Fill the generated fields `target` leaves unset with `live`'s
+    /// values, at any depth (id and timestamps aside).
+    pub fn adopt_generated(&self, target: &mut Value, live: &Value) {
+        for field in &self.fields {
+            if is_store_field(field.name) {
+                continue;
+            }
+            let Some(live_value) = live.get(field.name).filter(|value| !value.is_null()) else {
+                continue;
+            };
+            let Some(value) = target.get_mut(field.name) else {
+                continue;
+            };
+            if value.is_null() && field.auto {
+                *value = live_value.clone();
+            } else if let Type::Record(nested) = &field.ty {
+                nested.adopt_generated(value, live_value);
+            }
+        }
+    }
+
     /// Strip the fields whose value equals their default (for `gwctl dump`
     /// without `--with-defaults`), recursing into nested records.
     pub fn strip_defaults(&self, canonical: &Value) -> Value {
@@ -619,6 +672,12 @@ pub fn is_present(record: &Map<String, Value>, name: &str) -> bool {
 /// literal in this crate, so failure is a programming error caught by tests.
 pub fn pattern(source: &str) -> Regex {
     Regex::new(source).unwrap_or_else(|error| panic!("invalid built-in pattern {source}: {error}"))
+}
+
+/// The fields every entity has and the store sets: never "generated" in
+/// the sense of [`Record::has_generated`].
+fn is_store_field(name: &str) -> bool {
+    matches!(name, "id" | "created_at" | "updated_at")
 }
 
 #[cfg(test)]

@@ -146,12 +146,13 @@ fn route(service: &str) -> Value {
 }
 
 fn run_per_entity(gateway: &MockGateway, target: &Config, current: &Config) -> RunReport {
-    let planned = plan(target, current, &PlanOptions::default());
+    let (target, current) = (PackedConfig::pack(target), PackedConfig::pack(current));
+    let planned = plan(&target, &current, &PlanOptions::default());
     let client = gateway.client();
     let origins = HashMap::new();
-    let applier = Applier::new(&client, &planned, target, current, &origins);
+    let applier = Applier::new(&client, &planned, &target, &current, &origins);
     assert!(matches!(
-        applier.apply_atomic(&Config::default()).unwrap(),
+        applier.apply_atomic(&PackedConfig::default()).unwrap(),
         AtomicOutcome::Unsupported
     ));
     applier.apply_per_entity(1, false, &Progress::new(Style::default(), false, false))
@@ -343,12 +344,13 @@ fn the_atomic_path_sends_one_request_keeping_what_it_must() {
         services: vec![service(SVC_OLD, "kept"), service(SVC_NEW, "added")],
         ..Config::default()
     };
+    let (target, current) = (PackedConfig::pack(&target), PackedConfig::pack(&current));
     let planned = plan(&target, &current, &PlanOptions::default());
     let client = gateway.client();
     let origins = HashMap::new();
     let applier = Applier::new(&client, &planned, &target, &current, &origins);
     assert!(matches!(
-        applier.apply_atomic(&outside).unwrap(),
+        applier.apply_atomic(&PackedConfig::pack(&outside)).unwrap(),
         AtomicOutcome::Applied
     ));
     assert_eq!(gateway.calls(), vec!["POST /config"]);
@@ -378,16 +380,18 @@ fn a_rejected_configuration_names_the_entity_and_its_file_position() {
     .unwrap()
     .docs;
     let mut built = files::build_config(docs, &Config::default(), &[]).unwrap();
-    let old_id = built.config.routes[0]["id"].as_str().unwrap().to_owned();
-    built.config.routes[0]["id"] = json!(ROUTE);
+    let mut config = built.config.unpack();
+    let old_id = config.routes[0]["id"].as_str().unwrap().to_owned();
+    config.routes[0]["id"] = json!(ROUTE);
+    built.config = PackedConfig::pack(&config);
     if let Some(origin) = built.origins.remove(&old_id) {
         built.origins.insert(ROUTE.to_owned(), origin);
     }
-    let current = Config::default();
+    let current = PackedConfig::default();
     let planned = plan(&built.config, &current, &PlanOptions::default());
     let client = gateway.client();
     let applier = Applier::new(&client, &planned, &built.config, &current, &built.origins);
-    let error = applier.apply_atomic(&Config::default()).unwrap_err();
+    let error = applier.apply_atomic(&PackedConfig::default()).unwrap_err();
     let text = error.to_string();
     assert!(
         text.starts_with(
@@ -442,12 +446,17 @@ fn a_clash_with_a_kept_entity_names_the_file_entity() {
     .unwrap()
     .docs;
     let mut built = files::build_config(docs, &Config::default(), &[]).unwrap();
-    built.config.routes[0]["name"] = json!("r1");
-    let current = Config::default();
+    let mut config = built.config.unpack();
+    config.routes[0]["name"] = json!("r1");
+    built.config = PackedConfig::pack(&config);
+    let current = PackedConfig::default();
     let planned = plan(&built.config, &current, &PlanOptions::default());
     let client = gateway.client();
     let applier = Applier::new(&client, &planned, &built.config, &current, &built.origins);
-    let text = applier.apply_atomic(&keep).unwrap_err().to_string();
+    let text = applier
+        .apply_atomic(&PackedConfig::pack(&keep))
+        .unwrap_err()
+        .to_string();
     assert!(
         text.contains("route r1 (../fixtures/tutorial/00-prerequisites.yaml:"),
         "{text}"

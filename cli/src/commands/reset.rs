@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Args;
-use schemas::config::Config;
+use schemas::packed::PackedConfig;
 
 use super::GatewayArgs;
 use crate::apply::{Applier, AtomicOutcome, Progress};
@@ -48,7 +48,7 @@ fn reset(args: &ResetArgs) -> Result<ExitCode, CommandError> {
     }
     let client = reconcile::connect(&args.gateway)?;
     let live = reconcile::fetch_state(&client, &args.gateway.select_tags)?;
-    let empty = Config::default();
+    let empty = PackedConfig::default();
     let options = PlanOptions {
         entity_fields: args.gateway.json_output,
         ..PlanOptions::default()
@@ -104,9 +104,9 @@ fn kept_entities(
     args: &ResetArgs,
     client: &crate::client::AdminClient,
     live: &LiveState,
-) -> Result<Option<Config>, CommandError> {
+) -> Result<Option<PackedConfig>, CommandError> {
     if args.gateway.select_tags.is_empty() {
-        return Ok(Some(Config::default()));
+        return Ok(Some(PackedConfig::default()));
     }
     match state::fetch_whole_config(client) {
         Ok(whole) => Ok(Some(state::outside_selection(&whole, &live.config))),

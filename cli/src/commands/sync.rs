@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Args;
-use schemas::config::Config;
+use schemas::packed::PackedConfig;
 
 use super::{ChangeDisplayArgs, GatewayArgs};
 use crate::apply::{Applier, ApplyError, AtomicOutcome, Progress, RunReport};
@@ -109,8 +109,11 @@ fn apply(args: &SyncArgs, prepared: &Prepared) -> Result<ExitCode, CommandError>
 /// The live entities a `POST /config` must carry along: those outside the
 /// select tags and, with --no-deletes, those the files leave out. `None`
 /// when the gateway cannot tell its whole configuration (a real Kong).
-fn kept_entities(args: &SyncArgs, prepared: &Prepared) -> Result<Option<Config>, CommandError> {
-    let mut keep = Config::default();
+fn kept_entities(
+    args: &SyncArgs,
+    prepared: &Prepared,
+) -> Result<Option<PackedConfig>, CommandError> {
+    let mut keep = PackedConfig::default();
     if !prepared.built.select_tags.is_empty() {
         match state::fetch_whole_config(&prepared.client) {
             Ok(whole) => keep = state::outside_selection(&whole, &prepared.live.config),

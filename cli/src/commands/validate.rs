@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use schemas::config::Config;
+use schemas::packed::{Packed, PackedConfig};
 use schemas::EntityKind;
 use serde_json::json;
 
@@ -84,17 +84,19 @@ fn check(args: &ValidateArgs) -> Result<Checked, CommandError> {
     let selecting = !reconcile::select_tags(&files.docs, &args.select_tags).is_empty();
     let flattened = files::flatten(files.docs, &args.select_tags, false, false);
     let mut warnings = files.warnings;
-    let mut outside = Config::default();
+    let mut outside = PackedConfig::default();
     if selecting {
-        for (kind, id) in flattened.ids_to_look_up(&Config::default()) {
+        for (kind, id) in flattened.ids_to_look_up(&PackedConfig::default()) {
             let warning = not_checked_offline(kind, &id);
             crate::progress::suspend(|| eprintln!("{warning}"));
             warnings.push(warning);
-            outside.entities_mut(kind).push(json!({ "id": id }));
+            outside
+                .entities_mut(kind)
+                .push(Packed::new(&json!({ "id": id })));
         }
     }
     crate::progress::phase("building the files");
-    let built = files::build_flattened(flattened, &Config::default(), &outside)?;
+    let built = files::build_flattened(flattened, &PackedConfig::default(), &outside)?;
     warnings.extend(built.warnings.iter().map(ToString::to_string));
     let entities = built.config.len();
     // The process exits next, which frees the entities faster than

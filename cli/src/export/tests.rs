@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use schemas::config::Config;
+use schemas::packed::PackedConfig;
 use serde_json::{json, Value};
 
 use super::*;
@@ -18,7 +19,8 @@ fn tutorial() -> Config {
         .docs;
     let mut config = files::build_config(docs, &Config::default(), &[])
         .unwrap()
-        .config;
+        .config
+        .unpack();
     for plugin in &mut config.plugins {
         if plugin["name"] == "session" {
             plugin["config"]["secret"] = json!("generated-by-the-gateway");
@@ -66,8 +68,9 @@ fn round_trip(live: &Config, options: &ExportOptions, as_json: bool) -> plan::Pl
         .unwrap()
         .docs;
     let mut built = files::build_config(docs, live, &[]).unwrap();
-    plan::keep_generated_values(&mut built.config, live);
-    plan::plan(&built.config, live, &PlanOptions::default())
+    let live = PackedConfig::pack(live);
+    plan::keep_generated_values(&mut built.config, &live);
+    plan::plan(&built.config, &live, &PlanOptions::default())
 }
 
 #[test]

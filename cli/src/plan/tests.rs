@@ -3,8 +3,19 @@
 
 use serde_json::{json, Value};
 
+use schemas::config::Config;
+
 use super::*;
 use crate::files;
+
+/// [`super::plan`] of two configurations of values, packed first.
+fn plan(target: &Config, current: &Config, options: &PlanOptions) -> Plan {
+    super::plan(
+        &PackedConfig::pack(target),
+        &PackedConfig::pack(current),
+        options,
+    )
+}
 
 const S1: &str = "11111111-1111-4111-8111-111111111111";
 const S2: &str = "22222222-2222-4222-8222-222222222222";
@@ -321,7 +332,14 @@ fn generated_values_are_kept_from_the_gateway() {
     let current = sample();
     let mut target = sample();
     target.plugins[1]["config"]["secret"] = Value::Null;
-    keep_generated_values(&mut target, &current);
+    let mut packed = PackedConfig::default();
+    for kind in EntityKind::ALL {
+        let entities = target.entities(kind).iter();
+        let marked = entities.map(|entity| Packed::of_entity(kind, entity));
+        packed.entities_mut(kind).extend(marked);
+    }
+    keep_generated_values(&mut packed, &PackedConfig::pack(&current));
+    let target = packed.unpack();
     assert_eq!(target.plugins[1]["config"]["secret"], "live-secret");
     assert!(plan(&target, &current, &PlanOptions::default()).is_empty());
 }
@@ -345,7 +363,7 @@ fn files_built_against_their_own_result_plan_nothing() {
         .unwrap()
         .docs;
     let first = files::build_config(docs.clone(), &Config::default(), &[]).unwrap();
-    let mut live = first.config.clone();
+    let mut live = first.config.unpack();
     for plugin in &mut live.plugins {
         if plugin["name"] == "session" {
             plugin["config"]["secret"] = json!("generated-by-the-gateway");
@@ -353,8 +371,9 @@ fn files_built_against_their_own_result_plan_nothing() {
         plugin["created_at"] = json!(1_700_000_000);
     }
     let mut again = files::build_config(docs, &live, &[]).unwrap();
+    let live = PackedConfig::pack(&live);
     keep_generated_values(&mut again.config, &live);
-    let planned = plan(&again.config, &live, &PlanOptions::default());
+    let planned = super::plan(&again.config, &live, &PlanOptions::default());
     assert!(planned.is_empty(), "{:?}", titles(&planned));
 }
 
@@ -420,7 +439,7 @@ fn identical_entities_are_recognised_without_a_false_no_change() {
     };
     assert!(!identical(&live, &reordered));
     let differ = Differ {
-        configs: [&Config::default(), &Config::default()],
+        configs: [&PackedConfig::default(), &PackedConfig::default()],
         names: OnceLock::new(),
         show_secrets: false,
         entity_fields: false,

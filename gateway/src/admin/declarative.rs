@@ -27,6 +27,7 @@ use schemas::file::build::{flatten, BuildOptions, Diagnostic, Severity};
 use schemas::file::load::SourceDoc;
 use schemas::file::pos::Positions;
 use schemas::file::yaml;
+use schemas::packed::PackedConfig;
 use schemas::EntityKind;
 use serde_json::{json, Map, Value};
 
@@ -81,16 +82,17 @@ pub fn post(store: &Store, body: Body, query: &HashMap<String, String>) -> Resul
         block: None,
     }];
     let built = flatten(docs, &BuildOptions::default())
-        .build(&current)
+        .build(&PackedConfig::pack(&current))
         .map_err(|diagnostics| invalid(&diagnostics, input.as_ref()))?;
-    if options.check_hash && same_configuration(&built.config, &current) {
+    let config = built.config.unpack();
+    if options.check_hash && same_configuration(&config, &current) {
         return Ok(Reply {
             status: StatusCode::NOT_MODIFIED,
             body: None,
             text: None,
         });
     }
-    store.replace_all(&built.config)?;
+    store.replace_all(&config)?;
     Ok(Reply::created(keyed_by_id(&store.export()?)))
 }
 

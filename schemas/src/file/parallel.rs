@@ -31,6 +31,17 @@ where
     map_chunks(items, CHUNK, f)
 }
 
+/// [`map_mut`] for items only read.
+pub fn map<'a, T, R, F>(items: &'a [T], f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&'a T) -> R + Sync,
+{
+    let mut refs: Vec<&'a T> = items.iter().collect();
+    map_chunks(&mut refs, CHUNK, |item| f(*item))
+}
+
 /// [`map_mut`] for a few large items, each taken on its own.
 pub fn map_each_mut<T, R, F>(items: &mut [T], f: F) -> Vec<R>
 where

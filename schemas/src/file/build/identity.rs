@@ -7,10 +7,11 @@ use std::hash::Hash;
 use serde_json::Value;
 
 use super::{Builder, Diagnostic, Severity};
-use crate::config::id_of;
 use crate::entities::EntityKind;
 use crate::error::FieldPath;
 use crate::file::hash::{self, FastMap};
+use crate::file::parallel;
+use crate::packed::EntityKeys;
 
 impl Builder {
     /// Two entities of a kind may not share an identity (id, unique name,
@@ -26,11 +27,16 @@ impl Builder {
         let mut unique: FastMap<(EntityKind, &'static str, &str), usize> = FastMap::default();
         let mut scopes: FastMap<PluginScope<'_>, usize> = FastMap::default();
         let mut duplicates = Vec::new();
-        for (index, entity) in self.entities.iter().enumerate() {
-            let Some(canonical) = entity.canonical.as_ref() else {
+        // Each canonical entity's keys, read from its text on all cores.
+        let keys = parallel::map(&self.entities, |entity| {
+            let canonical = entity.canonical.as_ref()?;
+            Some(canonical.keys(entity.kind))
+        });
+        for (index, (entity, keys)) in self.entities.iter().zip(&keys).enumerate() {
+            let Some(keys) = keys else {
                 continue;
             };
-            for identity in identities(entity.kind, canonical) {
+            for identity in identities(entity.kind, keys) {
                 let first = match identity {
                     Identity::Field {
                         field: "id", value, ..
@@ -124,27 +130,24 @@ impl Identity<'_> {
     }
 }
 
-/// The identities of a canonical entity, in the order they are checked:
-/// the id, the unique fields, a plugin's scope.
-pub(super) fn identities(
+/// The identities of a canonical entity (its `keys`), in the order they
+/// are checked: the id, the unique fields, a plugin's scope.
+pub(super) fn identities<'k>(
     kind: EntityKind,
-    canonical: &Value,
-) -> impl Iterator<Item = Identity<'_>> {
-    let id = id_of(canonical).map(|id| Identity::Field {
+    keys: &'k EntityKeys<'_>,
+) -> impl Iterator<Item = Identity<'k>> {
+    let id = keys.id.as_deref().map(|id| Identity::Field {
         field: "id",
         label: "with id",
         value: id,
     });
-    let fields = kind.descriptor().unique.iter().filter_map(|field| {
-        let value = canonical.get(*field)?.as_str()?;
-        Some(Identity::Field {
-            field,
-            label: unique_label(field),
-            value,
-        })
+    let fields = keys.unique.iter().map(|(field, value)| Identity::Field {
+        field,
+        label: unique_label(field),
+        value,
     });
     let scope = (kind == EntityKind::Plugin)
-        .then(|| plugin_scope_by(|field| canonical.get(field)))
+        .then(|| plugin_scope_of(keys))
         .flatten()
         .map(Identity::Scope);
     id.into_iter().chain(fields).chain(scope)
@@ -203,4 +206,10 @@ pub(super) fn plugin_scope_by<'v>(
     let name = get("name")?.as_str()?;
     let scope = |field: &str| get(field)?.get("id")?.as_str();
     Some((name, scope("route"), scope("service"), scope("consumer")))
+}
+
+/// [`plugin_scope_by`] from the keys read from a packed plugin.
+pub(super) fn plugin_scope_of<'k>(keys: &'k EntityKeys<'_>) -> Option<PluginScope<'k>> {
+    let [route, service, consumer] = keys.scope.each_ref().map(|id| id.as_deref());
+    Some((keys.name.as_deref()?, route, service, consumer))
 }

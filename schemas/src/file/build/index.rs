@@ -5,16 +5,34 @@ use std::collections::hash_map::Entry;
 
 use serde_json::Value;
 
-use super::identity::{plugin_scope_by, PluginScope};
+use super::identity::{plugin_scope_of, PluginScope};
 use super::RawEntity;
-use crate::config::{id_of, Config};
 use crate::entities::EntityKind;
 use crate::file::hash::{self, FastMap, FastSet};
+use crate::file::parallel;
+use crate::packed::{EntityKeys, Packed, PackedConfig};
 
 /// The fields an entity can be referred to by (besides its id), in the
 /// order references are matched: its kind's unique fields.
 pub(super) fn natural_fields(kind: EntityKind) -> &'static [&'static str] {
     kind.descriptor().unique
+}
+
+/// The keys of every live entity, read from their texts once per build;
+/// [`LiveIndex`] borrows them.
+pub(super) struct LiveKeys<'t> {
+    entries: Vec<(EntityKind, EntityKeys<'t>)>,
+}
+
+impl<'t> LiveKeys<'t> {
+    pub(super) fn new(config: &'t PackedConfig) -> Self {
+        let mut entries = Vec::with_capacity(config.len());
+        for kind in EntityKind::ALL {
+            let keys = parallel::map(config.entities(kind), |entity| entity.keys(kind));
+            entries.extend(keys.into_iter().map(|keys| (kind, keys)));
+        }
+        LiveKeys { entries }
+    }
 }
 
 /// The live state indexed for matching: every entity by id and by each
@@ -23,50 +41,50 @@ pub(super) fn natural_fields(kind: EntityKind) -> &'static [&'static str] {
 pub(super) struct LiveIndex<'a> {
     pub(super) by_field: FastMap<(EntityKind, &'static str, &'a str), &'a str>,
     pub(super) plugins_by_scope: FastMap<PluginScope<'a>, &'a str>,
-    pub(super) plugins_by_id: LivePlugins<'a>,
 }
 
 /// The live plugins by id.
-pub(super) type LivePlugins<'a> = FastMap<&'a str, &'a Value>;
+pub(super) type LivePlugins<'a> = FastMap<&'a str, &'a Packed>;
+
+/// The plugins of `config` by id.
+pub(super) fn plugins_by_id(config: &PackedConfig) -> LivePlugins<'_> {
+    let plugins = config.plugins.iter();
+    plugins
+        .filter_map(|plugin| Some((plugin.id()?, plugin)))
+        .collect()
+}
 
 impl<'a> LiveIndex<'a> {
-    pub(super) fn new(config: &'a Config) -> Self {
-        let plugins = config.plugins.len();
+    pub(super) fn new(keys: &'a LiveKeys<'_>) -> Self {
+        let plugins = keys
+            .entries
+            .iter()
+            .filter(|(kind, _)| *kind == EntityKind::Plugin)
+            .count();
         let mut index = LiveIndex {
             // An id and about one name per entity.
-            by_field: hash::map_with_capacity(2 * config.len()),
+            by_field: hash::map_with_capacity(2 * keys.entries.len()),
             plugins_by_scope: hash::map_with_capacity(plugins),
-            plugins_by_id: hash::map_with_capacity(plugins),
         };
-        for kind in EntityKind::ALL {
-            for entity in config.entities(kind) {
-                index.add(kind, entity);
-            }
+        for (kind, entity_keys) in &keys.entries {
+            index.add(*kind, entity_keys);
         }
         index
     }
 
-    pub(super) fn add(&mut self, kind: EntityKind, entity: &'a Value) {
-        let Some(id) = id_of(entity) else {
+    fn add(&mut self, kind: EntityKind, keys: &'a EntityKeys<'_>) {
+        let Some(id) = keys.id.as_deref() else {
             return;
         };
         self.by_field.entry((kind, "id", id)).or_insert(id);
-        for field in natural_fields(kind) {
-            if let Some(value) = entity.get(*field).and_then(Value::as_str) {
-                self.by_field.entry((kind, field, value)).or_insert(id);
-            }
+        for (field, value) in &keys.unique {
+            self.by_field.entry((kind, field, value)).or_insert(id);
         }
         if kind == EntityKind::Plugin {
-            self.plugins_by_id.insert(id, entity);
-            if let Some(scope) = plugin_scope_by(|field| entity.get(field)) {
+            if let Some(scope) = plugin_scope_of(keys) {
                 self.plugins_by_scope.insert(scope, id);
             }
         }
-    }
-
-    /// The live plugins by id, the rest of the index dropped.
-    pub(super) fn into_plugins(self) -> LivePlugins<'a> {
-        self.plugins_by_id
     }
 
     /// The id of the live entity whose `field` is `value`.

@@ -46,12 +46,13 @@ use uuid::Uuid;
 use super::load::SourceDoc;
 use super::parallel;
 use super::pos::Pos;
-use crate::config::{id_of, Config};
+use crate::config::Config;
 use crate::entities::EntityKind;
 use crate::error::{FieldError, FieldPath, PathSeg, SchemaViolation};
+use crate::packed::{Packed, PackedConfig};
 
 pub use identity::{plugin_identity, PluginIdentity};
-use index::{LiveIndex, LivePlugins};
+use index::{LiveIndex, LiveKeys, LivePlugins};
 
 /// Where an entity or field came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +146,8 @@ pub struct BuildOptions {
 /// The result of a successful build.
 #[derive(Debug, Clone, Default)]
 pub struct Built {
-    pub config: Config,
+    /// The canonical entities, packed (see [`crate::packed`]).
+    pub config: PackedConfig,
     /// Where each entity (by id) came from; empty when built
     /// [`BuildOptions::without_origins`].
     pub origins: HashMap<String, Origin>,
@@ -163,7 +165,8 @@ impl Built {
 
 /// Build one canonical configuration from `docs`, matching ids against
 /// `current` (the live state; empty offline) and resolving references as
-/// `options` say.
+/// `options` say. (A large build against the gateway goes through
+/// [`flatten`] and [`Flattened::build_with`], with the live state packed.)
 pub fn build(
     docs: &[SourceDoc],
     current: &Config,
@@ -180,7 +183,7 @@ pub fn build_owned(
     current: &Config,
     options: &BuildOptions,
 ) -> Result<Built, Vec<Diagnostic>> {
-    flatten(docs, options).build(current)
+    flatten(docs, options).build(&PackedConfig::pack(current))
 }
 
 /// The files read and flattened (step 1 and the select tags), which needs
@@ -204,25 +207,31 @@ pub struct Flattened {
 impl Flattened {
     /// The remaining steps, against `current` (the live state within the
     /// select tags; empty offline).
-    pub fn build(self, current: &Config) -> Result<Built, Vec<Diagnostic>> {
-        self.build_with(current, &Config::default())
+    pub fn build(self, current: &PackedConfig) -> Result<Built, Vec<Diagnostic>> {
+        self.build_with(current, &PackedConfig::default())
     }
 
     /// [`Flattened::build`], also resolving references by id among
     /// `outside`: gateway entities outside the select tags, which a sync
     /// leaves as they are (see [`Flattened::ids_to_look_up`]).
-    pub fn build_with(self, current: &Config, outside: &Config) -> Result<Built, Vec<Diagnostic>> {
+    pub fn build_with(
+        self,
+        current: &PackedConfig,
+        outside: &PackedConfig,
+    ) -> Result<Built, Vec<Diagnostic>> {
         let mut builder = self.builder;
-        let live = LiveIndex::new(current);
-        let outside = LiveIndex::new(outside);
+        let (live_keys, outside_keys) = (LiveKeys::new(current), LiveKeys::new(outside));
+        let live = LiveIndex::new(&live_keys);
+        let outside = LiveIndex::new(&outside_keys);
         builder.assign_ids(&live);
         builder.resolve_references(&live, &outside);
         builder.check_anonymous_consumers(&live, &outside);
         // Validation needs only the live plugins (for their secrets): the
         // indexes by name go before it, since the files' canonical entities
         // it makes are what a large build holds the most with.
-        drop(outside);
-        let live_plugins = live.into_plugins();
+        drop((live, outside));
+        drop((live_keys, outside_keys));
+        let live_plugins = index::plugins_by_id(current);
         builder.validate_entities(&live_plugins);
         drop(live_plugins);
         builder.find_duplicates();
@@ -235,7 +244,7 @@ impl Flattened {
     /// nor of `current`: look them up on the gateway (they may name
     /// entities outside the select tags) and pass what exists to
     /// [`Flattened::build_with`].
-    pub fn ids_to_look_up(&self, current: &Config) -> Vec<(EntityKind, String)> {
+    pub fn ids_to_look_up(&self, current: &PackedConfig) -> Vec<(EntityKind, String)> {
         self.builder.ids_to_look_up(current)
     }
 }
@@ -255,7 +264,8 @@ struct RawEntity {
     /// A short name for messages (see [`label_of`]), kept apart from
     /// `input` because validation consumes the input.
     label: Option<String>,
-    canonical: Option<Value>,
+    /// The canonical form, once validated.
+    canonical: Option<Packed>,
     /// A reference of this entity points nowhere (reported): its other
     /// problems that follow from that are not.
     dangling: bool,
@@ -512,7 +522,7 @@ impl Builder {
             let Some(canonical) = entity.canonical else {
                 continue;
             };
-            let id = id_of(&canonical).filter(|_| !self.without_origins);
+            let id = canonical.id().filter(|_| !self.without_origins);
             if let Some(id) = id {
                 let origin = Origin {
                     file: files[entity.doc].clone(),
@@ -531,7 +541,8 @@ impl Builder {
 // ----- helpers -------------------------------------------------------------
 
 /// Validate one entity, its id set and the live secrets it leaves out
-/// kept; the input is consumed, the canonical form kept.
+/// kept; the input is consumed, the canonical form kept packed, marked
+/// when it leaves a generated field unset.
 fn validate_entity(entity: &mut RawEntity, live: &LivePlugins<'_>) -> Result<(), SchemaViolation> {
     let mut input = std::mem::take(&mut entity.input);
     if entity.kind == EntityKind::Plugin {
@@ -545,7 +556,8 @@ fn validate_entity(entity: &mut RawEntity, live: &LivePlugins<'_>) -> Result<(),
         input.insert("id".into(), Value::from(id.clone()));
     }
     keep_live_secrets(entity, live, &mut input);
-    entity.canonical = Some(entity.kind.validate(&Value::Object(input))?);
+    let canonical = entity.kind.validate(&Value::Object(input))?;
+    entity.canonical = Some(Packed::of_entity(entity.kind, &canonical));
     Ok(())
 }
 
@@ -573,9 +585,22 @@ fn keep_live_secrets(entity: &RawEntity, live: &LivePlugins<'_>, input: &mut Map
     let Some(id) = entity.id.as_deref() else {
         return;
     };
+    let given = match input.get("config") {
+        Some(Value::Object(config)) => config.contains_key("secret"),
+        Some(_) => true,
+        None => false,
+    };
+    if given {
+        return;
+    }
     let live_secret = live
         .get(id)
-        .and_then(|live| live.get("config")?.get("secret").cloned())
+        .and_then(|live| {
+            live.unpack()
+                .get_mut("config")?
+                .get_mut("secret")
+                .map(Value::take)
+        })
         .filter(|secret| !secret.is_null());
     let Some(live_secret) = live_secret else {
         return;

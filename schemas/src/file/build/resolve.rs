@@ -6,12 +6,12 @@
 use super::identity::plugin_scope_by;
 use super::index::{FileNames, LiveIndex};
 use super::{new_id, Builder, Diagnostic, RefValue, Reference, Resolved, Severity};
-use crate::config::{id_of, Config};
 use crate::entities::EntityKind;
 use crate::error::FieldPath;
 use crate::file::hash::FastSet;
 use crate::file::markdown::Prerequisites;
 use crate::file::pos::Pos;
+use crate::packed::PackedConfig;
 
 impl Builder {
     // ----- step 3: references ------------------------------------------------
@@ -179,7 +179,7 @@ impl Builder {
     /// select tags, which the caller looks up (read-only) and passes to
     /// [`super::Flattened::build_with`]. key-auth's `anonymous` consumers
     /// too. Empty, and cheap, when no reference is written as a UUID.
-    pub(super) fn ids_to_look_up(&self, current: &Config) -> Vec<(EntityKind, String)> {
+    pub(super) fn ids_to_look_up(&self, current: &PackedConfig) -> Vec<(EntityKind, String)> {
         let mut wanted = self.wanted_texts(is_uuid);
         for (_, anonymous) in self.anonymous_consumers() {
             if is_uuid(anonymous) {
@@ -196,7 +196,7 @@ impl Builder {
                 current
                     .entities(kind)
                     .iter()
-                    .filter_map(move |e| Some((kind, id_of(e)?)))
+                    .filter_map(move |e| Some((kind, e.id()?)))
             })
             .filter(|key| wanted.contains(key))
             .collect();

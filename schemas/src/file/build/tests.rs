@@ -1,8 +1,43 @@
 //! Unit tests of the builder.
 
+use std::ops::Deref;
+
 use super::*;
+use crate::config::id_of;
 use crate::file::load::load_text;
 use serde_json::json;
+
+/// A build with its configuration unpacked, for assertions on values.
+#[derive(Debug)]
+struct Unpacked {
+    config: Config,
+    built: Built,
+}
+
+impl Deref for Unpacked {
+    type Target = Built;
+    fn deref(&self) -> &Built {
+        &self.built
+    }
+}
+
+impl From<Built> for Unpacked {
+    fn from(built: Built) -> Self {
+        Unpacked {
+            config: built.config.unpack(),
+            built,
+        }
+    }
+}
+
+/// [`super::build`], unpacked.
+fn build(
+    docs: &[SourceDoc],
+    current: &Config,
+    options: &BuildOptions,
+) -> Result<Unpacked, Vec<Diagnostic>> {
+    super::build(docs, current, options).map(Unpacked::from)
+}
 
 fn docs(text: &str) -> Vec<SourceDoc> {
     let no_env = |_: &str| None;
@@ -11,7 +46,7 @@ fn docs(text: &str) -> Vec<SourceDoc> {
         .docs
 }
 
-fn build_against(text: &str, current: &Config) -> Built {
+fn build_against(text: &str, current: &Config) -> Unpacked {
     build(&docs(text), current, &BuildOptions::default()).expect("test input builds")
 }
 
@@ -162,12 +197,13 @@ fn ids_outside_the_selection_are_looked_up_and_resolve() {
     );
     let flattened = flatten(docs(&text), &BuildOptions::default());
     assert_eq!(
-        flattened.ids_to_look_up(&Config::default()),
+        flattened.ids_to_look_up(&PackedConfig::default()),
         [(EntityKind::Service, service_id.clone())]
     );
-    let built = flattened
-        .build_with(&Config::default(), &outside)
-        .expect("the id resolves outside the selection");
+    let built: Unpacked = flattened
+        .build_with(&PackedConfig::default(), &PackedConfig::pack(&outside))
+        .expect("the id resolves outside the selection")
+        .into();
     assert_eq!(built.config.plugins[0]["service"]["id"], service_id);
     // Not found there either: decK's error, and no "already defined".
     let errors = build(&docs(&text), &Config::default(), &BuildOptions::default()).unwrap_err();

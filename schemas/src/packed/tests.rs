@@ -1,0 +1,85 @@
+use serde_json::json;
+
+use super::*;
+
+#[test]
+fn the_text_is_serde_jsons_and_unpacks_to_the_same_value() {
+    let entity = json!({"id": "a", "created_at": 1, "name": "s\"1", "n": 1.5e-7,
+                        "config": {"b": [1, {"z": null}], "a": "é"}});
+    let packed = Packed::new(&entity);
+    assert_eq!(packed.text(), serde_json::to_string(&entity).unwrap());
+    assert_eq!(packed.unpack(), entity);
+    assert_eq!(packed.id(), Some("a"));
+}
+
+#[test]
+fn ids_with_escapes_are_kept_whole() {
+    let packed = Packed::new(&json!({"name": "x", "id": "a\"b"}));
+    assert_eq!(packed.id(), Some("a\"b"));
+    assert_eq!(Packed::new(&json!({"id": 5})).id(), None);
+    assert_eq!(Packed::new(&json!([1])).id(), None);
+}
+
+#[test]
+fn timestamps_are_left_out_of_comparisons_wherever_they_are() {
+    let bare = Packed::new(&json!({"id": "a", "name": "s"}));
+    let cases = [
+        json!({"id": "a", "created_at": 1, "updated_at": 2, "name": "s"}),
+        json!({"created_at": 1, "updated_at": 2, "id": "a", "name": "s"}),
+        json!({"created_at": 1, "id": "a", "updated_at": 2, "name": "s"}),
+        json!({"id": "a", "name": "s", "created_at": 1, "updated_at": 2}),
+        json!({"id": "a", "name": "s", "updated_at": 9}),
+    ];
+    for case in cases {
+        let packed = Packed::new(&case);
+        assert!(packed.same_fields(&bare), "{case}");
+        assert!(bare.same_fields(&packed), "{case}");
+    }
+    let only = Packed::new(&json!({"created_at": 1}));
+    assert!(only.same_fields(&Packed::new(&json!({}))));
+}
+
+#[test]
+fn any_other_difference_is_one() {
+    let base = Packed::new(&json!({"id": "a", "created_at": 1, "name": "s", "tags": ["x"]}));
+    let others = [
+        json!({"id": "a", "created_at": 1, "name": "t", "tags": ["x"]}),
+        json!({"id": "a", "created_at": 1, "tags": ["x"], "name": "s"}),
+        json!({"id": "a", "created_at": 1, "name": "s", "tags": null}),
+        json!({"id": "b", "created_at": 1, "name": "s", "tags": ["x"]}),
+        json!({"id": "a", "created_at": 1, "name": "s", "tags": ["x"], "config": {"created_at": 1}}),
+    ];
+    for other in others {
+        assert!(!base.same_fields(&Packed::new(&other)), "{other}");
+    }
+}
+
+#[test]
+fn keys_are_read_from_the_text() {
+    let consumer = Packed::new(&json!({"id": "c1", "custom_id": "x\\y", "username": "alex"}));
+    let keys = consumer.keys(EntityKind::Consumer);
+    assert_eq!(keys.id.as_deref(), Some("c1"));
+    let unique: Vec<(&str, &str)> = keys.unique.iter().map(|(f, v)| (*f, v.as_ref())).collect();
+    assert_eq!(unique, [("username", "alex"), ("custom_id", "x\\y")]);
+    assert!(matches!(keys.unique[0].1, Cow::Borrowed(_)));
+
+    let plugin = Packed::new(&json!({"id": "p1", "name": "key-auth", "route": null,
+        "service": {"id": "s1"}, "consumer": null, "config": {"name": "inner"}}));
+    let keys = plugin.keys(EntityKind::Plugin);
+    assert_eq!(keys.name.as_deref(), Some("key-auth"));
+    assert_eq!(keys.scope, [None, Some(Cow::Borrowed("s1")), None]);
+}
+
+#[test]
+fn a_config_packs_and_writes_the_flat_body() {
+    let mut config = Config::default();
+    config.services.push(json!({"id": "s1", "name": "a"}));
+    config.plugins.push(json!({"id": "p1", "name": "key-auth"}));
+    let packed = PackedConfig::pack(&config);
+    assert_eq!(packed.len(), 2);
+    assert_eq!(packed.unpack(), config);
+    let body =
+        PackedConfig::write_flat(|kind| packed.entities(kind).iter().map(Packed::text).collect());
+    let parsed: Config = serde_json::from_str(&body).unwrap();
+    assert_eq!(parsed, config);
+}
