@@ -161,6 +161,26 @@ impl AdminClient {
         self.send_idempotent(Method::GET, path, query, None)
     }
 
+    /// `GET path?query`, the answer's text (a 2xx answer; an error as
+    /// [`AdminClient::get`] reports it). For pages read without making
+    /// them values first.
+    pub fn get_text(&self, path: &str, query: &[(&str, &str)]) -> Result<String, ClientError> {
+        self.retrying(|| {
+            let request = self.request(Method::GET, path, query);
+            self.send_text(Method::GET, path, request)
+        })
+    }
+
+    /// The error [`AdminClient::get`] gives for a 2xx answer to `GET path`
+    /// that is not JSON.
+    pub fn decode_error(path: &str, detail: String) -> ClientError {
+        ClientError::Decode {
+            method: Method::GET,
+            path: format!("/{}", path.trim_start_matches('/')),
+            detail,
+        }
+    }
+
     /// `PUT path` with a JSON body (Kong's upsert), the answer as JSON.
     pub fn put(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         self.send_idempotent(Method::PUT, path, &[], Some(body))
@@ -210,14 +230,25 @@ impl AdminClient {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 0;
-        loop {
+        self.retrying(|| {
             let mut request = self.request(method.clone(), path, query);
             if let Some(body) = body {
                 request = with_json(request, body);
             }
-            match self.send(method.clone(), path, request) {
+            self.send(method.clone(), path, request)
+        })
+    }
+
+    /// `attempt_once` again, with backoff, while it fails with a transient
+    /// status (the call must be idempotent).
+    fn retrying<T>(
+        &self,
+        attempt_once: impl Fn() -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            match attempt_once() {
                 Err(error) if is_transient(&error) && attempt < RETRIES => {
                     attempt += 1;
                     thread::sleep(backoff);
@@ -253,6 +284,21 @@ impl AdminClient {
         path: &str,
         request: RequestBuilder,
     ) -> Result<Value, ClientError> {
+        let text = self.send_text(method.clone(), path, request)?;
+        parse_body(&text).map_err(|detail| ClientError::Decode {
+            method,
+            path: format!("/{}", path.trim_start_matches('/')),
+            detail,
+        })
+    }
+
+    /// The text of a 2xx answer, or the error the answer makes.
+    fn send_text(
+        &self,
+        method: Method,
+        path: &str,
+        request: RequestBuilder,
+    ) -> Result<String, ClientError> {
         let response = request.send().map_err(|error| ClientError::Transport {
             method: method.clone(),
             url: error
@@ -268,11 +314,7 @@ impl AdminClient {
         })?;
         let path = format!("/{}", path.trim_start_matches('/'));
         if status.is_success() {
-            return parse_body(&text).map_err(|detail| ClientError::Decode {
-                method,
-                path,
-                detail,
-            });
+            return Ok(text);
         }
         let body = parse_body(&text).unwrap_or(Value::Null);
         Err(ClientError::Status(Box::new(StatusError {

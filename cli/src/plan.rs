@@ -31,6 +31,7 @@ use serde_json::{Map, Value};
 
 use crate::names::Names;
 use crate::secrets;
+use crate::state;
 
 /// Fields never compared: the store sets them.
 const TIMESTAMPS: [&str; 2] = ["created_at", "updated_at"];
@@ -116,6 +117,9 @@ impl Counts {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub changes: Vec<Change>,
+    /// What was odd about the live entities read in full (fields gwctl
+    /// does not know, entities it does not understand), one line each.
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -170,22 +174,31 @@ pub fn plan(target: &PackedConfig, current: &PackedConfig, options: &PlanOptions
     };
     let mut kinds = EntityKind::ALL;
     let mut per_kind = parallel::map_each_mut(&mut kinds, |kind| {
+        let mut warnings = Vec::new();
+        let creates_and_updates = differ.creates_and_updates(*kind, target, current, &mut warnings);
         let deletes = if options.no_deletes {
             Vec::new()
         } else {
-            differ.deletes(*kind, target, current)
+            differ.deletes(*kind, target, current, &mut warnings)
         };
-        (differ.creates_and_updates(*kind, target, current), deletes)
+        (creates_and_updates, deletes, warnings)
     });
-    let mut changes = Vec::new();
-    for (creates_and_updates, _) in &mut per_kind {
-        changes.append(creates_and_updates);
+    let mut plan = Plan::default();
+    for (creates_and_updates, _, warnings) in &mut per_kind {
+        plan.changes.append(creates_and_updates);
+        plan.warnings.append(warnings);
     }
     // Deletes child first: the kinds in reverse.
-    for (_, deletes) in per_kind.iter_mut().rev() {
-        changes.append(deletes);
+    for (_, deletes, _) in per_kind.iter_mut().rev() {
+        plan.changes.append(deletes);
     }
-    Plan { changes }
+    plan
+}
+
+/// A live entity, as the server sent it, in canonical form (see
+/// [`state::canonical_entity`]; what it found odd goes to `warnings`).
+fn live_canonical(kind: EntityKind, live: &Packed, warnings: &mut Vec<String>) -> Value {
+    state::canonical_entity(kind, live.unpack(), warnings)
 }
 
 /// Values the gateway generates (fields marked `auto`, such as a session
@@ -258,6 +271,7 @@ impl Differ<'_> {
         kind: EntityKind,
         target: &PackedConfig,
         current: &PackedConfig,
+        warnings: &mut Vec<String>,
     ) -> Vec<Change> {
         let live = packed_by_id(current.entities(kind));
         let mut creates = Vec::new();
@@ -275,7 +289,7 @@ impl Differ<'_> {
                 }
                 Some(old) if old.same_fields(packed) => {}
                 Some(old) => {
-                    let (old, entity) = (old.unpack(), packed.unpack());
+                    let (old, entity) = (live_canonical(kind, old, warnings), packed.unpack());
                     let fields = self.field_changes(kind, &old, &entity);
                     if !fields.is_empty() {
                         updates.push(self.change(Action::Update, kind, &entity, |_| fields));
@@ -294,6 +308,7 @@ impl Differ<'_> {
         kind: EntityKind,
         target: &PackedConfig,
         current: &PackedConfig,
+        warnings: &mut Vec<String>,
     ) -> Vec<Change> {
         let wanted: FastSet<&str> = target
             .entities(kind)
@@ -305,7 +320,7 @@ impl Differ<'_> {
             .iter()
             .filter(|entity| entity.id().is_some_and(|id| !wanted.contains(id)))
             .map(|packed| {
-                let entity = packed.unpack();
+                let entity = live_canonical(kind, packed, warnings);
                 self.change(Action::Delete, kind, &entity, |d| {
                     d.entity_fields(kind, &entity, Action::Delete)
                 })

@@ -71,12 +71,17 @@ fn report_state<C>(
     fetched: Result<LiveState<C>, state::StateError>,
 ) -> Result<LiveState<C>, CommandError> {
     let live = fetched.map_err(|error| unreadable(client, &error))?;
+    print_warnings(&live.warnings);
+    Ok(live)
+}
+
+/// Warnings about the live state, to stderr.
+pub fn print_warnings(warnings: &[String]) {
     progress::suspend(|| {
-        for warning in &live.warnings {
+        for warning in warnings {
             eprintln!("warning: {warning}");
         }
     });
-    Ok(live)
 }
 
 /// The live state being read on other threads while the files are read
@@ -211,8 +216,10 @@ pub fn prepare(
         plan.mask_env_values(&files.env_values);
     }
     timing::mark("planned");
+    print_warnings(&plan.warnings);
     let mut warnings = files.warnings;
     warnings.extend(live.warnings.iter().cloned());
+    warnings.extend(plan.warnings.iter().cloned());
     warnings.extend(built.warnings.iter().map(ToString::to_string));
     Ok(Prepared {
         client,

@@ -23,7 +23,9 @@ use schemas::error::PathSeg;
 use schemas::model::unix_now;
 use schemas::packed::{Packed, PackedConfig};
 use schemas::EntityKind;
-use serde_json::Value;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use crate::client::{AdminClient, ClientError};
 
@@ -42,28 +44,99 @@ pub struct LiveState<C = PackedConfig> {
     pub warnings: Vec<String>,
 }
 
-/// How a read keeps the canonical entities it makes.
+/// How a read keeps the entities of a page.
 pub trait Entities: Default + Send {
-    fn push(&mut self, kind: EntityKind, entity: Value);
+    /// Keep the entities of `kind` in a page's `text` that carry all
+    /// `select_tags`; the next page's offset.
+    fn add_page(
+        &mut self,
+        kind: EntityKind,
+        text: &str,
+        select_tags: &[String],
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<String>, StateError>;
+
     /// Move `other`'s entities of `kind` here.
     fn take_kind(&mut self, kind: EntityKind, other: &mut Self);
 }
 
+/// As values, made canonical as they come (`dump`).
 impl Entities for Config {
-    fn push(&mut self, kind: EntityKind, entity: Value) {
-        self.entities_mut(kind).push(entity);
+    fn add_page(
+        &mut self,
+        kind: EntityKind,
+        text: &str,
+        select_tags: &[String],
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<String>, StateError> {
+        let page = serde_json::from_str(text).map_err(|error| not_json(kind, &error))?;
+        let (data, next) = read_page(kind, page)?;
+        let now = unix_now();
+        for mut raw in data.into_iter().filter(|e| has_all_tags(e, select_tags)) {
+            if kind == EntityKind::KeyAuthCredential {
+                ttl_as_configured(&mut raw, now);
+            }
+            let entity = canonical_entity(kind, raw, warnings);
+            self.entities_mut(kind).push(entity);
+        }
+        Ok(next)
     }
+
     fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
         std::mem::swap(self.entities_mut(kind), other.entities_mut(kind));
     }
 }
 
+/// Packed as the server sent them, never parsed into values when no
+/// select tag or credential lifetime asks to look inside (`diff`, `sync`,
+/// `reset`). They are made canonical only where the plan needs their
+/// fields ([`canonical_entity`]): an entity whose text equals the files'
+/// canonical entity is canonical already.
 impl Entities for PackedConfig {
-    fn push(&mut self, kind: EntityKind, entity: Value) {
-        self.entities_mut(kind).push(Packed::new(&entity));
+    fn add_page(
+        &mut self,
+        kind: EntityKind,
+        text: &str,
+        select_tags: &[String],
+        _warnings: &mut Vec<String>,
+    ) -> Result<Option<String>, StateError> {
+        let (data, next) = read_raw_page(kind, text)?;
+        let now = unix_now();
+        let entities = self.entities_mut(kind);
+        for raw in data {
+            let as_sent = select_tags.is_empty() && !has_lifetime(kind, raw);
+            if let (true, Ok(packed)) = (as_sent, Packed::from_json(raw.get())) {
+                entities.push(packed);
+                continue;
+            }
+            let mut entity: Value =
+                serde_json::from_str(raw.get()).map_err(|error| not_json(kind, &error))?;
+            if !has_all_tags(&entity, select_tags) {
+                continue;
+            }
+            if kind == EntityKind::KeyAuthCredential {
+                ttl_as_configured(&mut entity, now);
+            }
+            entities.push(Packed::new(&entity));
+        }
+        Ok(next)
     }
+
     fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
         std::mem::swap(self.entities_mut(kind), other.entities_mut(kind));
+    }
+}
+
+/// Whether `raw` is a credential whose `ttl` may count down.
+fn has_lifetime(kind: EntityKind, raw: &RawValue) -> bool {
+    kind == EntityKind::KeyAuthCredential && !raw.get().contains("\"ttl\":null")
+}
+
+/// A page that is not JSON: the error reading it as a value gives.
+fn not_json(kind: EntityKind, error: &serde_json::Error) -> StateError {
+    StateError::Request {
+        collection: kind.collection(),
+        source: AdminClient::decode_error(kind.admin_path(), error.to_string()),
     }
 }
 
@@ -202,20 +275,14 @@ fn fetch_kind<C: Entities>(
             query.push(("offset", offset.as_str()));
         }
         let page = client
-            .get(collection, &query)
+            .get_text(collection, &query)
             .map_err(|source| StateError::Request {
                 collection: kind.collection(),
                 source,
             })?;
-        let (data, next) = read_page(kind, page)?;
-        let now = unix_now();
-        for mut raw in data.into_iter().filter(|e| has_all_tags(e, select_tags)) {
-            if kind == EntityKind::KeyAuthCredential {
-                ttl_as_configured(&mut raw, now);
-            }
-            let entity = canonical_entity(kind, raw, &mut state.warnings);
-            state.config.push(kind, entity);
-        }
+        let next = state
+            .config
+            .add_page(kind, &page, select_tags, &mut state.warnings)?;
         match next {
             Some(next) if seen_offsets.insert(next.clone()) => offset = Some(next),
             Some(_) => {
@@ -257,6 +324,43 @@ fn read_page(kind: EntityKind, page: Value) -> Result<(Vec<Value>, Option<String
         _ => return Err(bad_answer(kind, "expected a 'data' array")),
     };
     let next = match page.remove("offset") {
+        Some(Value::String(offset)) if !offset.is_empty() => Some(offset),
+        _ => None,
+    };
+    Ok((data, next))
+}
+
+/// [`read_page`] without making the entities values: each is its text.
+fn read_raw_page(
+    kind: EntityKind,
+    text: &str,
+) -> Result<(Vec<&RawValue>, Option<String>), StateError> {
+    #[derive(serde::Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow)]
+        data: Option<&'a RawValue>,
+        offset: Option<Value>,
+    }
+    let page: Page<'_> = match serde_json::from_str(text) {
+        Ok(page) => page,
+        Err(_) if text.trim().is_empty() => return Err(bad_answer(kind, "expected a JSON object")),
+        Err(error) => match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => return Err(bad_answer(kind, "expected a JSON object")),
+            Err(_) => return Err(not_json(kind, &error)),
+        },
+    };
+    let data = match page.data.map(RawValue::get) {
+        Some(items) if items.starts_with('[') => {
+            serde_json::from_str::<Vec<&RawValue>>(items).map_err(|error| not_json(kind, &error))?
+        }
+        Some(empty)
+            if serde_json::from_str::<Map<String, Value>>(empty).is_ok_and(|m| m.is_empty()) =>
+        {
+            Vec::new()
+        }
+        _ => return Err(bad_answer(kind, "expected a 'data' array")),
+    };
+    let next = match page.offset {
         Some(Value::String(offset)) if !offset.is_empty() => Some(offset),
         _ => None,
     };

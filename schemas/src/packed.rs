@@ -59,53 +59,22 @@ impl Packed {
         let Value::Object(members) = entity else {
             return Packed::plain(entity.to_string());
         };
-        let mut text = Vec::with_capacity(256);
-        let mut id = IdAt::None;
-        let mut skipped = [(0u32, 0u32); 2];
-        let mut skips = 0;
-        let mut kept_any = false;
-        text.push(b'{');
-        for (position, (key, value)) in members.iter().enumerate() {
-            let start = text.len();
-            if position > 0 {
-                text.push(b',');
-            }
-            let member_start = text.len();
-            if write_json(&mut text, key).is_err() {
-                return Packed::plain(entity.to_string());
-            }
-            text.push(b':');
-            let value_start = text.len();
-            if write_json(&mut text, value).is_err() {
-                return Packed::plain(entity.to_string());
-            }
-            let end = text.len();
-            if key == "id" {
-                id = id_at(value, value_start, end);
-            }
-            if TIMESTAMPS.contains(&key.as_str()) && skips < 2 {
-                // Before any kept member the member goes with the comma
-                // after it, later with the comma before it, so what is
-                // left reads as the object without it.
-                let more = position + 1 < members.len();
-                let range = if kept_any {
-                    (start, end)
-                } else {
-                    (member_start, end + usize::from(more))
-                };
-                skipped[skips] = (offset(range.0), offset(range.1));
-                skips += 1;
-            } else {
-                kept_any = true;
-            }
-        }
-        text.push(b'}');
-        Packed {
-            text: into_text(text),
-            id,
-            skipped,
-            unset_generated: false,
-        }
+        let members = members
+            .iter()
+            .map(|(key, value)| (Cow::Borrowed(key.as_str()), Member::Value(value)));
+        pack_members(members).unwrap_or_else(|_| Packed::plain(entity.to_string()))
+    }
+
+    /// An entity as a server sent it (one JSON object): its members written
+    /// compactly, each value's text kept as it came. For an answer of this
+    /// project's gateway that is the text [`Packed::new`] writes for the
+    /// same canonical entity.
+    pub fn from_json(text: &str) -> Result<Packed, serde_json::Error> {
+        let members: Vec<(Cow<'_, str>, &RawValue)> = serde_json::from_str::<RawMembers>(text)?.0;
+        let members = members
+            .into_iter()
+            .map(|(key, value)| (key, Member::Raw(value)));
+        pack_members(members)
     }
 
     /// A canonical entity of `kind`, marked when it leaves a generated
@@ -188,6 +157,114 @@ impl Packed {
     }
 }
 
+/// A member's value: parsed, or the text a server sent.
+enum Member<'v> {
+    Value(&'v Value),
+    Raw(&'v RawValue),
+}
+
+impl Member<'_> {
+    fn write(&self, text: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        match self {
+            Member::Value(value) => write_json(text, value),
+            Member::Raw(raw) => {
+                text.extend_from_slice(raw.get().as_bytes());
+                Ok(())
+            }
+        }
+    }
+
+    /// Where the id written at `start..end` of the text is.
+    fn id_at(&self, start: usize, end: usize) -> IdAt {
+        let id = match self {
+            Member::Value(value) => value.as_str().map(Cow::Borrowed),
+            Member::Raw(raw) => text_of(raw),
+        };
+        match id {
+            // Written as `"` id `"`: no escapes inside.
+            Some(id) if id.len() + 2 == end - start => {
+                IdAt::Span(offset(start + 1), offset(end - 1))
+            }
+            Some(id) => IdAt::Owned(id.into()),
+            None => IdAt::None,
+        }
+    }
+}
+
+/// An object's members in order: keys decoded, values as sent.
+struct RawMembers<'t>(Vec<(Cow<'t, str>, &'t RawValue)>);
+
+impl<'de> Deserialize<'de> for RawMembers<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = RawMembers<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    members.push((key.0, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(RawMembers(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+/// An object written compactly from its members, with its id and the
+/// places of its timestamps noted.
+fn pack_members<'v>(
+    members: impl ExactSizeIterator<Item = (Cow<'v, str>, Member<'v>)>,
+) -> Result<Packed, serde_json::Error> {
+    let count = members.len();
+    let mut text = Vec::with_capacity(256);
+    let mut id = IdAt::None;
+    let mut skipped = [(0u32, 0u32); 2];
+    let mut skips = 0;
+    let mut kept_any = false;
+    text.push(b'{');
+    for (position, (key, value)) in members.enumerate() {
+        let start = text.len();
+        if position > 0 {
+            text.push(b',');
+        }
+        let member_start = text.len();
+        write_json(&mut text, key.as_ref())?;
+        text.push(b':');
+        let value_start = text.len();
+        value.write(&mut text)?;
+        let end = text.len();
+        if key == "id" {
+            id = value.id_at(value_start, end);
+        }
+        if TIMESTAMPS.contains(&key.as_ref()) && skips < 2 {
+            // Before any kept member the member goes with the comma after
+            // it, later with the comma before it, so what is left reads as
+            // the object without it.
+            let more = position + 1 < count;
+            let range = if kept_any {
+                (start, end)
+            } else {
+                (member_start, end + usize::from(more))
+            };
+            skipped[skips] = (offset(range.0), offset(range.1));
+            skips += 1;
+        } else {
+            kept_any = true;
+        }
+    }
+    text.push(b'}');
+    Ok(Packed {
+        text: into_text(text),
+        id,
+        skipped,
+        unset_generated: false,
+    })
+}
+
 /// `value` appended to `text` as compact JSON.
 fn write_json<T: serde::Serialize + ?Sized>(
     text: &mut Vec<u8>,
@@ -209,16 +286,6 @@ fn into_text(bytes: Vec<u8>) -> Box<str> {
 
 fn offset(at: usize) -> u32 {
     u32::try_from(at).unwrap_or(u32::MAX)
-}
-
-/// Where the id written at `start..end` of the text is.
-fn id_at(value: &Value, start: usize, end: usize) -> IdAt {
-    match value.as_str() {
-        // Written as `"` id `"`: no escapes inside.
-        Some(id) if id.len() + 2 == end - start => IdAt::Span(offset(start + 1), offset(end - 1)),
-        Some(id) => IdAt::Owned(id.into()),
-        None => IdAt::None,
-    }
 }
 
 /// Whether two byte strings, each given in parts, are equal.

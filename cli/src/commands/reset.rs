@@ -47,13 +47,15 @@ fn reset(args: &ResetArgs) -> Result<ExitCode, CommandError> {
         ));
     }
     let client = reconcile::connect(&args.gateway)?;
-    let live = reconcile::fetch_state(&client, &args.gateway.select_tags)?;
+    let mut live = reconcile::fetch_state(&client, &args.gateway.select_tags)?;
     let empty = PackedConfig::default();
     let options = PlanOptions {
         entity_fields: args.gateway.json_output,
         ..PlanOptions::default()
     };
-    let plan = plan::plan(&empty, &live.config, &options);
+    let mut plan = plan::plan(&empty, &live.config, &options);
+    reconcile::print_warnings(&plan.warnings);
+    live.warnings.append(&mut plan.warnings);
     let style = Style::for_stdout(args.no_color);
     if plan.is_empty() {
         print_result(args, &plan, &live, &style);

@@ -83,3 +83,21 @@ fn a_config_packs_and_writes_the_flat_body() {
     let parsed: Config = serde_json::from_str(&body).unwrap();
     assert_eq!(parsed, config);
 }
+
+#[test]
+fn a_servers_text_packs_as_its_parsed_value_does() {
+    let sent =
+        r#"{"id":"a\u0062","created_at":1,"name":"x\/y","config":{"a": [1, 2]},"tags":null}"#;
+    let packed = Packed::from_json(sent).unwrap();
+    assert_eq!(packed.id(), Some("ab"));
+    // Values are kept as sent; keys are written compactly.
+    assert_eq!(
+        packed.text(),
+        r#"{"id":"a\u0062","created_at":1,"name":"x\/y","config":{"a": [1, 2]},"tags":null}"#
+    );
+    let value: Value = serde_json::from_str(sent).unwrap();
+    assert_eq!(packed.unpack(), value);
+    let compact = Packed::from_json(&value.to_string()).unwrap();
+    assert_eq!(compact, Packed::new(&value));
+    assert!(Packed::from_json("[1]").is_err());
+}
