@@ -592,7 +592,7 @@ fn load_config_files(store: &Store, files: &[PathBuf]) -> Result<(), ServeError>
     for warning in &built.warnings {
         tracing::warn!("{warning}");
     }
-    store.replace_all(&built.config.unpack())?;
+    store.replace_all(built.config.unpack())?;
     tracing::info!(entities = built.config.len(), "loaded the --config files");
     Ok(())
 }

@@ -4,23 +4,28 @@
 //! A canonical entity as a `serde_json::Value` (with `preserve_order`)
 //! costs about six times its text: every object member is a 104-byte map
 //! bucket, an index slot and an allocated key before its value. A
-//! [`Packed`] entity is the text alone plus a few offsets:
+//! [`Packed`] entity is the text alone plus a few offsets into it, noted
+//! while it is written:
 //!
-//! - its id, read without parsing;
+//! - its id;
 //! - the places of its top-level `created_at` and `updated_at`, so two
 //!   entities compare as [`crate::config`]'s canonical forms are compared
 //!   (timestamps aside) by comparing bytes: equal bytes mean the same
 //!   fields with the same values in the same order, and anything else is
 //!   left to a field-by-field comparison of the parsed values;
-//! - the fields references and unique checks look up ([`EntityKeys`]),
-//!   read from the text on demand, borrowing it where no escapes are.
+//! - the fields references and unique checks look up ([`EntityKeys`]): its
+//!   names and the ids its references point at.
+//!
+//! A key written with escapes is kept once more, unescaped, after the JSON
+//! text in the same buffer, so every key reads as a plain `&str`.
 //!
 //! [`Packed::unpack`] gives the `Value` back exactly (field order kept;
 //! floats round-trip with serde_json's `float_roundtrip`).
 
 use std::borrow::Cow;
+use std::ops::Range;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -31,26 +36,60 @@ use crate::entities::EntityKind;
 /// Top-level fields the store sets, left out of [`Packed::same_fields`].
 const TIMESTAMPS: [&str; 2] = ["created_at", "updated_at"];
 
+/// Top-level fields whose text (a string, or the id of a reference
+/// `{"id": ...}`) is noted: every kind's unique fields, a plugin's name and
+/// its scope.
+const KEY_FIELDS: [&str; 8] = [
+    "name",
+    "username",
+    "custom_id",
+    "key",
+    "instance_name",
+    "route",
+    "service",
+    "consumer",
+];
+
+/// The most key fields one entity sets (a plugin: its name, its instance
+/// name and its three scope references).
+const MAX_KEYS: usize = 5;
+
+/// The plugin scope fields, in [`EntityKeys::scope`]'s order.
+pub const SCOPE_FIELDS: [&str; 3] = ["route", "service", "consumer"];
+
+/// A byte range of the buffer; [`Span::NONE`] for none (the buffer starts
+/// with `{`, so no text starts at 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span(u32, u32);
+
+impl Span {
+    const NONE: Span = Span(0, 0);
+
+    fn of(range: Range<usize>) -> Span {
+        Span(offset(range.start), offset(range.end))
+    }
+
+    fn is_none(self) -> bool {
+        self == Span::NONE
+    }
+}
+
 /// One canonical entity as compact JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packed {
-    text: Box<str>,
-    id: IdAt,
-    /// Byte ranges of the timestamp members (each with one of its commas);
-    /// `(0, 0)` when absent.
-    skipped: [(u32, u32); 2],
+    /// The JSON text, then the key texts that needed unescaping.
+    buffer: Box<str>,
+    json_len: u32,
+    id: Span,
+    /// The timestamp members, each with one of its commas.
+    skipped: [Span; 2],
+    /// The key fields set: indexes into [`KEY_FIELDS`] (`u8::MAX` for an
+    /// unused slot) and where their texts are.
+    key_fields: [u8; MAX_KEYS],
+    key_spans: [Span; MAX_KEYS],
     /// The entity leaves a generated (`auto`) field unset; see
     /// [`Packed::unset_generated`].
     unset_generated: bool,
-}
-
-/// Where the id is: a range of the text (no escapes in it), a copy
-/// (escapes), or none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum IdAt {
-    None,
-    Span(u32, u32),
-    Owned(Box<str>),
 }
 
 impl Packed {
@@ -70,7 +109,7 @@ impl Packed {
     /// project's gateway that is the text [`Packed::new`] writes for the
     /// same canonical entity.
     pub fn from_json(text: &str) -> Result<Packed, serde_json::Error> {
-        let members: Vec<(Cow<'_, str>, &RawValue)> = serde_json::from_str::<RawMembers>(text)?.0;
+        let members = serde_json::from_str::<RawMembers>(text)?.0;
         let members = members
             .into_iter()
             .map(|(key, value)| (key, Member::Raw(value)));
@@ -86,34 +125,31 @@ impl Packed {
         packed
     }
 
-    /// A value that is not an object: its text, nothing to skip.
+    /// A value that is not an object: its text, nothing noted.
     fn plain(text: String) -> Packed {
-        Packed {
-            text: text.into_boxed_str(),
-            id: IdAt::None,
-            skipped: [(0, 0); 2],
-            unset_generated: false,
+        Writer {
+            text: text.into_bytes(),
+            ..Writer::default()
         }
+        .finish()
     }
 
     /// The compact JSON text.
     pub fn text(&self) -> &str {
-        &self.text
+        self.buffer
+            .get(..self.json_len as usize)
+            .unwrap_or_default()
     }
 
     /// The entity's id, if it has a string one.
     pub fn id(&self) -> Option<&str> {
-        match &self.id {
-            IdAt::None => None,
-            IdAt::Span(start, end) => self.text.get(*start as usize..*end as usize),
-            IdAt::Owned(id) => Some(id),
-        }
+        self.slice(self.id)
     }
 
     /// The entity as a `Value` again, fields in the same order.
     pub fn unpack(&self) -> Value {
-        // The text was written by serde_json from a Value: it parses back.
-        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+        // The text was written by serde_json: it parses back.
+        serde_json::from_str(self.text()).unwrap_or(Value::Null)
     }
 
     /// Whether the two entities hold the same fields with the same values
@@ -122,19 +158,6 @@ impl Packed {
     /// field-by-field comparison to tell apart.
     pub fn same_fields(&self, other: &Packed) -> bool {
         same_bytes(self.kept_parts(), other.kept_parts())
-    }
-
-    /// The text without the skipped timestamp members, in three parts.
-    fn kept_parts(&self) -> [&[u8]; 3] {
-        let bytes = self.text.as_bytes();
-        let [(a0, a1), (b0, b1)] = self.skipped.map(|(s, e)| (s as usize, e as usize));
-        if a1 == 0 {
-            return [bytes, &[], &[]];
-        }
-        if b1 == 0 {
-            return [&bytes[..a0], &bytes[a1..], &[]];
-        }
-        [&bytes[..a0], &bytes[a1..b0], &bytes[b1..]]
     }
 
     /// Whether the build found a generated (`auto`) field unset in this
@@ -147,14 +170,63 @@ impl Packed {
     /// The fields an entity of `kind` is found by: its id, its kind's
     /// unique fields and, for a plugin, its name and scope.
     pub fn keys(&self, kind: EntityKind) -> EntityKeys<'_> {
-        let mut keys = EntityKeys::default();
-        let wanted = KeyFields { kind };
-        let mut deserializer = serde_json::Deserializer::from_str(&self.text);
-        if let Ok(found) = wanted.deserialize(&mut deserializer) {
-            keys = found;
+        let mut keys = EntityKeys {
+            id: self.id(),
+            ..EntityKeys::default()
+        };
+        let unique = kind.descriptor().unique.iter();
+        let set = unique.filter_map(|field| Some((*field, self.key(field)?)));
+        for (slot, found) in keys.unique.iter_mut().zip(set) {
+            *slot = Some(found);
+        }
+        if kind == EntityKind::Plugin {
+            keys.name = self.key("name");
+            keys.scope = SCOPE_FIELDS.map(|field| self.key(field));
         }
         keys
     }
+
+    /// The text of key field `field` (one of [`KEY_FIELDS`]): a string's,
+    /// or the id a reference points at.
+    fn key(&self, field: &str) -> Option<&str> {
+        let slot = self
+            .key_fields
+            .iter()
+            .position(|index| KEY_FIELDS.get(usize::from(*index)) == Some(&field))?;
+        self.slice(self.key_spans[slot])
+    }
+
+    fn slice(&self, span: Span) -> Option<&str> {
+        if span.is_none() {
+            return None;
+        }
+        self.buffer.get(span.0 as usize..span.1 as usize)
+    }
+
+    /// The text without the skipped timestamp members, in three parts.
+    fn kept_parts(&self) -> [&[u8]; 3] {
+        let bytes = self.text().as_bytes();
+        let [(a0, a1), (b0, b1)] = self.skipped.map(|Span(s, e)| (s as usize, e as usize));
+        if a1 == 0 {
+            return [bytes, &[], &[]];
+        }
+        if b1 == 0 {
+            return [&bytes[..a0], &bytes[a1..], &[]];
+        }
+        [&bytes[..a0], &bytes[a1..b0], &bytes[b1..]]
+    }
+}
+
+/// The fields an entity is found by (see [`Packed::keys`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EntityKeys<'t> {
+    pub id: Option<&'t str>,
+    /// The kind's unique fields that are set, in the kind's order.
+    pub unique: [Option<(&'static str, &'t str)>; 2],
+    /// A plugin's name.
+    pub name: Option<&'t str>,
+    /// A plugin's scope: the ids of its route, service and consumer.
+    pub scope: [Option<&'t str>; 3],
 }
 
 /// A member's value: parsed, or the text a server sent.
@@ -174,21 +246,36 @@ impl Member<'_> {
         }
     }
 
-    /// Where the id written at `start..end` of the text is.
-    fn id_at(&self, start: usize, end: usize) -> IdAt {
-        let id = match self {
-            Member::Value(value) => value.as_str().map(Cow::Borrowed),
-            Member::Raw(raw) => text_of(raw),
-        };
-        match id {
-            // Written as `"` id `"`: no escapes inside.
-            Some(id) if id.len() + 2 == end - start => {
-                IdAt::Span(offset(start + 1), offset(end - 1))
-            }
-            Some(id) => IdAt::Owned(id.into()),
-            None => IdAt::None,
+    fn is_string(&self) -> bool {
+        match self {
+            Member::Value(value) => value.is_string(),
+            Member::Raw(raw) => raw.get().starts_with('"'),
         }
     }
+
+    /// The string this value is, or the id of the reference `{"id": ...}`
+    /// it is.
+    fn key_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Member::Value(Value::Object(reference)) if reference.len() == 1 => {
+                reference.get("id")?.as_str().map(Cow::Borrowed)
+            }
+            Member::Value(value) => value.as_str().map(Cow::Borrowed),
+            Member::Raw(raw) if raw.get().starts_with('{') => {
+                let reference = serde_json::from_str::<RawReference<'_>>(raw.get()).ok()?;
+                text_of(reference.id)
+            }
+            Member::Raw(raw) => text_of(raw),
+        }
+    }
+}
+
+/// A reference as sent: `{"id": ...}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReference<'t> {
+    #[serde(borrow)]
+    id: &'t RawValue,
 }
 
 /// An object's members in order: keys decoded, values as sent.
@@ -214,55 +301,138 @@ impl<'de> Deserialize<'de> for RawMembers<'de> {
     }
 }
 
-/// An object written compactly from its members, with its id and the
-/// places of its timestamps noted.
+/// An object written compactly from its members, with its id, the places
+/// of its timestamps and its key fields noted.
 fn pack_members<'v>(
     members: impl ExactSizeIterator<Item = (Cow<'v, str>, Member<'v>)>,
 ) -> Result<Packed, serde_json::Error> {
     let count = members.len();
-    let mut text = Vec::with_capacity(256);
-    let mut id = IdAt::None;
-    let mut skipped = [(0u32, 0u32); 2];
-    let mut skips = 0;
-    let mut kept_any = false;
-    text.push(b'{');
+    let mut writer = Writer::default();
+    writer.text.reserve(256);
+    writer.text.push(b'{');
     for (position, (key, value)) in members.enumerate() {
-        let start = text.len();
+        let start = writer.text.len();
         if position > 0 {
-            text.push(b',');
+            writer.text.push(b',');
         }
-        let member_start = text.len();
-        write_json(&mut text, key.as_ref())?;
-        text.push(b':');
-        let value_start = text.len();
-        value.write(&mut text)?;
-        let end = text.len();
+        let member_start = writer.text.len();
+        write_json(&mut writer.text, key.as_ref())?;
+        writer.text.push(b':');
+        let value_start = writer.text.len();
+        value.write(&mut writer.text)?;
+        let written = value_start..writer.text.len();
         if key == "id" {
-            id = value.id_at(value_start, end);
-        }
-        if TIMESTAMPS.contains(&key.as_ref()) && skips < 2 {
-            // Before any kept member the member goes with the comma after
-            // it, later with the comma before it, so what is left reads as
-            // the object without it.
-            let more = position + 1 < count;
-            let range = if kept_any {
-                (start, end)
-            } else {
-                (member_start, end + usize::from(more))
+            writer.id = match value.is_string() {
+                true => writer.note_text(&value, written),
+                false => Span::NONE,
             };
-            skipped[skips] = (offset(range.0), offset(range.1));
-            skips += 1;
+        } else if TIMESTAMPS.contains(&key.as_ref()) {
+            let more = position + 1 < count;
+            writer.skip(start..written.end, member_start, more);
+            continue;
+        } else if let Some(field) = KEY_FIELDS.iter().position(|field| *field == key) {
+            writer.note_key(field, &value, written);
+        }
+        writer.kept_any = true;
+    }
+    writer.text.push(b'}');
+    Ok(writer.finish())
+}
+
+/// A [`Packed`] being written.
+#[derive(Default)]
+struct Writer {
+    text: Vec<u8>,
+    /// Key texts that needed unescaping, placed after the JSON.
+    unescaped: Vec<String>,
+    id: Span,
+    skipped: [Span; 2],
+    skips: usize,
+    kept_any: bool,
+    key_fields: [u8; MAX_KEYS],
+    key_spans: [Span; MAX_KEYS],
+    keys: usize,
+}
+
+/// Marks a span as the `n`th unescaped text until it is placed.
+const UNPLACED: u32 = u32::MAX;
+
+impl Writer {
+    /// Note a timestamp member written at `member` (from its comma, if it
+    /// has one before it): before any kept member it goes with the comma
+    /// after it, later with the comma before it, so what is left reads as
+    /// the object without it.
+    fn skip(&mut self, member: Range<usize>, member_start: usize, more: bool) {
+        if self.skips == self.skipped.len() {
+            return;
+        }
+        self.skipped[self.skips] = if self.kept_any {
+            Span::of(member)
         } else {
-            kept_any = true;
+            Span::of(member_start..member.end + usize::from(more))
+        };
+        self.skips += 1;
+    }
+
+    fn note_key(&mut self, field: usize, value: &Member<'_>, written: Range<usize>) {
+        if self.keys == MAX_KEYS {
+            return;
+        }
+        let span = self.note_text(value, written);
+        if !span.is_none() {
+            self.key_fields[self.keys] = u8::try_from(field).unwrap_or(u8::MAX);
+            self.key_spans[self.keys] = span;
+            self.keys += 1;
         }
     }
-    text.push(b'}');
-    Ok(Packed {
-        text: into_text(text),
-        id,
-        skipped,
-        unset_generated: false,
-    })
+
+    /// Where the text of `value` (written at `written`) can be read: in
+    /// the JSON when written without escapes (a string is then its quotes
+    /// around the text, a reference `{"id":"` and `"}` around it: an
+    /// escape would make it longer), else in the unescaped part.
+    fn note_text(&mut self, value: &Member<'_>, written: Range<usize>) -> Span {
+        let Some(text) = value.key_text() else {
+            return Span::NONE;
+        };
+        let json = &self.text[written.clone()];
+        let around = if json.starts_with(b"{\"id\":\"") {
+            9
+        } else {
+            2
+        };
+        if json.len() == text.len() + around {
+            let start = written.start + around - 1 - usize::from(around == 9);
+            return Span::of(start..written.end - 1 - usize::from(around == 9));
+        }
+        self.unescaped.push(text.into_owned());
+        Span(UNPLACED, offset(self.unescaped.len() - 1))
+    }
+
+    fn finish(self) -> Packed {
+        let json_len = self.text.len();
+        let mut buffer = self.text;
+        let mut placed = Vec::with_capacity(self.unescaped.len());
+        for text in &self.unescaped {
+            let start = buffer.len();
+            buffer.extend_from_slice(text.as_bytes());
+            placed.push(Span::of(start..buffer.len()));
+        }
+        let place = |span: Span| match span {
+            Span(UNPLACED, n) => placed.get(n as usize).copied().unwrap_or(Span::NONE),
+            other => other,
+        };
+        let mut key_fields = [u8::MAX; MAX_KEYS];
+        key_fields[..self.keys].copy_from_slice(&self.key_fields[..self.keys]);
+        Packed {
+            buffer: into_text(buffer),
+            json_len: offset(json_len),
+            id: place(self.id),
+            skipped: self.skipped,
+            key_fields,
+            key_spans: self.key_spans.map(place),
+            unset_generated: false,
+        }
+    }
 }
 
 /// `value` appended to `text` as compact JSON.
@@ -321,69 +491,6 @@ fn same_bytes(a: [&[u8]; 3], b: [&[u8]; 3]) -> bool {
     }
 }
 
-/// The fields an entity is found by, read from its text.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct EntityKeys<'t> {
-    pub id: Option<Cow<'t, str>>,
-    /// The kind's unique fields that are set, in the kind's order.
-    pub unique: Vec<(&'static str, Cow<'t, str>)>,
-    /// A plugin's name.
-    pub name: Option<Cow<'t, str>>,
-    /// A plugin's scope: the ids of its route, service and consumer.
-    pub scope: [Option<Cow<'t, str>>; 3],
-}
-
-/// The plugin scope fields, in [`EntityKeys::scope`]'s order.
-pub const SCOPE_FIELDS: [&str; 3] = ["route", "service", "consumer"];
-
-/// Reads [`EntityKeys`] of `kind` from an object, skipping other fields.
-struct KeyFields {
-    kind: EntityKind,
-}
-
-impl<'de> de::DeserializeSeed<'de> for KeyFields {
-    type Value = EntityKeys<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeyFields {
-    type Value = EntityKeys<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an entity object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let unique = self.kind.descriptor().unique;
-        let plugin = self.kind == EntityKind::Plugin;
-        let mut keys = EntityKeys::default();
-        let mut found: Vec<(&'static str, Cow<'de, str>)> = Vec::new();
-        while let Some(key) = map.next_key::<Text<'de>>()? {
-            let key = key.0;
-            if key == "id" {
-                keys.id = map.next_value::<MaybeText<'de>>()?.0;
-            } else if let Some(field) = unique.iter().find(|field| **field == key) {
-                if let Some(value) = map.next_value::<MaybeText<'de>>()?.0 {
-                    found.push((field, value));
-                }
-            } else if plugin && key == "name" {
-                keys.name = map.next_value::<MaybeText<'de>>()?.0;
-            } else if let Some(slot) = SCOPE_FIELDS.iter().position(|f| plugin && *f == key) {
-                keys.scope[slot] = map.next_value::<Reference<'de>>()?.0;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        // In the kind's order, whatever the text's.
-        found.sort_by_key(|(field, _)| unique.iter().position(|f| f == field));
-        keys.unique = found;
-        Ok(keys)
-    }
-}
-
 /// A string, borrowed from the text when it has no escapes.
 struct Text<'t>(Cow<'t, str>);
 
@@ -395,10 +502,13 @@ impl<'de> Deserialize<'de> for Text<'de> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a string")
             }
-            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                text: &'de str,
+            ) -> Result<Self::Value, E> {
                 Ok(Text(Cow::Borrowed(text)))
             }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
                 Ok(Text(Cow::Owned(text.to_owned())))
             }
         }
@@ -406,36 +516,7 @@ impl<'de> Deserialize<'de> for Text<'de> {
     }
 }
 
-/// A string value, or nothing when the value is anything else.
-struct MaybeText<'t>(Option<Cow<'t, str>>);
-
-impl<'de> Deserialize<'de> for MaybeText<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = <&'de RawValue>::deserialize(deserializer)?;
-        Ok(MaybeText(text_of(raw)))
-    }
-}
-
-/// The id of a reference `{"id": "..."}`, or nothing.
-struct Reference<'t>(Option<Cow<'t, str>>);
-
-impl<'de> Deserialize<'de> for Reference<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = <&'de RawValue>::deserialize(deserializer)?;
-        if !raw.get().starts_with('{') {
-            return Ok(Reference(None));
-        }
-        let mut inner = serde_json::Deserializer::from_str(raw.get());
-        let keys = KeyFields {
-            kind: EntityKind::Service,
-        };
-        // A service's keys include its id: the only member wanted here.
-        let id = keys.deserialize(&mut inner).ok().and_then(|keys| keys.id);
-        Ok(Reference(id))
-    }
-}
-
-/// The string `raw` holds, borrowed when written without escapes.
+/// The string `raw` holds, or nothing when it holds something else.
 fn text_of(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
     if !text.starts_with('"') {

@@ -10,7 +10,6 @@ use super::{Builder, Diagnostic, Severity};
 use crate::entities::EntityKind;
 use crate::error::FieldPath;
 use crate::file::hash::{self, FastMap};
-use crate::file::parallel;
 use crate::packed::EntityKeys;
 
 impl Builder {
@@ -27,16 +26,11 @@ impl Builder {
         let mut unique: FastMap<(EntityKind, &'static str, &str), usize> = FastMap::default();
         let mut scopes: FastMap<PluginScope<'_>, usize> = FastMap::default();
         let mut duplicates = Vec::new();
-        // Each canonical entity's keys, read from its text on all cores.
-        let keys = parallel::map(&self.entities, |entity| {
-            let canonical = entity.canonical.as_ref()?;
-            Some(canonical.keys(entity.kind))
-        });
-        for (index, (entity, keys)) in self.entities.iter().zip(&keys).enumerate() {
-            let Some(keys) = keys else {
+        for (index, entity) in self.entities.iter().enumerate() {
+            let Some(canonical) = entity.canonical.as_ref() else {
                 continue;
             };
-            for identity in identities(entity.kind, keys) {
+            for identity in identities(entity.kind, canonical.keys(entity.kind)) {
                 let first = match identity {
                     Identity::Field {
                         field: "id", value, ..
@@ -132,22 +126,26 @@ impl Identity<'_> {
 
 /// The identities of a canonical entity (its `keys`), in the order they
 /// are checked: the id, the unique fields, a plugin's scope.
-pub(super) fn identities<'k>(
+pub(super) fn identities(
     kind: EntityKind,
-    keys: &'k EntityKeys<'_>,
-) -> impl Iterator<Item = Identity<'k>> {
-    let id = keys.id.as_deref().map(|id| Identity::Field {
+    keys: EntityKeys<'_>,
+) -> impl Iterator<Item = Identity<'_>> {
+    let id = keys.id.map(|id| Identity::Field {
         field: "id",
         label: "with id",
         value: id,
     });
-    let fields = keys.unique.iter().map(|(field, value)| Identity::Field {
-        field,
-        label: unique_label(field),
-        value,
-    });
+    let fields = keys
+        .unique
+        .into_iter()
+        .flatten()
+        .map(|(field, value)| Identity::Field {
+            field,
+            label: unique_label(field),
+            value,
+        });
     let scope = (kind == EntityKind::Plugin)
-        .then(|| plugin_scope_of(keys))
+        .then(|| plugin_scope_of(&keys))
         .flatten()
         .map(Identity::Scope);
     id.into_iter().chain(fields).chain(scope)
@@ -209,7 +207,7 @@ pub(super) fn plugin_scope_by<'v>(
 }
 
 /// [`plugin_scope_by`] from the keys read from a packed plugin.
-pub(super) fn plugin_scope_of<'k>(keys: &'k EntityKeys<'_>) -> Option<PluginScope<'k>> {
-    let [route, service, consumer] = keys.scope.each_ref().map(|id| id.as_deref());
-    Some((keys.name.as_deref()?, route, service, consumer))
+pub(super) fn plugin_scope_of<'t>(keys: &EntityKeys<'t>) -> Option<PluginScope<'t>> {
+    let [route, service, consumer] = keys.scope;
+    Some((keys.name?, route, service, consumer))
 }

@@ -9,30 +9,12 @@ use super::identity::{plugin_scope_of, PluginScope};
 use super::RawEntity;
 use crate::entities::EntityKind;
 use crate::file::hash::{self, FastMap, FastSet};
-use crate::file::parallel;
 use crate::packed::{EntityKeys, Packed, PackedConfig};
 
 /// The fields an entity can be referred to by (besides its id), in the
 /// order references are matched: its kind's unique fields.
 pub(super) fn natural_fields(kind: EntityKind) -> &'static [&'static str] {
     kind.descriptor().unique
-}
-
-/// The keys of every live entity, read from their texts once per build;
-/// [`LiveIndex`] borrows them.
-pub(super) struct LiveKeys<'t> {
-    entries: Vec<(EntityKind, EntityKeys<'t>)>,
-}
-
-impl<'t> LiveKeys<'t> {
-    pub(super) fn new(config: &'t PackedConfig) -> Self {
-        let mut entries = Vec::with_capacity(config.len());
-        for kind in EntityKind::ALL {
-            let keys = parallel::map(config.entities(kind), |entity| entity.keys(kind));
-            entries.extend(keys.into_iter().map(|keys| (kind, keys)));
-        }
-        LiveKeys { entries }
-    }
 }
 
 /// The live state indexed for matching: every entity by id and by each
@@ -55,33 +37,30 @@ pub(super) fn plugins_by_id(config: &PackedConfig) -> LivePlugins<'_> {
 }
 
 impl<'a> LiveIndex<'a> {
-    pub(super) fn new(keys: &'a LiveKeys<'_>) -> Self {
-        let plugins = keys
-            .entries
-            .iter()
-            .filter(|(kind, _)| *kind == EntityKind::Plugin)
-            .count();
+    pub(super) fn new(config: &'a PackedConfig) -> Self {
         let mut index = LiveIndex {
             // An id and about one name per entity.
-            by_field: hash::map_with_capacity(2 * keys.entries.len()),
-            plugins_by_scope: hash::map_with_capacity(plugins),
+            by_field: hash::map_with_capacity(2 * config.len()),
+            plugins_by_scope: hash::map_with_capacity(config.plugins.len()),
         };
-        for (kind, entity_keys) in &keys.entries {
-            index.add(*kind, entity_keys);
+        for kind in EntityKind::ALL {
+            for entity in config.entities(kind) {
+                index.add(kind, entity.keys(kind));
+            }
         }
         index
     }
 
-    fn add(&mut self, kind: EntityKind, keys: &'a EntityKeys<'_>) {
-        let Some(id) = keys.id.as_deref() else {
+    fn add(&mut self, kind: EntityKind, keys: EntityKeys<'a>) {
+        let Some(id) = keys.id else {
             return;
         };
         self.by_field.entry((kind, "id", id)).or_insert(id);
-        for (field, value) in &keys.unique {
+        for (field, value) in keys.unique.iter().flatten() {
             self.by_field.entry((kind, field, value)).or_insert(id);
         }
         if kind == EntityKind::Plugin {
-            if let Some(scope) = plugin_scope_of(keys) {
+            if let Some(scope) = plugin_scope_of(&keys) {
                 self.plugins_by_scope.insert(scope, id);
             }
         }

@@ -52,7 +52,7 @@ use crate::error::{FieldError, FieldPath, PathSeg, SchemaViolation};
 use crate::packed::{Packed, PackedConfig};
 
 pub use identity::{plugin_identity, PluginIdentity};
-use index::{LiveIndex, LiveKeys, LivePlugins};
+use index::{LiveIndex, LivePlugins};
 
 /// Where an entity or field came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,9 +220,8 @@ impl Flattened {
         outside: &PackedConfig,
     ) -> Result<Built, Vec<Diagnostic>> {
         let mut builder = self.builder;
-        let (live_keys, outside_keys) = (LiveKeys::new(current), LiveKeys::new(outside));
-        let live = LiveIndex::new(&live_keys);
-        let outside = LiveIndex::new(&outside_keys);
+        let live = LiveIndex::new(current);
+        let outside = LiveIndex::new(outside);
         builder.assign_ids(&live);
         builder.resolve_references(&live, &outside);
         builder.check_anonymous_consumers(&live, &outside);
@@ -230,7 +229,6 @@ impl Flattened {
         // indexes by name go before it, since the files' canonical entities
         // it makes are what a large build holds the most with.
         drop((live, outside));
-        drop((live_keys, outside_keys));
         let live_plugins = index::plugins_by_id(current);
         builder.validate_entities(&live_plugins);
         drop(live_plugins);
@@ -593,8 +591,10 @@ fn keep_live_secrets(entity: &RawEntity, live: &LivePlugins<'_>, input: &mut Map
     if given {
         return;
     }
+    // A live plugin is parsed only when its text holds a secret at all.
     let live_secret = live
         .get(id)
+        .filter(|live| live.text().contains("\"secret\":"))
         .and_then(|live| {
             live.unpack()
                 .get_mut("config")?
