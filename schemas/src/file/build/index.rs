@@ -9,6 +9,7 @@ use super::identity::{plugin_scope_of, PluginScope};
 use super::RawEntity;
 use crate::entities::EntityKind;
 use crate::file::hash::{self, FastMap, FastSet};
+use crate::file::parallel;
 use crate::packed::{EntityKeys, Packed, PackedConfig};
 
 /// The fields an entity can be referred to by (besides its id), in the
@@ -18,10 +19,12 @@ pub(super) fn natural_fields(kind: EntityKind) -> &'static [&'static str] {
 }
 
 /// The live state indexed for matching: every entity by id and by each
-/// natural name, and plugins by identity. Built once per build, so matching
-/// thousands of file entities stays linear.
+/// natural name, and plugins by identity. Built once per build, a kind per
+/// core, so matching thousands of file entities stays linear.
 pub(super) struct LiveIndex<'a> {
-    pub(super) by_field: FastMap<(EntityKind, &'static str, &'a str), &'a str>,
+    /// For each kind (by [`EntityKind::index`]): its entities by (field,
+    /// text), the field as its place in [`field_slots`].
+    by_field: Vec<FastMap<(u8, &'a str), &'a str>>,
     pub(super) plugins_by_scope: FastMap<PluginScope<'a>, &'a str>,
 }
 
@@ -36,48 +39,78 @@ pub(super) fn plugins_by_id(config: &PackedConfig) -> LivePlugins<'_> {
         .collect()
 }
 
+/// The fields entities of `kind` are found by: the id, then its kind's
+/// unique fields; a field's place here is its slot in the index.
+fn field_slots(kind: EntityKind) -> impl Iterator<Item = &'static str> {
+    std::iter::once("id").chain(natural_fields(kind).iter().copied())
+}
+
+fn slot_of(kind: EntityKind, field: &str) -> Option<u8> {
+    let slot = field_slots(kind).position(|known| known == field)?;
+    u8::try_from(slot).ok()
+}
+
 impl<'a> LiveIndex<'a> {
     pub(super) fn new(config: &'a PackedConfig) -> Self {
-        let mut index = LiveIndex {
-            // An id and about one name per entity.
-            by_field: hash::map_with_capacity(2 * config.len()),
-            plugins_by_scope: hash::map_with_capacity(config.plugins.len()),
-        };
-        for kind in EntityKind::ALL {
-            for entity in config.entities(kind) {
-                index.add(kind, entity.keys(kind));
+        let mut kinds = EntityKind::ALL;
+        let mut parts = parallel::map_each_mut(&mut kinds, |kind| {
+            let entities = config.entities(*kind);
+            let fields = field_slots(*kind).count().min(2);
+            let mut by_field = hash::map_with_capacity(entities.len() * fields);
+            let mut by_scope = FastMap::default();
+            for entity in entities {
+                add(&mut by_field, &mut by_scope, *kind, entity.keys(*kind));
             }
-        }
-        index
-    }
-
-    fn add(&mut self, kind: EntityKind, keys: EntityKeys<'a>) {
-        let Some(id) = keys.id else {
-            return;
-        };
-        self.by_field.entry((kind, "id", id)).or_insert(id);
-        for (field, value) in keys.unique.iter().flatten() {
-            self.by_field.entry((kind, field, value)).or_insert(id);
-        }
-        if kind == EntityKind::Plugin {
-            if let Some(scope) = plugin_scope_of(&keys) {
-                self.plugins_by_scope.insert(scope, id);
-            }
+            (kind.index(), by_field, by_scope)
+        });
+        parts.sort_by_key(|(index, _, _)| *index);
+        let plugins_by_scope = parts
+            .iter_mut()
+            .map(|(_, _, by_scope)| std::mem::take(by_scope))
+            .find(|by_scope| !by_scope.is_empty())
+            .unwrap_or_default();
+        let by_field = parts.into_iter().map(|(_, by_field, _)| by_field).collect();
+        LiveIndex {
+            by_field,
+            plugins_by_scope,
         }
     }
 
     /// The id of the live entity whose `field` is `value`.
     pub(super) fn get(&self, kind: EntityKind, field: &'static str, value: &str) -> Option<String> {
+        let slot = slot_of(kind, field)?;
         self.by_field
-            .get(&(kind, field, value))
+            .get(kind.index())?
+            .get(&(slot, value))
             .map(|id| (*id).to_owned())
     }
 
     /// The id of the live entity with id or natural name `text`.
     pub(super) fn find(&self, kind: EntityKind, text: &str) -> Option<String> {
-        std::iter::once(&"id")
-            .chain(natural_fields(kind))
-            .find_map(|field| self.get(kind, field, text))
+        field_slots(kind).find_map(|field| self.get(kind, field, text))
+    }
+}
+
+/// Index one live entity of `kind` by its keys.
+fn add<'a>(
+    by_field: &mut FastMap<(u8, &'a str), &'a str>,
+    by_scope: &mut FastMap<PluginScope<'a>, &'a str>,
+    kind: EntityKind,
+    keys: EntityKeys<'a>,
+) {
+    let Some(id) = keys.id else {
+        return;
+    };
+    by_field.entry((0, id)).or_insert(id);
+    for (field, value) in keys.unique.iter().flatten() {
+        if let Some(slot) = slot_of(kind, field) {
+            by_field.entry((slot, value)).or_insert(id);
+        }
+    }
+    if kind == EntityKind::Plugin {
+        if let Some(scope) = plugin_scope_of(&keys) {
+            by_scope.insert(scope, id);
+        }
     }
 }
 

@@ -262,8 +262,9 @@ struct RawEntity {
     /// A short name for messages (see [`label_of`]), kept apart from
     /// `input` because validation consumes the input.
     label: Option<String>,
-    /// The canonical form, once validated.
-    canonical: Option<Packed>,
+    /// The canonical form, once validated (boxed: until then the slot
+    /// costs a pointer, not a packed entity, in every record).
+    canonical: Option<Box<Packed>>,
     /// A reference of this entity points nowhere (reported): its other
     /// problems that follow from that are not.
     dangling: bool,
@@ -419,29 +420,11 @@ impl Builder {
     /// Ids for entities without one: matched against the live state by the
     /// entity's natural key, else new. Plugins wait for their references.
     fn assign_ids(&mut self, live: &LiveIndex<'_>) {
-        for index in 0..self.entities.len() {
-            let entity = &self.entities[index];
-            if entity.id.is_some() || entity.kind == EntityKind::Plugin {
-                continue;
+        parallel::map_mut(&mut self.entities, |entity| {
+            if entity.id.is_none() && entity.kind != EntityKind::Plugin {
+                entity.id = Some(match_current(entity, live).unwrap_or_else(new_id));
             }
-            let matched = self.match_current(index, live);
-            self.entities[index].id = Some(matched.unwrap_or_else(new_id));
-        }
-    }
-
-    fn match_current(&self, index: usize, live: &LiveIndex<'_>) -> Option<String> {
-        let entity = &self.entities[index];
-        let by = |field: &'static str| {
-            let wanted = entity.input.get(field).and_then(Value::as_str)?;
-            live.get(entity.kind, field, wanted)
-        };
-        // Plugins never get here: they are matched by their scope.
-        entity
-            .kind
-            .descriptor()
-            .unique
-            .iter()
-            .find_map(|field| by(field))
+        });
     }
 
     // ----- step 4: schemas -------------------------------------------------
@@ -530,13 +513,28 @@ impl Builder {
                 };
                 built.origins.insert(id.to_owned(), origin);
             }
-            built.config.entities_mut(entity.kind).push(canonical);
+            built.config.entities_mut(entity.kind).push(*canonical);
         }
         Ok(built)
     }
 }
 
 // ----- helpers -------------------------------------------------------------
+
+/// The id of the live entity `entity` matches by one of its kind's unique
+/// fields (plugins are matched by their scope instead).
+fn match_current(entity: &RawEntity, live: &LiveIndex<'_>) -> Option<String> {
+    let by = |field: &'static str| {
+        let wanted = entity.input.get(field).and_then(Value::as_str)?;
+        live.get(entity.kind, field, wanted)
+    };
+    entity
+        .kind
+        .descriptor()
+        .unique
+        .iter()
+        .find_map(|field| by(field))
+}
 
 /// Validate one entity, its id set and the live secrets it leaves out
 /// kept; the input is consumed, the canonical form kept packed, marked
@@ -555,7 +553,7 @@ fn validate_entity(entity: &mut RawEntity, live: &LivePlugins<'_>) -> Result<(),
     }
     keep_live_secrets(entity, live, &mut input);
     let canonical = entity.kind.validate(&Value::Object(input))?;
-    entity.canonical = Some(Packed::of_entity(entity.kind, &canonical));
+    entity.canonical = Some(Box::new(Packed::of_entity(entity.kind, &canonical)));
     Ok(())
 }
 
