@@ -8,3 +8,4 @@ pub mod parallel;
 pub mod pos;
 pub mod template;
 pub mod yaml;
+mod yaml_split;

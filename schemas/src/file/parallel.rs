@@ -42,6 +42,17 @@ where
     map_chunks(&mut refs, CHUNK, |item| f(*item))
 }
 
+/// [`map`] for a few large items, each taken on its own.
+pub fn map_each<'a, T, R, F>(items: &'a [T], f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&'a T) -> R + Sync,
+{
+    let mut refs: Vec<&'a T> = items.iter().collect();
+    map_chunks(&mut refs, 1, |item| f(*item))
+}
+
 /// [`map_mut`] for a few large items, each taken on its own.
 pub fn map_each_mut<T, R, F>(items: &mut [T], f: F) -> Vec<R>
 where

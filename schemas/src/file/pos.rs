@@ -290,6 +290,14 @@ impl KeyArena {
         }
     }
 
+    /// Append `other`'s texts; the offset its keys now start at.
+    fn append(&mut self, other: &KeyArena) -> Option<u32> {
+        let base = u32::try_from(self.text.len()).ok()?;
+        u32::try_from(self.text.len() + other.text.len()).ok()?;
+        self.text.push_str(&other.text);
+        Some(base)
+    }
+
     fn get(&self, key: KeyRef) -> &str {
         let start = key.start as usize;
         self.text.get(start..start + key.len as usize).unwrap_or("")
@@ -349,6 +357,21 @@ impl PosNode {
         PosNode {
             pos,
             kids: Kids::Map(entries.into_boxed_slice()),
+        }
+    }
+
+    /// Move every key of this subtree `base` bytes on (its arena was
+    /// appended to another at `base`).
+    fn rebase(&mut self, base: u32) {
+        match &mut self.kids {
+            Kids::Leaf => {}
+            Kids::Seq(items) => items.iter_mut().for_each(|item| item.rebase(base)),
+            Kids::Map(entries) => {
+                for entry in entries.iter_mut() {
+                    entry.key.start += base;
+                    entry.node.rebase(base);
+                }
+            }
         }
     }
 
@@ -421,6 +444,45 @@ impl Positions {
             keys,
             root: Some(root),
         }
+    }
+
+    /// Make the node of the root mapping's `key` a sequence whose items
+    /// are those of the root sequences of `parts`, in order, positioned as
+    /// the first part's root: how the pieces of a text parsed in runs
+    /// (`yaml_split`) are put together. `false` (nothing changed) when the
+    /// root has no such key or a part is not a sequence.
+    pub(crate) fn graft_sequence(&mut self, key: &str, parts: Vec<Positions>) -> bool {
+        let mut items = Vec::new();
+        let mut pos = None;
+        for part in parts {
+            let Some(PosNode {
+                pos: part_pos,
+                kids: Kids::Seq(part_items),
+            }) = part.root
+            else {
+                return false;
+            };
+            pos.get_or_insert(part_pos);
+            let Some(base) = self.keys.append(&part.keys) else {
+                return false;
+            };
+            items.extend(part_items.into_vec().into_iter().map(|mut item| {
+                item.rebase(base);
+                item
+            }));
+        }
+        let (Some(pos), Some(root)) = (pos, self.root.as_mut()) else {
+            return false;
+        };
+        let Kids::Map(entries) = &mut root.kids else {
+            return false;
+        };
+        let keys = &self.keys;
+        let Some(entry) = entries.iter_mut().find(|entry| keys.get(entry.key) == key) else {
+            return false;
+        };
+        entry.node = PosNode::seq(pos, items);
+        true
     }
 
     /// The position of the root node; `None` for an empty table.

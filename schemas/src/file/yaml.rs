@@ -79,6 +79,9 @@ pub struct YamlDoc {
 /// Parses every document in `text`. An empty or comment-only text has no
 /// documents.
 pub fn parse_documents(text: &str) -> Result<Vec<YamlDoc>, YamlError> {
+    if let Some(docs) = super::yaml_split::parse(text) {
+        return Ok(docs);
+    }
     parse_documents_at(text, 0)
 }
 
@@ -86,9 +89,21 @@ pub fn parse_documents(text: &str) -> Result<Vec<YamlDoc>, YamlError> {
 /// `line_offset + 1` of a larger file (e.g. a block of a Markdown page):
 /// all positions, including error positions, are lines of that file.
 pub fn parse_documents_at(text: &str, line_offset: usize) -> Result<Vec<YamlDoc>, YamlError> {
+    parse_nested(text, line_offset, 0)
+}
+
+/// [`parse_documents_at`] for a text whose nodes sit `depth` levels below
+/// the root of the document they belong to (a run of a sequence's items,
+/// see `yaml_split`): the nesting cap counts those levels too.
+pub(crate) fn parse_nested(
+    text: &str,
+    line_offset: usize,
+    depth: usize,
+) -> Result<Vec<YamlDoc>, YamlError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder::new(text, line_offset);
+    builder.depth_offset = depth;
     // Pulling events one by one (rather than `Parser::load` with a
     // `MarkedEventReceiver`) lets us stop at the first error, e.g. when the
     // depth cap is hit, and avoids the assertion `load` makes.
@@ -167,6 +182,8 @@ struct Builder<'a> {
     /// count characters, the text is indexed by bytes.
     cursor: CharCursor,
     line_offset: usize,
+    /// Levels above this text's root in the whole document.
+    depth_offset: usize,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     alias_budget: usize,
@@ -182,6 +199,7 @@ impl<'a> Builder<'a> {
             text,
             cursor: CharCursor::default(),
             line_offset,
+            depth_offset: 0,
             stack: Vec::new(),
             anchors: HashMap::new(),
             alias_budget: MAX_ALIAS_NODES,
@@ -339,7 +357,7 @@ impl<'a> Builder<'a> {
         if self.expects_key() {
             return Err(self.error(mark, "mappings and sequences cannot be mapping keys"));
         }
-        if self.stack.len() >= MAX_DEPTH {
+        if self.stack.len() + self.depth_offset >= MAX_DEPTH {
             let message = format!("nesting deeper than {MAX_DEPTH} levels");
             return Err(self.error(mark, message));
         }
