@@ -121,16 +121,18 @@ fn add<'a>(
 /// `custom_id`); of two entities alike, the first wins (the second is
 /// reported as a duplicate later). One pass over the entities looks their
 /// names up among the wanted texts, rather than indexing every entity.
-/// Entities without an id yet (plugins) are left out.
-pub(super) struct FileNames<'e> {
-    ids: FastMap<(EntityKind, &'e str), &'e str>,
+/// Entities without an id yet (plugins) are left out. The few texts and
+/// ids are copied, so the entities can change while it is in use.
+pub(super) struct FileNames {
+    /// For each kind (by [`EntityKind::index`]): text to id.
+    ids: Vec<FastMap<String, String>>,
 }
 
-impl<'e> FileNames<'e> {
-    pub(super) fn new(entities: &'e [RawEntity], wanted: &FastSet<(EntityKind, &str)>) -> Self {
+impl FileNames {
+    pub(super) fn new(entities: &[RawEntity], wanted: &FastSet<(EntityKind, &str)>) -> Self {
         // For each text found: the rank of the field it was found in (the
         // id first) and the entity's id.
-        let mut best: FastMap<(EntityKind, &'e str), (usize, &'e str)> = FastMap::default();
+        let mut best: FastMap<(EntityKind, &str), (usize, &str)> = FastMap::default();
         let searched = if wanted.is_empty() { &[][..] } else { entities };
         for entity in searched {
             let Some(id) = entity.id.as_deref() else {
@@ -157,12 +159,18 @@ impl<'e> FileNames<'e> {
                 }
             }
         }
-        let ids = best.into_iter().map(|(key, (_, id))| (key, id)).collect();
+        let mut ids: Vec<FastMap<String, String>> =
+            EntityKind::ALL.map(|_| FastMap::default()).into();
+        for ((kind, text), (_, id)) in best {
+            if let Some(names) = ids.get_mut(kind.index()) {
+                names.insert(text.to_owned(), id.to_owned());
+            }
+        }
         FileNames { ids }
     }
 
     /// The id of the entity `text` names.
-    pub(super) fn find(&self, kind: EntityKind, text: &str) -> Option<&'e str> {
-        self.ids.get(&(kind, text)).copied()
+    pub(super) fn find(&self, kind: EntityKind, text: &str) -> Option<&str> {
+        self.ids.get(kind.index())?.get(text).map(String::as_str)
     }
 }

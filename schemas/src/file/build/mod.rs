@@ -270,9 +270,6 @@ struct RawEntity {
     dangling: bool,
 }
 
-/// A reference found: the entity, its field and the id it points at.
-type Resolved = (usize, &'static str, String);
-
 #[derive(Debug, Clone)]
 struct Reference {
     field: &'static str,

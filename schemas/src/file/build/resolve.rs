@@ -5,7 +5,7 @@
 
 use super::identity::plugin_scope_by;
 use super::index::{FileNames, LiveIndex};
-use super::{new_id, Builder, Diagnostic, RefValue, Reference, Resolved, Severity};
+use super::{new_id, Builder, Diagnostic, RefValue, Reference, Severity};
 use crate::entities::EntityKind;
 use crate::error::FieldPath;
 use crate::file::hash::FastSet;
@@ -26,12 +26,7 @@ impl Builder {
             outside,
             partial_apply: self.partial_apply,
         };
-        let (resolved, dangling) = self.find_references(&targets);
-        for (index, field, id) in resolved {
-            self.entities[index]
-                .input
-                .insert(field.to_owned(), crate::config::id_reference(id));
-        }
+        let dangling = self.resolve_each(&targets);
         let errors: Vec<Diagnostic> = dangling
             .iter()
             .filter_map(|(index, reference)| self.dangling(*index, reference))
@@ -51,21 +46,27 @@ impl Builder {
         }
     }
 
-    /// Where each reference points, and each that points nowhere, both in
-    /// entity order.
-    fn find_references(&self, targets: &Targets<'_>) -> (Vec<Resolved>, Vec<(usize, Reference)>) {
+    /// Point every reference at the id it resolves to (`{"id": ...}` in
+    /// the entity's input, entity by entity: nothing is held for all of
+    /// them at once); the references that point nowhere, in entity order.
+    fn resolve_each(&mut self, targets: &Targets<'_>) -> Vec<(usize, Reference)> {
         let in_files = FileNames::new(&self.entities, &self.wanted_texts(|_| true));
-        let mut resolved = Vec::new();
         let mut dangling = Vec::new();
-        for (index, entity) in self.entities.iter().enumerate() {
-            for reference in &entity.references {
+        for index in 0..self.entities.len() {
+            let references = std::mem::take(&mut self.entities[index].references);
+            for reference in &references {
                 match self.resolve(&in_files, targets, reference) {
-                    Some(id) => resolved.push((index, reference.field, id)),
+                    Some(id) => {
+                        let reference_value = crate::config::id_reference(id);
+                        let input = &mut self.entities[index].input;
+                        input.insert(reference.field.to_owned(), reference_value);
+                    }
                     None => dangling.push((index, reference.clone())),
                 }
             }
+            self.entities[index].references = references;
         }
-        (resolved, dangling)
+        dangling
     }
 
     /// The (kind, text) of every reference written as text that `keep`
@@ -83,7 +84,7 @@ impl Builder {
 
     fn resolve(
         &self,
-        in_files: &FileNames<'_>,
+        in_files: &FileNames,
         targets: &Targets<'_>,
         reference: &Reference,
     ) -> Option<String> {
