@@ -12,7 +12,7 @@ use super::body::Body;
 use super::input::{entity_input, set_reference};
 use super::response::{ApiError, Reply};
 use super::routes::Relation;
-use crate::store::{EntityKey, ListQuery, Page, Store};
+use crate::store::{EntityKey, ListQuery, Page, RowPage, Store};
 
 /// The `size`, `offset` and `tags` arguments of a listing.
 pub fn list_query(query: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
@@ -33,6 +33,29 @@ pub fn page_body(page: Page, next: Option<String>) -> Value {
     }
     body.insert("next".to_owned(), next.map_or(Value::Null, Value::from));
     Value::Object(body)
+}
+
+/// [`page_body`] written from stored rows: the same text serde_json
+/// writes for the parsed page (rows are compact canonical JSON).
+pub fn page_text(page: &RowPage, next: Option<String>) -> String {
+    let size: usize = page.rows.iter().map(|row| row.len() + 1).sum();
+    let mut text = String::with_capacity(size + 128);
+    text.push_str("{\"data\":[");
+    for (index, row) in page.rows.iter().enumerate() {
+        if index > 0 {
+            text.push(',');
+        }
+        text.push_str(&String::from_utf8_lossy(row));
+    }
+    text.push(']');
+    if let Some(offset) = &page.offset {
+        text.push_str(",\"offset\":");
+        text.push_str(&Value::from(offset.as_str()).to_string());
+    }
+    text.push_str(",\"next\":");
+    text.push_str(&next.map_or(Value::Null, Value::from).to_string());
+    text.push('}');
+    text
 }
 
 /// Characters `ngx.escape_uri` leaves alone: letters, digits, `-._~`.

@@ -25,6 +25,11 @@ impl Reply {
         }
     }
 
+    /// 200 with a JSON body already written.
+    pub fn json_text(text: String) -> Self {
+        Self::text("application/json; charset=utf-8", text)
+    }
+
     /// 200 with a body.
     pub fn ok(body: Value) -> Self {
         Self {

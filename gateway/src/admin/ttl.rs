@@ -9,6 +9,7 @@
 //! gwctl's flat `/config` read); [`present`] rewrites the answers of the
 //! credential endpoints.
 
+use bytes::Bytes;
 use http::Method;
 use schemas::model::{ttl_expiry, unix_now};
 use schemas::EntityKind;
@@ -56,6 +57,25 @@ pub fn present(credentials: bool, method: &Method, reply: Reply) -> Result<Reply
         body: Some(body),
         text,
     })
+}
+
+/// [`present`] for a listing of stored rows: each credential with a `ttl`
+/// shows the seconds it has left, expired ones are left out; rows without
+/// one go as they are.
+pub fn present_rows(rows: Vec<Bytes>) -> Vec<Bytes> {
+    let now = unix_now();
+    rows.into_iter()
+        .filter_map(|row| {
+            if row.windows(11).any(|w| w == b"\"ttl\":null") {
+                return Some(row);
+            }
+            let mut credential: Value = serde_json::from_slice(&row).ok()?;
+            if !remaining(&mut credential, now) {
+                return None;
+            }
+            serde_json::to_vec(&credential).ok().map(Bytes::from)
+        })
+        .collect()
 }
 
 /// Rewrites a credential's `ttl` to the seconds it has left; `false` when

@@ -71,7 +71,7 @@ pub use self::sled::sessions::SledSessions;
 pub use backend::EntityBackend;
 pub use error::{ConfigEntity, StoreError};
 pub use posted::{PostedConfig, RawConfig};
-pub use query::{ListQuery, Page, TagFilter};
+pub use query::{ListQuery, Page, RowPage, TagFilter};
 pub use sessions::{SessionError, SessionStore};
 pub use summary::{ChangeSummary, KindChanges};
 

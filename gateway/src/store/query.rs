@@ -184,6 +184,15 @@ pub struct Page {
     pub offset: Option<String>,
 }
 
+/// One page as stored rows (see `Store::list_rows`).
+#[derive(Debug)]
+pub struct RowPage {
+    /// Each entity's compact canonical JSON.
+    pub rows: Vec<bytes::Bytes>,
+    /// Set when more entities follow.
+    pub offset: Option<String>,
+}
+
 /// Take one page from entities in id order, already past the offset.
 pub(crate) fn paginate(
     entities: impl Iterator<Item = Result<Value, StoreError>>,

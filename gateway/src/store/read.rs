@@ -3,6 +3,7 @@
 //! from the in-memory state. Every public read holds the state's read lock
 //! for its whole duration, so it sees one consistent revision.
 
+use bytes::Bytes;
 use schemas::config::Config;
 use schemas::EntityKind;
 use serde_json::Value;
@@ -10,7 +11,7 @@ use uuid::Uuid;
 
 use super::error::StoreError;
 use super::keys;
-use super::query::{paginate, ListQuery, Page};
+use super::query::{encode_offset, paginate, ListQuery, Page, RowPage};
 use super::state::State;
 use super::{EntityKey, Store};
 
@@ -52,6 +53,26 @@ impl Store {
                 paginate(entities, query)
             }
         }
+    }
+
+    /// One page of `kind` (no tag filter) as its stored rows, each the
+    /// compact JSON of the canonical entity: what a listing answers,
+    /// without parsing and writing every entity again.
+    pub fn list_rows(&self, kind: EntityKind, query: &ListQuery) -> Result<RowPage, StoreError> {
+        let state = self.read_state();
+        let after = query.after.as_deref().map(parse_offset_id).transpose()?;
+        let mut rows: Vec<Bytes> = state
+            .rows_after(kind, after)
+            .take(query.size.saturating_add(1))
+            .map(|(_, row)| row.clone())
+            .collect();
+        let more = rows.len() > query.size;
+        rows.truncate(query.size);
+        let offset = match rows.last() {
+            Some(last) if more => Some(encode_offset(row_id(kind, last)?)),
+            _ => None,
+        };
+        Ok(RowPage { rows, offset })
     }
 
     /// Every stored entity, canonical, in id order per kind.
@@ -102,6 +123,20 @@ fn parse_offset_id(id: &str) -> Result<Uuid, StoreError> {
         offset: super::query::encode_offset(id),
         reason: "bad json encoding",
     })
+}
+
+/// The id a stored row holds, as written.
+fn row_id(kind: EntityKind, row: &[u8]) -> Result<&str, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow)]
+        id: &'a str,
+    }
+    let id: Id<'_> = serde_json::from_slice(row).map_err(|error| StoreError::CorruptRow {
+        collection: kind.collection(),
+        reason: error.to_string(),
+    })?;
+    Ok(id.id)
 }
 
 /// Decode a stored row.

@@ -6,10 +6,11 @@ use std::hash::Hash;
 
 use serde_json::Value;
 
-use super::{Builder, Diagnostic, Severity};
+use super::{Builder, Diagnostic, RawEntity, Severity};
 use crate::entities::EntityKind;
 use crate::error::FieldPath;
 use crate::file::hash::{self, FastMap};
+use crate::file::parallel;
 use crate::packed::EntityKeys;
 
 impl Builder {
@@ -17,37 +18,13 @@ impl Builder {
     /// plugin scope): the later one is reported. Identities are compared as
     /// borrowed values; only a duplicate's is put into words.
     pub(super) fn find_duplicates(&mut self) {
-        // The first entity with each id, with each unique field, and with
-        // each plugin scope (plugins only, so no kind in that key). Ids and
-        // fields apart: each map sized for what it holds is half as large
-        // as one for both, at the build's largest.
-        let mut ids: FastMap<(EntityKind, &str), usize> =
-            hash::map_with_capacity(self.entities.len());
-        let mut unique: FastMap<(EntityKind, &'static str, &str), usize> = FastMap::default();
-        let mut scopes: FastMap<PluginScope<'_>, usize> = FastMap::default();
-        let mut duplicates = Vec::new();
-        for (index, entity) in self.entities.iter().enumerate() {
-            let Some(canonical) = entity.canonical.as_ref() else {
-                continue;
-            };
-            for identity in identities(entity.kind, canonical.keys(entity.kind)) {
-                let first = match identity {
-                    Identity::Field {
-                        field: "id", value, ..
-                    } => first_with(&mut ids, (entity.kind, value), index),
-                    Identity::Field { field, value, .. } => {
-                        first_with(&mut unique, (entity.kind, field, value), index)
-                    }
-                    // A reference that points nowhere (reported) left the
-                    // scope short: it says nothing about duplicates.
-                    Identity::Scope(_) if entity.dangling => None,
-                    Identity::Scope(scope) => first_with(&mut scopes, scope, index),
-                };
-                if let Some(first) = first {
-                    duplicates.push((index, first, identity));
-                }
-            }
-        }
+        // Kinds never share an identity: each is checked on its own core.
+        let mut kinds = EntityKind::ALL;
+        let entities = &self.entities;
+        let per_kind = parallel::map_each_mut(&mut kinds, |kind| duplicates_of(entities, *kind));
+        let mut duplicates: Vec<_> = per_kind.into_iter().flatten().collect();
+        // In entity order, as one pass over all of them would find them.
+        duplicates.sort_by_key(|(index, _, _)| *index);
         if duplicates.is_empty() {
             return;
         }
@@ -76,6 +53,41 @@ impl Builder {
             .collect();
         self.diagnostics.extend(errors);
     }
+}
+
+/// The entities of `kind` that repeat an identity of an earlier one: the
+/// entity, the earlier one and the identity, in entity order.
+fn duplicates_of(entities: &[RawEntity], kind: EntityKind) -> Vec<(usize, usize, Identity<'_>)> {
+    // The first entity with each id, with each unique field, and with each
+    // plugin scope, each map sized for what it holds.
+    let count = entities.iter().filter(|entity| entity.kind == kind).count();
+    let mut ids: FastMap<&str, usize> = hash::map_with_capacity(count);
+    let mut unique: FastMap<(&'static str, &str), usize> = hash::map_with_capacity(count);
+    let mut scopes: FastMap<PluginScope<'_>, usize> = FastMap::default();
+    let mut duplicates = Vec::new();
+    for (index, entity) in entities.iter().enumerate() {
+        let Some(canonical) = entity.canonical.as_ref().filter(|_| entity.kind == kind) else {
+            continue;
+        };
+        for identity in identities(kind, canonical.keys(kind)) {
+            let first = match identity {
+                Identity::Field {
+                    field: "id", value, ..
+                } => first_with(&mut ids, value, index),
+                Identity::Field { field, value, .. } => {
+                    first_with(&mut unique, (field, value), index)
+                }
+                // A reference that points nowhere (reported) left the
+                // scope short: it says nothing about duplicates.
+                Identity::Scope(_) if entity.dangling => None,
+                Identity::Scope(scope) => first_with(&mut scopes, scope, index),
+            };
+            if let Some(first) = first {
+                duplicates.push((index, first, identity));
+            }
+        }
+    }
+    duplicates
 }
 
 /// One thing that must be unique among the entities of a kind.
