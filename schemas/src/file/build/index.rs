@@ -76,6 +76,12 @@ impl<'a> LiveIndex<'a> {
         }
     }
 
+    /// Free the index by field; [`LiveIndex::get`] and
+    /// [`LiveIndex::find`] find nothing after this (plugin scopes stay).
+    pub(super) fn forget_names(&mut self) {
+        self.by_field = Vec::new();
+    }
+
     /// The id of the live entity whose `field` is `value`.
     pub(super) fn get(&self, kind: EntityKind, field: &'static str, value: &str) -> Option<String> {
         let slot = slot_of(kind, field)?;

@@ -220,10 +220,17 @@ impl Flattened {
         outside: &PackedConfig,
     ) -> Result<Built, Vec<Diagnostic>> {
         let mut builder = self.builder;
-        let live = LiveIndex::new(current);
+        let mut live = LiveIndex::new(current);
         let outside = LiveIndex::new(outside);
         builder.assign_ids(&live);
-        builder.resolve_references(&live, &outside);
+        if !builder.partial_apply {
+            // A full sync resolves references among the files (and by id
+            // outside the select tags): the live names are not looked up
+            // again, and the index's largest part goes before the files'
+            // references are written.
+            live.forget_names();
+        }
+        builder.resolve_references(&live, &outside, current);
         builder.check_anonymous_consumers(&live, &outside);
         // Validation needs only the live plugins (for their secrets): the
         // indexes by name go before it, since the files' canonical entities

@@ -20,7 +20,12 @@ impl Builder {
     /// ids: a plugin matches a live one by its name and the ids of its
     /// scope. A reference that points nowhere is an error, with a note on
     /// what to do when the gateway or the page's front matter has it.
-    pub(super) fn resolve_references(&mut self, live: &LiveIndex<'_>, outside: &LiveIndex<'_>) {
+    pub(super) fn resolve_references(
+        &mut self,
+        live: &LiveIndex<'_>,
+        outside: &LiveIndex<'_>,
+        current: &PackedConfig,
+    ) {
         let targets = Targets {
             live,
             outside,
@@ -31,7 +36,7 @@ impl Builder {
             .iter()
             .filter_map(|(index, reference)| self.dangling(*index, reference))
             .collect();
-        let notes = self.dangling_notes(&dangling, live);
+        let notes = self.dangling_notes(&dangling, current);
         for (index, _) in &dangling {
             self.entities[*index].dangling = true;
         }
@@ -119,8 +124,14 @@ impl Builder {
     fn dangling_notes(
         &self,
         dangling: &[(usize, Reference)],
-        live: &LiveIndex<'_>,
+        current: &PackedConfig,
     ) -> Vec<Diagnostic> {
+        if dangling.is_empty() {
+            return Vec::new();
+        }
+        // Only here, with references that point nowhere, is the live state
+        // searched by name in a full sync: indexed again for it.
+        let live = LiveIndex::new(current);
         let mut notes = Vec::new();
         let mut pages_noted: Vec<&str> = Vec::new();
         let mut on_gateway: Vec<String> = Vec::new();
