@@ -14,6 +14,8 @@ use libfuzzer_sys::fuzz_target;
 use schemas::config::Config;
 use schemas::file::build::{build, BuildOptions};
 use schemas::file::load::load_text;
+use schemas::packed::PackedConfig;
+use schemas::EntityKind;
 
 /// Two variables for templating, everything else unset.
 fn env(name: &str) -> Option<String> {
@@ -40,6 +42,18 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(built) = build(&loaded.docs, &Config::default(), &BuildOptions::default()) {
-        serde_json::to_string(&built.config).expect("a built config serializes");
+        // The packed entities read back as values that pack to the same
+        // text, keys and comparison.
+        let config = built.config.unpack();
+        let repacked = PackedConfig::pack(&config);
+        for kind in EntityKind::ALL {
+            let pairs = built.config.entities(kind).iter().zip(repacked.entities(kind));
+            for (built, again) in pairs {
+                assert_eq!(built.text(), again.text());
+                assert_eq!(built.keys(kind), again.keys(kind));
+                assert!(built.same_fields(again));
+            }
+        }
+        serde_json::to_string(&config).expect("a built config serializes");
     }
 });
