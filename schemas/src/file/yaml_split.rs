@@ -9,8 +9,8 @@
 //! `- ` at the sequence's indentation starts an item, and nothing else can
 //! look like one. A text with anchors, aliases or tags (`&`, `*`, `!`),
 //! several documents or directives, a quote left open at the end of a line
-//! (a scalar going on over lines), carriage returns, or a root that is not
-//! a block mapping, is parsed whole. So is any text whose pieces do not
+//! (a scalar going on over lines), a block scalar (`|`, `>`), carriage
+//! returns, or a root that is not a block mapping, is parsed whole. So is any text whose pieces do not
 //! parse: errors always come from the whole parse, exactly as without this.
 
 use std::ops::Range;
@@ -20,11 +20,19 @@ use serde_json::Value;
 use super::parallel;
 use super::yaml::{self, YamlDoc, YamlError};
 
-/// Below this size a text is parsed whole: cutting would not pay.
-const MIN_BYTES: usize = 1 << 20;
+/// When cutting pays.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Below this size a text is parsed whole.
+    min_bytes: usize,
+    /// A sequence is cut only when it has at least this many items.
+    min_items: usize,
+}
 
-/// A sequence is cut only when it has at least this many items.
-const MIN_ITEMS: usize = 1024;
+const LIMITS: Limits = Limits {
+    min_bytes: 1 << 20,
+    min_items: 1024,
+};
 
 /// Runs per sequence: several per core, since items differ in size.
 const RUNS: usize = 16;
@@ -38,22 +46,43 @@ struct Section {
     runs: Vec<Range<usize>>,
     /// How many lines come before each run.
     first_lines: Vec<usize>,
+    /// The items' indentation.
+    indent: usize,
+}
+
+impl Section {
+    /// The text each run is parsed from: the run, and for all but the last
+    /// the indentation of the next item. The whole parse places an empty
+    /// last value (`- ` alone) at the next token, the next item's dash; a
+    /// run's parse places it at the end of its text, here the same place.
+    fn parsed_runs(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        let last = self.runs.len().saturating_sub(1);
+        let runs = self.runs.iter().enumerate();
+        runs.map(move |(index, run)| match index < last {
+            true => run.start..run.end + self.indent,
+            false => run.clone(),
+        })
+    }
 }
 
 /// The documents of `text` if it can be cut (see the module doc) and every
 /// piece parses; otherwise `None`, and the caller parses it whole.
 pub(crate) fn parse(text: &str) -> Option<Vec<YamlDoc>> {
-    if text.len() < MIN_BYTES || !plain_enough(text) {
+    parse_with(text, LIMITS)
+}
+
+fn parse_with(text: &str, limits: Limits) -> Option<Vec<YamlDoc>> {
+    if text.len() < limits.min_bytes || !plain_enough(text) {
         return None;
     }
-    let sections = sections(text)?;
+    let sections = sections(text, limits.min_items)?;
     if sections.is_empty() {
         return None;
     }
     let skeleton = skeleton(text, &sections);
     let mut pieces: Vec<(Range<usize>, usize)> = vec![(0..0, 0)];
     for section in &sections {
-        let runs = section.runs.iter().cloned();
+        let runs = section.parsed_runs();
         pieces.extend(runs.zip(section.first_lines.iter().copied()));
     }
     let parsed = parallel::map_each(&pieces, |(run, line)| match run.is_empty() {
@@ -105,8 +134,21 @@ fn plain_enough(text: &str) -> bool {
         let directive = ["---", "...", "%"]
             .iter()
             .any(|mark| line.starts_with(mark));
-        !directive && quotes_closed(line)
+        !directive && quotes_closed(line) && !starts_block_scalar(line)
     })
+}
+
+/// Whether `line` ends with a block scalar's header (`key: |`, `- >-`):
+/// such a scalar's value depends on the lines after it, so one at the end
+/// of a run could read differently on its own.
+fn starts_block_scalar(line: &str) -> bool {
+    let code = line.split(" #").next().unwrap_or(line).trim_end();
+    let (before, last) = code.rsplit_once(' ').unwrap_or(("", code));
+    let header = last.strip_prefix(['|', '>']).is_some_and(|rest| {
+        rest.len() <= 2 && rest.chars().all(|c| matches!(c, '+' | '-' | '1'..='9'))
+    });
+    let before = before.trim_end();
+    header && (before.is_empty() || before.ends_with(':') || before.ends_with('-'))
 }
 
 /// Whether every quote opened on `line` (outside a comment) is closed on
@@ -134,7 +176,7 @@ fn quotes_closed(line: &str) -> bool {
 
 /// The long sequences of a root block mapping, or `None` when the root is
 /// something else.
-fn sections(text: &str) -> Option<Vec<Section>> {
+fn sections(text: &str, min_items: usize) -> Option<Vec<Section>> {
     let lines = line_starts(text);
     let mut sections = Vec::new();
     let mut at = 0;
@@ -149,7 +191,7 @@ fn sections(text: &str) -> Option<Vec<Section>> {
             return None;
         }
         let end = section_end(text, &lines, at + 1);
-        if let Some(section) = cut_section(text, &lines, at, end) {
+        if let Some(section) = cut_section(text, &lines, at, end, min_items) {
             sections.push(section);
         }
         at = end;
@@ -169,7 +211,13 @@ fn section_end(text: &str, lines: &[usize], from: usize) -> usize {
 
 /// The runs of the entry on lines `key_line..end`, when it is `key:` and
 /// a block sequence of many items.
-fn cut_section(text: &str, lines: &[usize], key_line: usize, end: usize) -> Option<Section> {
+fn cut_section(
+    text: &str,
+    lines: &[usize],
+    key_line: usize,
+    end: usize,
+    min_items: usize,
+) -> Option<Section> {
     let key = line_text(text, lines, key_line).strip_suffix(':')?;
     if key.is_empty()
         || !key
@@ -197,7 +245,7 @@ fn cut_section(text: &str, lines: &[usize], key_line: usize, end: usize) -> Opti
         let depth = line.len() - line.trim_start_matches(' ').len();
         !is_blank(line) && depth < indent
     });
-    if starts.len() < MIN_ITEMS || shallow {
+    if starts.len() < min_items || shallow {
         return None;
     }
     let per_run = starts.len().div_ceil(RUNS);
@@ -209,6 +257,7 @@ fn cut_section(text: &str, lines: &[usize], key_line: usize, end: usize) -> Opti
         key: key.to_owned(),
         runs,
         first_lines,
+        indent,
     })
 }
 

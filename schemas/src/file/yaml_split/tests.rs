@@ -1,6 +1,7 @@
 //! The pieces put together must be the whole parse: same values, same
 //! position of every node and key.
 
+use proptest::prelude::*;
 use serde_json::Value;
 
 use super::*;
@@ -56,6 +57,11 @@ fn paths(value: &Value, at: &mut Vec<PathSeg>, out: &mut Vec<Vec<PathSeg>>) {
 
 fn assert_same_as_whole(text: &str) {
     let cut = parse(text).expect("the text is cut");
+    assert_same(&cut, text);
+}
+
+/// `cut` is what the whole parse of `text` gives, node by node.
+fn assert_same(cut: &[YamlDoc], text: &str) {
     let whole = yaml::parse_documents_at(text, 0).expect("the text parses");
     assert_eq!(cut.len(), 1);
     assert_eq!(cut[0].value, whole[0].value);
@@ -78,14 +84,14 @@ fn assert_same_as_whole(text: &str) {
 #[test]
 fn a_large_file_cut_in_runs_parses_as_the_whole() {
     let text = deck_file(3_000, 6_000, 2);
-    assert!(text.len() > MIN_BYTES);
+    assert!(text.len() > LIMITS.min_bytes);
     assert_same_as_whole(&text);
 }
 
 #[test]
 fn indentless_sequences_are_cut_too() {
     let text = deck_file(4_000, 8_000, 0);
-    assert!(text.len() > MIN_BYTES);
+    assert!(text.len() > LIMITS.min_bytes);
     assert_same_as_whole(&text);
 }
 
@@ -136,4 +142,75 @@ fn nesting_is_capped_as_in_the_whole_parse() {
         yaml::parse_documents(&too_deep).unwrap_err(),
         yaml::parse_documents_at(&too_deep, 0).unwrap_err()
     );
+}
+
+/// Small cuts, so generated texts exercise them.
+const SMALL: Limits = Limits {
+    min_bytes: 0,
+    min_items: 2,
+};
+
+/// A scalar as a YAML author might write it: plain, now and then with
+/// YAML's indicators (which may end a line oddly or not parse at all), or
+/// double- or single-quoted with quotes and indicators inside.
+fn scalar() -> impl Strategy<Value = String> {
+    let plain = "[a-z0-9][a-z0-9 ./_-]{0,9}";
+    let odd = "[a-z0-9 :#{}\\[\\],|>-]{0,10}";
+    let quoted = "[a-z0-9 :#'\"{}\\[\\],|>-]{0,10}";
+    prop_oneof![
+        6 => plain.prop_map(|text| text),
+        1 => odd.prop_map(|text| text),
+        3 => quoted.prop_map(|text| serde_json::to_string(&text).unwrap_or_default()),
+        3 => quoted.prop_map(|text| format!("'{}'", text.replace('\'', "''"))),
+    ]
+}
+
+/// One item of a sequence at indentation `pad`: a mapping of a few
+/// fields, one of them a nested list.
+fn item(pad: &'static str) -> impl Strategy<Value = String> {
+    (
+        scalar(),
+        scalar(),
+        proptest::collection::vec(scalar(), 0..3),
+    )
+        .prop_map(move |(name, url, tags)| {
+            let mut text = format!("{pad}- name: {name}\n{pad}  url: {url}\n");
+            if !tags.is_empty() {
+                text.push_str(&format!("{pad}  tags:\n"));
+                for tag in tags {
+                    text.push_str(&format!("{pad}    - {tag}\n"));
+                }
+            }
+            text
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Whatever the items hold, the cut parse is the whole parse or
+    /// declines; it never answers differently, nor where the whole parse
+    /// fails.
+    #[test]
+    fn a_cut_parse_is_the_whole_parse_or_none(
+        services in proptest::collection::vec(item("  "), 2..12),
+        consumers in proptest::collection::vec(item(""), 2..12),
+        comment in any::<bool>(),
+    ) {
+        let mut text = String::from("_format_version: \"3.0\"\nservices:\n");
+        for service in &services {
+            text.push_str(service);
+            if comment {
+                text.push_str("# between\n\n");
+            }
+        }
+        text.push_str("consumers:\n");
+        text.extend(consumers);
+        let whole = yaml::parse_documents_at(&text, 0);
+        match (parse_with(&text, SMALL), whole) {
+            (None, _) => {}
+            (Some(cut), Ok(_)) => assert_same(&cut, &text),
+            (Some(_), Err(error)) => panic!("cut where the whole parse fails: {error}"),
+        }
+    }
 }
