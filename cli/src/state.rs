@@ -83,7 +83,7 @@ impl Entities for Config {
     }
 
     fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
-        std::mem::swap(self.entities_mut(kind), other.entities_mut(kind));
+        self.swap_kind(kind, other);
     }
 }
 
@@ -123,7 +123,7 @@ impl Entities for PackedConfig {
     }
 
     fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
-        std::mem::swap(self.entities_mut(kind), other.entities_mut(kind));
+        self.swap_kind(kind, other);
     }
 }
 

@@ -9,23 +9,40 @@ use serde_json::Value;
 
 use crate::entities::EntityKind;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Config {
-    #[serde(default)]
-    pub services: Vec<Value>,
-    #[serde(default)]
-    pub routes: Vec<Value>,
-    #[serde(default)]
-    pub consumers: Vec<Value>,
-    #[serde(default)]
-    pub plugins: Vec<Value>,
-    #[serde(default)]
-    pub keyauth_credentials: Vec<Value>,
+/// A whole configuration of canonical entities as values.
+pub type Config = ByKind<Value>;
+
+/// The entities of a whole configuration, kind by kind: as values
+/// ([`Config`]) or packed ([`crate::packed::PackedConfig`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByKind<T> {
+    #[serde(default = "Vec::new")]
+    pub services: Vec<T>,
+    #[serde(default = "Vec::new")]
+    pub routes: Vec<T>,
+    #[serde(default = "Vec::new")]
+    pub consumers: Vec<T>,
+    #[serde(default = "Vec::new")]
+    pub plugins: Vec<T>,
+    #[serde(default = "Vec::new")]
+    pub keyauth_credentials: Vec<T>,
 }
 
-impl Config {
+impl<T> Default for ByKind<T> {
+    fn default() -> Self {
+        ByKind {
+            services: Vec::new(),
+            routes: Vec::new(),
+            consumers: Vec::new(),
+            plugins: Vec::new(),
+            keyauth_credentials: Vec::new(),
+        }
+    }
+}
+
+impl<T> ByKind<T> {
     /// The entities of one kind.
-    pub fn entities(&self, kind: EntityKind) -> &Vec<Value> {
+    pub fn entities(&self, kind: EntityKind) -> &Vec<T> {
         match kind {
             EntityKind::Service => &self.services,
             EntityKind::Route => &self.routes,
@@ -35,7 +52,7 @@ impl Config {
         }
     }
 
-    pub fn entities_mut(&mut self, kind: EntityKind) -> &mut Vec<Value> {
+    pub fn entities_mut(&mut self, kind: EntityKind) -> &mut Vec<T> {
         match kind {
             EntityKind::Service => &mut self.services,
             EntityKind::Route => &mut self.routes,
@@ -55,6 +72,11 @@ impl Config {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Swap `other`'s entities of `kind` with these.
+    pub fn swap_kind(&mut self, kind: EntityKind, other: &mut Self) {
+        std::mem::swap(self.entities_mut(kind), other.entities_mut(kind));
     }
 }
 

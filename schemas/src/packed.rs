@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{ByKind, Config};
 use crate::entities::EntityKind;
 
 /// Top-level fields the store sets, left out of [`Packed::same_fields`].
@@ -529,49 +529,9 @@ fn text_of(raw: &RawValue) -> Option<Cow<'_, str>> {
 }
 
 /// A whole configuration of packed entities, kind by kind as [`Config`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PackedConfig {
-    pub services: Vec<Packed>,
-    pub routes: Vec<Packed>,
-    pub consumers: Vec<Packed>,
-    pub plugins: Vec<Packed>,
-    pub keyauth_credentials: Vec<Packed>,
-}
+pub type PackedConfig = ByKind<Packed>;
 
-impl PackedConfig {
-    /// The entities of one kind.
-    pub fn entities(&self, kind: EntityKind) -> &Vec<Packed> {
-        match kind {
-            EntityKind::Service => &self.services,
-            EntityKind::Route => &self.routes,
-            EntityKind::Consumer => &self.consumers,
-            EntityKind::Plugin => &self.plugins,
-            EntityKind::KeyAuthCredential => &self.keyauth_credentials,
-        }
-    }
-
-    pub fn entities_mut(&mut self, kind: EntityKind) -> &mut Vec<Packed> {
-        match kind {
-            EntityKind::Service => &mut self.services,
-            EntityKind::Route => &mut self.routes,
-            EntityKind::Consumer => &mut self.consumers,
-            EntityKind::Plugin => &mut self.plugins,
-            EntityKind::KeyAuthCredential => &mut self.keyauth_credentials,
-        }
-    }
-
-    /// How many entities of all kinds.
-    pub fn len(&self) -> usize {
-        EntityKind::ALL
-            .iter()
-            .map(|kind| self.entities(*kind).len())
-            .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
+impl ByKind<Packed> {
     /// Every entity of `config`, packed.
     pub fn pack(config: &Config) -> PackedConfig {
         let mut packed = PackedConfig::default();

@@ -38,8 +38,7 @@ where
     R: Send,
     F: Fn(&'a T) -> R + Sync,
 {
-    let mut refs: Vec<&'a T> = items.iter().collect();
-    map_chunks(&mut refs, CHUNK, |item| f(*item))
+    map_shared(items, CHUNK, f)
 }
 
 /// [`map`] for a few large items, each taken on its own.
@@ -49,8 +48,17 @@ where
     R: Send,
     F: Fn(&'a T) -> R + Sync,
 {
+    map_shared(items, 1, f)
+}
+
+fn map_shared<'a, T, R, F>(items: &'a [T], chunk: usize, f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&'a T) -> R + Sync,
+{
     let mut refs: Vec<&'a T> = items.iter().collect();
-    map_chunks(&mut refs, 1, |item| f(*item))
+    map_chunks(&mut refs, chunk, |item| f(*item))
 }
 
 /// [`map_mut`] for a few large items, each taken on its own.
