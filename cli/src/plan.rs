@@ -1,8 +1,9 @@
 //! The diff engine: what must be created, updated and deleted to turn the
 //! gateway's current configuration into the target built from the files.
 //!
-//! Both sides are canonical (`schemas`), so entities are compared field by
-//! field with no false differences, after ignoring `created_at` and
+//! Both sides are canonical (`schemas`; a live entity is made so when it is
+//! parsed), so entities are compared field by field with no false
+//! differences, after ignoring `created_at` and
 //! `updated_at` and treating `null`, `[]` and `{}` alike (decK: "an empty
 //! list equals no list"). Entities are matched by id: the build already
 //! gave file entities the ids of the live entities they match.

@@ -6,13 +6,16 @@
 //! entities carrying *all* the tags, and the answer is filtered again here
 //! (Kong takes at most five tags in a query).
 //!
-//! Every entity is then brought to the canonical form of `schemas` with
-//! [`EntityKind::validate`], so what a real Kong answers (explicit `null`s,
-//! fields in another order, sets unsorted) compares equal to what the files
-//! build. Fields this tool does not know (a newer Kong's) are dropped with
-//! a warning; an entity that still does not validate (a plugin this
-//! gateway does not have) is kept as the server sent it, also with a
-//! warning.
+//! An entity is brought to the canonical form of `schemas` with
+//! [`EntityKind::validate`] ([`canonical_entity`]), so what a real Kong
+//! answers (explicit `null`s, fields in another order, sets unsorted)
+//! compares equal to what the files build. Fields this tool does not know
+//! (a newer Kong's) are dropped with a warning; an entity that still does
+//! not validate (a plugin this gateway does not have) is kept as the server
+//! sent it, also with a warning. `dump` reads the state as values, each
+//! made canonical as it comes; `diff`, `sync` and `reset` read it packed as
+//! sent, and the plan makes an entity canonical only when it parses it
+//! (see [`Entities`]).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -7,6 +7,9 @@
 //! - [`entities`]: services, routes, consumers, plugins, key-auth credentials.
 //! - [`plugins`]: config schemas of key-auth, prometheus, session, request-termination.
 //! - [`model`]: typed views of canonical entities.
+//! - [`config`]: a whole configuration, kind by kind ([`config::Config`]);
+//!   [`packed`]: the same with each entity as its compact JSON text, how
+//!   `gwctl` holds a large one.
 //! - [`matching`]: how route paths, headers and hosts are compiled for
 //!   matching, shared by the route schema and the gateway's router.
 //! - [`file`]: the declarative file (decK format, docs blocks, Markdown).
