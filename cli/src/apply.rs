@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use schemas::config::{id_of, reference_of, Config};
-use schemas::file::build::Origin;
+use schemas::file::build::{Origin, Origins};
 use schemas::packed::{Packed, PackedConfig};
 use schemas::EntityKind;
 use serde_json::Value;
@@ -89,7 +89,7 @@ pub struct Applier<'a> {
     /// The live configuration (within the select tags).
     pub current: &'a PackedConfig,
     /// Where each target entity came from, by id.
-    pub origins: &'a HashMap<String, Origin>,
+    pub origins: &'a Origins,
     /// Gateway entities outside the select tags the files refer to.
     known: Option<&'a PackedConfig>,
     /// Made when a message first names an entity.
@@ -110,7 +110,7 @@ impl<'a> Applier<'a> {
         plan: &'a Plan,
         target: &'a PackedConfig,
         current: &'a PackedConfig,
-        origins: &'a HashMap<String, Origin>,
+        origins: &'a Origins,
     ) -> Self {
         Self {
             client,

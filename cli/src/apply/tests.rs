@@ -149,7 +149,7 @@ fn run_per_entity(gateway: &MockGateway, target: &Config, current: &Config) -> R
     let (target, current) = (PackedConfig::pack(target), PackedConfig::pack(current));
     let planned = plan(&target, &current, &PlanOptions::default());
     let client = gateway.client();
-    let origins = HashMap::new();
+    let origins = Origins::default();
     let applier = Applier::new(&client, &planned, &target, &current, &origins);
     assert!(matches!(
         applier.apply_atomic(&PackedConfig::default()).unwrap(),
@@ -347,7 +347,7 @@ fn the_atomic_path_sends_one_request_keeping_what_it_must() {
     let (target, current) = (PackedConfig::pack(&target), PackedConfig::pack(&current));
     let planned = plan(&target, &current, &PlanOptions::default());
     let client = gateway.client();
-    let origins = HashMap::new();
+    let origins = Origins::default();
     let applier = Applier::new(&client, &planned, &target, &current, &origins);
     assert!(matches!(
         applier.apply_atomic(&PackedConfig::pack(&outside)).unwrap(),

@@ -40,7 +40,7 @@ impl Builder {
                 let first_origin = self.origin(*first);
                 let at = match first_origin.pos {
                     Some(pos) => format!("{}:{}:{}", first_origin.file, pos.line, pos.column),
-                    None => first_origin.file.clone(),
+                    None => first_origin.file.to_string(),
                 };
                 let message = format!(
                     "{} {} is already defined at {at} ({})",

@@ -37,7 +37,7 @@ mod resolve;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -45,6 +45,7 @@ use uuid::Uuid;
 
 use super::load::SourceDoc;
 use super::parallel;
+use super::hash::FastMap;
 use super::pos::Pos;
 use crate::config::Config;
 use crate::entities::EntityKind;
@@ -57,8 +58,9 @@ use index::{LiveIndex, LivePlugins};
 /// Where an entity or field came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    /// The file as given on the command line (`-` for stdin).
-    pub file: String,
+    /// The file as given on the command line (`-` for stdin), shared by
+    /// the origins of all its entities.
+    pub file: Arc<str>,
     /// The entity's path in that file, e.g. `services[0].plugins[1]`.
     pub path: FieldPath,
     /// A short name for people: the service name, plugin name, ...
@@ -125,6 +127,9 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Where each entity of a build came from, by id.
+pub type Origins = FastMap<String, Origin>;
+
 /// What the caller knows beyond the files.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -150,7 +155,7 @@ pub struct Built {
     pub config: PackedConfig,
     /// Where each entity (by id) came from; empty when built
     /// [`BuildOptions::without_origins`].
-    pub origins: HashMap<String, Origin>,
+    pub origins: Origins,
     /// The select tags in force (from the files or the options).
     pub select_tags: Vec<String>,
     pub warnings: Vec<Diagnostic>,
@@ -359,7 +364,7 @@ impl Builder {
         let entity = origin.entity_display();
         Diagnostic {
             severity,
-            file: origin.file,
+            file: origin.file.to_string(),
             pos,
             entity,
             field,
@@ -375,7 +380,7 @@ impl Builder {
     fn origin(&self, index: usize) -> Origin {
         let entity = &self.entities[index];
         Origin {
-            file: self.docs[entity.doc].origin.clone(),
+            file: self.docs[entity.doc].origin.as_str().into(),
             path: entity.path.clone(),
             label: entity.label.clone(),
             pos: self.pos_of(entity.doc, &entity.path),
@@ -487,10 +492,10 @@ impl Builder {
         let positions: Vec<Option<Pos>> = if self.without_origins {
             vec![None; self.entities.len()]
         } else {
-            let entities = self.entities.iter();
-            entities.map(|e| self.pos_of(e.doc, &e.path)).collect()
+            parallel::map(&self.entities, |e| self.pos_of(e.doc, &e.path))
         };
-        let files: Vec<String> = self.docs.into_iter().map(|doc| doc.origin).collect();
+        let files: Vec<Arc<str>> = self.docs.iter().map(|doc| doc.origin.as_str().into()).collect();
+        drop(self.docs);
         let mut built = Built {
             select_tags: self.select_tags,
             warnings: self.diagnostics,
