@@ -176,8 +176,11 @@ pub fn plan(target: &PackedConfig, current: &PackedConfig, options: &PlanOptions
     let mut kinds = EntityKind::ALL;
     let mut per_kind = parallel::map_each_mut(&mut kinds, |kind| {
         let mut warnings = Vec::new();
-        let creates_and_updates = differ.creates_and_updates(*kind, target, current, &mut warnings);
-        let deletes = if options.no_deletes {
+        let (creates_and_updates, matched) =
+            differ.creates_and_updates(*kind, target, current, &mut warnings);
+        // Every live entity matched (live ids are unique): none to delete.
+        let all_matched = matched == current.entities(*kind).len();
+        let deletes = if options.no_deletes || all_matched {
             Vec::new()
         } else {
             differ.deletes(*kind, target, current, &mut warnings)
@@ -267,21 +270,26 @@ impl Differ<'_> {
         self.names.get_or_init(|| Names::new(&self.configs))
     }
 
+    /// The creates and updates of `kind`, and how many target entities
+    /// matched a live one.
     fn creates_and_updates(
         &self,
         kind: EntityKind,
         target: &PackedConfig,
         current: &PackedConfig,
         warnings: &mut Vec<String>,
-    ) -> Vec<Change> {
+    ) -> (Vec<Change>, usize) {
         let live = packed_by_id(current.entities(kind));
         let mut creates = Vec::new();
         let mut updates = Vec::new();
+        let mut matched = 0;
         for packed in target.entities(kind) {
             let Some(id) = packed.id() else {
                 continue;
             };
-            match live.get(id) {
+            let found = live.get(id);
+            matched += usize::from(found.is_some());
+            match found {
                 None => {
                     let entity = packed.unpack();
                     creates.push(self.change(Action::Create, kind, &entity, |d| {
@@ -301,7 +309,7 @@ impl Differ<'_> {
         sort_by_name(&mut creates);
         sort_by_name(&mut updates);
         creates.extend(updates);
-        creates
+        (creates, matched)
     }
 
     fn deletes(

@@ -37,15 +37,15 @@ mod resolve;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::hash::FastMap;
 use super::load::SourceDoc;
 use super::parallel;
-use super::hash::FastMap;
 use super::pos::Pos;
 use crate::config::Config;
 use crate::entities::EntityKind;
@@ -494,7 +494,11 @@ impl Builder {
         } else {
             parallel::map(&self.entities, |e| self.pos_of(e.doc, &e.path))
         };
-        let files: Vec<Arc<str>> = self.docs.iter().map(|doc| doc.origin.as_str().into()).collect();
+        let files: Vec<Arc<str>> = self
+            .docs
+            .iter()
+            .map(|doc| doc.origin.as_str().into())
+            .collect();
         drop(self.docs);
         let mut built = Built {
             select_tags: self.select_tags,
