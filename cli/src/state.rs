@@ -41,7 +41,8 @@ const MAX_QUERY_TAGS: usize = 5;
 /// (`diff`, `sync`, `reset`: see `schemas::packed`) or as values (`dump`).
 #[derive(Debug, Clone, Default)]
 pub struct LiveState<C = PackedConfig> {
-    /// Canonical entities (within the select tags), in the server's order.
+    /// The entities within the select tags, in the server's order: as
+    /// canonical values, or packed as sent (see [`Entities`]).
     pub config: C,
     /// Entities that could not be fully understood, one line each.
     pub warnings: Vec<String>,
@@ -175,7 +176,8 @@ impl StateError {
 }
 
 /// Read every collection, keeping the entities that carry all `select_tags`.
-/// The collections are read at once, each page made canonical as it comes.
+/// The collections are read at once, each page kept as it comes (see
+/// [`Entities`]).
 pub fn fetch<C: Entities>(
     client: &AdminClient,
     select_tags: &[String],
@@ -249,7 +251,7 @@ pub fn outside_selection(whole: &Config, selected: &PackedConfig) -> PackedConfi
     outside
 }
 
-/// Every page of one collection, filtered by the select tags, canonical.
+/// Every page of one collection, filtered by the select tags.
 fn fetch_kind<C: Entities>(
     client: &AdminClient,
     kind: EntityKind,
