@@ -66,7 +66,8 @@ pub fn present_rows(rows: Vec<Bytes>) -> Vec<Bytes> {
     let now = unix_now();
     rows.into_iter()
         .filter_map(|row| {
-            if row.windows(11).any(|w| w == b"\"ttl\":null") {
+            let no_ttl: &[u8] = b"\"ttl\":null";
+            if row.windows(no_ttl.len()).any(|window| window == no_ttl) {
                 return Some(row);
             }
             let mut credential: Value = serde_json::from_slice(&row).ok()?;
@@ -111,5 +112,24 @@ mod tests {
         let mut forever = json!({"key": "k", "ttl": null, "created_at": 1_000});
         assert!(remaining(&mut forever, 9_999_999));
         assert_eq!(forever["ttl"], Value::Null);
+    }
+
+    #[test]
+    fn listed_rows_without_a_ttl_go_as_stored() {
+        let row = |value: Value| Bytes::from(serde_json::to_vec(&value).unwrap());
+        let forever = row(json!({"key": "a", "ttl": null, "created_at": 1_000}));
+        let now = unix_now();
+        let counting = row(json!({"key": "b", "ttl": 1_000, "created_at": now - 10}));
+        let expired = row(json!({"key": "c", "ttl": 10, "created_at": 1_000}));
+        let shown = present_rows(vec![forever.clone(), counting, expired]);
+        assert_eq!(shown.len(), 2, "the expired one is left out");
+        assert_eq!(
+            shown[0].as_ptr(),
+            forever.as_ptr(),
+            "not parsed and written again"
+        );
+        let left: Value = serde_json::from_slice(&shown[1]).unwrap();
+        let left = left["ttl"].as_i64().unwrap();
+        assert!((980..=990).contains(&left), "{left}");
     }
 }
