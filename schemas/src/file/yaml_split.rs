@@ -10,8 +10,9 @@
 //! look like one. A text with anchors, aliases or tags (`&`, `*`, `!`),
 //! several documents or directives, a quote left open at the end of a line
 //! (a scalar going on over lines), a block scalar (`|`, `>`), carriage
-//! returns, or a root that is not a block mapping, is parsed whole. So is any text whose pieces do not
-//! parse: errors always come from the whole parse, exactly as without this.
+//! returns, or a root that is not a block mapping, is parsed whole. So is
+//! any text whose pieces do not parse: errors always come from the whole
+//! parse, exactly as without this.
 
 use std::ops::Range;
 
