@@ -223,24 +223,9 @@ impl Record {
         Value::Object(canonical)
     }
 
-    /// Whether a field, at any depth, is generated (`auto`: a session's
-    /// `secret`, a credential's `key`), besides the id and timestamps that
-    /// every entity has.
-    pub fn has_generated(&self) -> bool {
-        self.fields.iter().any(|field| {
-            if is_store_field(field.name) {
-                return false;
-            }
-            match &field.ty {
-                _ if field.auto => true,
-                Type::Record(nested) => nested.has_generated(),
-                _ => false,
-            }
-        })
-    }
-
-    /// Whether the canonical `entity` leaves a generated field unset, at
-    /// any depth (id and timestamps aside).
+    /// Whether the canonical `entity` leaves a generated (`auto`) field
+    /// unset, at any depth: a session's `secret`, a credential's `key`; not
+    /// the id and timestamps every entity has.
     pub fn lacks_generated(&self, entity: &Value) -> bool {
         self.fields.iter().any(|field| {
             if is_store_field(field.name) {
@@ -675,7 +660,7 @@ pub fn pattern(source: &str) -> Regex {
 }
 
 /// The fields every entity has and the store sets: never "generated" in
-/// the sense of [`Record::has_generated`].
+/// the sense of [`Record::lacks_generated`].
 fn is_store_field(name: &str) -> bool {
     matches!(name, "id" | "created_at" | "updated_at")
 }
