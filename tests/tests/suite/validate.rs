@@ -944,3 +944,52 @@ fn with_select_tags_an_unknown_id_is_a_warning_offline() {
         )],
     );
 }
+
+/// A file large enough to be parsed on all cores, in runs of items (see
+/// `schemas::file::yaml_split`): diagnostics deep inside it still point at
+/// the exact line and column, across runs.
+#[test]
+fn positions_in_a_large_file_are_exact() {
+    let mut text = String::from("_format_version: \"3.0\"\nservices:\n");
+    let mut port_line = 0;
+    for index in 0..6_000 {
+        let port = if index == 4_321 { 99_999 } else { 8_000 };
+        if index == 4_321 {
+            port_line = text.lines().count() + 3;
+        }
+        text.push_str(&format!(
+            "  - name: service-{index}\n    host: h{index}.example\n    port: {port}\n    routes:\n      \
+             - name: route-{index}\n        paths: [/r/{index}]\n"
+        ));
+    }
+    text.push_str("consumers:\n");
+    let mut first_line = 0;
+    let mut again_line = 0;
+    for index in 0..12_000 {
+        let name = if index == 11_000 { 70 } else { index };
+        match index {
+            70 => first_line = text.lines().count() + 1,
+            11_000 => again_line = text.lines().count() + 1,
+            _ => {}
+        }
+        text.push_str(&format!(
+            "  - username: user-{name}\n    keyauth_credentials:\n      - key: key-{index}\n"
+        ));
+    }
+    assert!(text.len() > 1 << 20, "the file is cut only above 1 MB");
+    let out = Run::gwctl(&["validate", "-"]).stdin(text.as_str()).run();
+    assert_invalid(
+        &out,
+        "-",
+        &[
+            &format!(
+                "-:{port_line}:11: services[4321] (service-4321).port: value should be between 0 \
+                 and 65535"
+            ),
+            &format!(
+                "-:{again_line}:5: consumers[11000] (user-70): consumer with username 'user-70' \
+                 is already defined at -:{first_line}:5 (consumers[70] (user-70))"
+            ),
+        ],
+    );
+}
