@@ -48,17 +48,17 @@ pub struct LiveState<C = PackedConfig> {
     pub warnings: Vec<String>,
 }
 
-/// How a read keeps the entities of a page.
+/// How a read keeps the entities it is sent.
 pub trait Entities: Default + Send {
-    /// Keep the entities of `kind` in a page's `text` that carry all
-    /// `select_tags`; the next page's offset.
-    fn add_page(
+    /// Keep one entity of `kind`, `raw` as the server sent it, unless it
+    /// lacks one of `select_tags`.
+    fn keep(
         &mut self,
         kind: EntityKind,
-        text: &str,
+        raw: &RawValue,
         select_tags: &[String],
         warnings: &mut Vec<String>,
-    ) -> Result<Option<String>, StateError>;
+    ) -> Result<(), StateError>;
 
     /// Move `other`'s entities of `kind` here.
     fn take_kind(&mut self, kind: EntityKind, other: &mut Self);
@@ -66,24 +66,18 @@ pub trait Entities: Default + Send {
 
 /// As values, made canonical as they come (`dump`).
 impl Entities for Config {
-    fn add_page(
+    fn keep(
         &mut self,
         kind: EntityKind,
-        text: &str,
+        raw: &RawValue,
         select_tags: &[String],
         warnings: &mut Vec<String>,
-    ) -> Result<Option<String>, StateError> {
-        let page = serde_json::from_str(text).map_err(|error| not_json(kind, &error))?;
-        let (data, next) = read_page(kind, page)?;
-        let now = unix_now();
-        for mut raw in data.into_iter().filter(|e| has_all_tags(e, select_tags)) {
-            if kind == EntityKind::KeyAuthCredential {
-                ttl_as_configured(&mut raw, now);
-            }
-            let entity = canonical_entity(kind, raw, warnings);
+    ) -> Result<(), StateError> {
+        if let Some(entity) = as_value(kind, raw, select_tags)? {
+            let entity = canonical_entity(kind, entity, warnings);
             self.entities_mut(kind).push(entity);
         }
-        Ok(next)
+        Ok(())
     }
 
     fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
@@ -97,38 +91,43 @@ impl Entities for Config {
 /// fields ([`canonical_entity`]): an entity whose text equals the files'
 /// canonical entity is canonical already.
 impl Entities for PackedConfig {
-    fn add_page(
+    fn keep(
         &mut self,
         kind: EntityKind,
-        text: &str,
+        raw: &RawValue,
         select_tags: &[String],
         _warnings: &mut Vec<String>,
-    ) -> Result<Option<String>, StateError> {
-        let (data, next) = read_raw_page(kind, text)?;
-        let now = unix_now();
-        let entities = self.entities_mut(kind);
-        for raw in data {
-            let as_sent = select_tags.is_empty() && !has_lifetime(kind, raw);
-            if let (true, Ok(packed)) = (as_sent, Packed::from_json(raw.get())) {
-                entities.push(packed);
-                continue;
-            }
-            let mut entity: Value =
-                serde_json::from_str(raw.get()).map_err(|error| not_json(kind, &error))?;
-            if !has_all_tags(&entity, select_tags) {
-                continue;
-            }
-            if kind == EntityKind::KeyAuthCredential {
-                ttl_as_configured(&mut entity, now);
-            }
-            entities.push(Packed::new(&entity));
-        }
-        Ok(next)
+    ) -> Result<(), StateError> {
+        let as_sent = select_tags.is_empty() && !has_lifetime(kind, raw);
+        let packed = match (as_sent, Packed::from_json(raw.get())) {
+            (true, Ok(packed)) => Some(packed),
+            _ => as_value(kind, raw, select_tags)?.map(|entity| Packed::new(&entity)),
+        };
+        self.entities_mut(kind).extend(packed);
+        Ok(())
     }
 
     fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
         self.swap_kind(kind, other);
     }
+}
+
+/// `raw` as a value, a credential's countdown read as the lifetime it was
+/// given; `None` when it lacks one of `select_tags`.
+fn as_value(
+    kind: EntityKind,
+    raw: &RawValue,
+    select_tags: &[String],
+) -> Result<Option<Value>, StateError> {
+    let mut entity: Value =
+        serde_json::from_str(raw.get()).map_err(|error| not_json(kind, &error))?;
+    if !has_all_tags(&entity, select_tags) {
+        return Ok(None);
+    }
+    if kind == EntityKind::KeyAuthCredential {
+        ttl_as_configured(&mut entity, unix_now());
+    }
+    Ok(Some(entity))
 }
 
 /// Whether `raw` is a credential whose `ttl` may count down.
@@ -285,9 +284,12 @@ fn fetch_kind<C: Entities>(
                 collection: kind.collection(),
                 source,
             })?;
-        let next = state
-            .config
-            .add_page(kind, &page, select_tags, &mut state.warnings)?;
+        let (data, next) = read_page(kind, &page)?;
+        for raw in data {
+            state
+                .config
+                .keep(kind, raw, select_tags, &mut state.warnings)?;
+        }
         match next {
             Some(next) if seen_offsets.insert(next.clone()) => offset = Some(next),
             Some(_) => {
@@ -318,25 +320,9 @@ fn ttl_as_configured(credential: &mut Value, now: i64) {
     }
 }
 
-/// A page's `data` and its `offset` (absent or null on the last page).
-fn read_page(kind: EntityKind, page: Value) -> Result<(Vec<Value>, Option<String>), StateError> {
-    let Value::Object(mut page) = page else {
-        return Err(bad_answer(kind, "expected a JSON object"));
-    };
-    let data = match page.remove("data") {
-        Some(Value::Array(items)) => items,
-        Some(Value::Object(empty)) if empty.is_empty() => Vec::new(),
-        _ => return Err(bad_answer(kind, "expected a 'data' array")),
-    };
-    let next = match page.remove("offset") {
-        Some(Value::String(offset)) if !offset.is_empty() => Some(offset),
-        _ => None,
-    };
-    Ok((data, next))
-}
-
-/// [`read_page`] without making the entities values: each is its text.
-fn read_raw_page(
+/// A page's `data`, each entity as its text, and its `offset` (absent or
+/// null on the last page).
+fn read_page(
     kind: EntityKind,
     text: &str,
 ) -> Result<(Vec<&RawValue>, Option<String>), StateError> {
@@ -542,15 +528,15 @@ mod tests {
 
     #[test]
     fn pages_and_tags() {
-        let (data, next) = read_page(
-            EntityKind::Service,
-            json!({"data": [{"id": ID}], "offset": "abc", "next": "/services?offset=abc"}),
-        )
-        .unwrap();
+        let page = json!({"data": [{"id": ID}], "offset": "abc", "next": "/services?offset=abc"});
+        let page = page.to_string();
+        let (data, next) = read_page(EntityKind::Service, &page).unwrap();
         assert_eq!((data.len(), next.as_deref()), (1, Some("abc")));
-        let (_, last) = read_page(EntityKind::Service, json!({"data": [], "next": null})).unwrap();
-        assert_eq!(last, None);
-        assert!(read_page(EntityKind::Service, json!([1])).is_err());
+        let (data, last) = read_page(EntityKind::Service, r#"{"data": {}, "next": null}"#).unwrap();
+        assert_eq!((data.len(), last), (0, None));
+        for bad in ["[1]", "", r#"{"data": 1}"#, "{nope"] {
+            assert!(read_page(EntityKind::Service, bad).is_err(), "{bad}");
+        }
         let tagged = json!({"tags": ["a", "b"]});
         assert!(has_all_tags(&tagged, &["a".into(), "b".into()]));
         assert!(!has_all_tags(&tagged, &["a".into(), "c".into()]));
