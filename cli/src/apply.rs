@@ -27,6 +27,7 @@
 //! applied is counted and reported. This path works on the configurations
 //! unpacked: Kong's per-entity calls cost far more than parsing them.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -559,19 +560,6 @@ pub fn config_body(
         .filter(|change| change.action == Action::Update)
         .map(|change| (change.kind, change.id.as_str()))
         .collect();
-    // The updated entities with their live `created_at`, written first so
-    // the lists below can borrow their texts.
-    let mut rewritten: HashMap<(EntityKind, &str), String> = HashMap::new();
-    for kind in EntityKind::ALL {
-        let live = packed_by_id(current.entities(kind));
-        for entity in target.entities(kind) {
-            let id = entity.id().unwrap_or_default();
-            if let (true, Some(live)) = (updated.contains(&(kind, id)), live.get(id)) {
-                let text = with_created_at(&entity.unpack(), &live.unpack()).to_string();
-                rewritten.insert((kind, id), text);
-            }
-        }
-    }
     PackedConfig::write_flat(|kind| {
         let live = packed_by_id(current.entities(kind));
         let ids: HashSet<&str> = target
@@ -586,13 +574,15 @@ pub fn config_body(
             .iter()
             .filter(|entity| entity.id().is_some_and(|id| !ids.contains(id)))
             .map(Packed::text);
-        let mut list: Vec<&str> = kept.collect();
+        let mut list: Vec<Cow<'_, str>> = kept.map(Cow::Borrowed).collect();
         for entity in target.entities(kind) {
             let id = entity.id().unwrap_or_default();
-            let sent = match (rewritten.get(&(kind, id)), live.get(id)) {
-                (Some(text), _) => text.as_str(),
-                (None, Some(live)) => live.text(),
-                (None, None) => entity.text(),
+            let sent = match live.get(id) {
+                None => Cow::Borrowed(entity.text()),
+                Some(live) if updated.contains(&(kind, id)) => {
+                    Cow::Owned(with_created_at(&entity.unpack(), &live.unpack()).to_string())
+                }
+                Some(live) => Cow::Borrowed(live.text()),
             };
             list.push(sent);
         }

@@ -322,10 +322,7 @@ fn ttl_as_configured(credential: &mut Value, now: i64) {
 
 /// A page's `data`, each entity as its text, and its `offset` (absent or
 /// null on the last page).
-fn read_page(
-    kind: EntityKind,
-    text: &str,
-) -> Result<(Vec<&RawValue>, Option<String>), StateError> {
+fn read_page(kind: EntityKind, text: &str) -> Result<(Vec<&RawValue>, Option<String>), StateError> {
     #[derive(serde::Deserialize)]
     struct Page<'a> {
         #[serde(borrow)]

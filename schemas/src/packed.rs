@@ -554,7 +554,11 @@ impl ByKind<Packed> {
 
     /// The entities as the flat `POST /config` body writes them:
     /// `{"services":[...],"routes":[...],...}`, each list given by `list`.
-    pub fn write_flat<'a>(mut list: impl FnMut(EntityKind) -> Vec<&'a str>) -> String {
+    pub fn write_flat<L, T>(mut list: impl FnMut(EntityKind) -> L) -> String
+    where
+        L: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
         let mut body = String::from("{");
         for (position, kind) in EntityKind::ALL.into_iter().enumerate() {
             if position > 0 {
@@ -567,7 +571,7 @@ impl ByKind<Packed> {
                 if index > 0 {
                     body.push(',');
                 }
-                body.push_str(text);
+                body.push_str(text.as_ref());
             }
             body.push(']');
         }

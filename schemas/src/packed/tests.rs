@@ -79,8 +79,7 @@ fn a_config_packs_and_writes_the_flat_body() {
     let packed = PackedConfig::pack(&config);
     assert_eq!(packed.len(), 2);
     assert_eq!(packed.unpack(), config);
-    let body =
-        PackedConfig::write_flat(|kind| packed.entities(kind).iter().map(Packed::text).collect());
+    let body = PackedConfig::write_flat(|kind| packed.entities(kind).iter().map(Packed::text));
     let parsed: Config = serde_json::from_str(&body).unwrap();
     assert_eq!(parsed, config);
 }
