@@ -18,10 +18,15 @@ impl Builder {
     /// plugin scope): the later one is reported. Identities are compared as
     /// borrowed values; only a duplicate's is put into words.
     pub(super) fn find_duplicates(&mut self) {
-        // Kinds never share an identity: each is checked on its own core.
-        let mut kinds = EntityKind::ALL;
+        // Kinds never share an identity: each is checked on its own core,
+        // over the indexes of its entities.
+        let mut by_kind: Vec<Vec<usize>> = EntityKind::ALL.iter().map(|_| Vec::new()).collect();
+        for (index, entity) in self.entities.iter().enumerate() {
+            by_kind[entity.kind.index()].push(index);
+        }
         let entities = &self.entities;
-        let per_kind = parallel::map_each_mut(&mut kinds, |kind| duplicates_of(entities, *kind));
+        let per_kind =
+            parallel::map_each_mut(&mut by_kind, |indexes| duplicates_of(entities, indexes));
         let mut duplicates: Vec<_> = per_kind.into_iter().flatten().collect();
         // In entity order, as one pass over all of them would find them.
         duplicates.sort_by_key(|(index, _, _)| *index);
@@ -55,18 +60,23 @@ impl Builder {
     }
 }
 
-/// The entities of `kind` that repeat an identity of an earlier one: the
-/// entity, the earlier one and the identity, in entity order.
-fn duplicates_of(entities: &[RawEntity], kind: EntityKind) -> Vec<(usize, usize, Identity<'_>)> {
+/// Of the entities at `indexes` (all of one kind, in order), those that
+/// repeat an identity of an earlier one: the entity, the earlier one and
+/// the identity, in entity order.
+fn duplicates_of<'e>(
+    entities: &'e [RawEntity],
+    indexes: &[usize],
+) -> Vec<(usize, usize, Identity<'e>)> {
     // The first entity with each id, with each unique field, and with each
     // plugin scope, each map sized for what it holds.
-    let count = entities.iter().filter(|entity| entity.kind == kind).count();
-    let mut ids: FastMap<&str, usize> = hash::map_with_capacity(count);
-    let mut unique: FastMap<(&'static str, &str), usize> = hash::map_with_capacity(count);
+    let mut ids: FastMap<&str, usize> = hash::map_with_capacity(indexes.len());
+    let mut unique: FastMap<(&'static str, &str), usize> = hash::map_with_capacity(indexes.len());
     let mut scopes: FastMap<PluginScope<'_>, usize> = FastMap::default();
     let mut duplicates = Vec::new();
-    for (index, entity) in entities.iter().enumerate() {
-        let Some(canonical) = entity.canonical.as_ref().filter(|_| entity.kind == kind) else {
+    for &index in indexes {
+        let entity = &entities[index];
+        let kind = entity.kind;
+        let Some(canonical) = entity.canonical.as_ref() else {
             continue;
         };
         for identity in identities(kind, canonical.keys(kind)) {
