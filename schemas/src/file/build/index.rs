@@ -64,11 +64,7 @@ impl<'a> LiveIndex<'a> {
             (kind.index(), by_field, by_scope)
         });
         parts.sort_by_key(|(index, _, _)| *index);
-        let plugins_by_scope = parts
-            .iter_mut()
-            .map(|(_, _, by_scope)| std::mem::take(by_scope))
-            .find(|by_scope| !by_scope.is_empty())
-            .unwrap_or_default();
+        let plugins_by_scope = std::mem::take(&mut parts[EntityKind::Plugin.index()].2);
         let by_field = parts.into_iter().map(|(_, by_field, _)| by_field).collect();
         LiveIndex {
             by_field,
