@@ -29,6 +29,7 @@
 //! validation runs on all cores, and the indexes hash with
 //! [`super::hash::FastHasher`].
 
+mod fields;
 mod fold;
 mod identity;
 mod index;
@@ -52,6 +53,7 @@ use crate::entities::EntityKind;
 use crate::error::{FieldError, FieldPath, PathSeg, SchemaViolation};
 use crate::packed::{Packed, PackedConfig};
 
+use fields::Fields;
 pub use identity::{plugin_identity, PluginIdentity};
 use index::{LiveIndex, LivePlugins};
 
@@ -263,8 +265,8 @@ impl Flattened {
 #[derive(Debug, Clone)]
 struct RawEntity {
     kind: EntityKind,
-    /// The fields as written, without nested children.
-    input: Map<String, Value>,
+    /// The fields as written, without nested children and references.
+    input: Fields,
     doc: usize,
     path: FieldPath,
     /// References to resolve: (field, how it was written, path of the
@@ -287,6 +289,10 @@ struct Reference {
     field: &'static str,
     target: EntityKind,
     written: RefValue,
+    /// The id it points at, once resolved (step 3); validation writes it
+    /// into the entity as `{"id": ...}` (step 4), so a large build never
+    /// holds those objects for all its entities at once.
+    resolved: Option<String>,
 }
 
 /// A reference as written: a name/username/id string, or the parent
@@ -411,10 +417,7 @@ impl Builder {
             for (doc, kind, fields) in &defaults {
                 if *doc == entity.doc && *kind == entity.kind {
                     for (key, value) in fields {
-                        entity
-                            .input
-                            .entry(key.clone())
-                            .or_insert_with(|| value.clone());
+                        entity.input.get_or_insert_with(key, || value.clone());
                     }
                 }
             }
@@ -553,7 +556,8 @@ fn match_current(entity: &RawEntity, live: &LiveIndex<'_>) -> Option<String> {
 /// kept; the input is consumed, the canonical form kept packed, marked
 /// when it leaves a generated field unset.
 fn validate_entity(entity: &mut RawEntity, live: &LivePlugins<'_>) -> Result<(), SchemaViolation> {
-    let mut input = std::mem::take(&mut entity.input);
+    let mut input = std::mem::take(&mut entity.input).into_map();
+    write_references(&mut entity.references, &mut input);
     if entity.kind == EntityKind::Plugin {
         if let Some(name) = input.get("name").and_then(Value::as_str) {
             if crate::plugins::lookup(name).is_none() {
@@ -568,6 +572,18 @@ fn validate_entity(entity: &mut RawEntity, live: &LivePlugins<'_>) -> Result<(),
     let canonical = entity.kind.validate(&Value::Object(input))?;
     entity.canonical = Some(Box::new(Packed::of_entity(entity.kind, &canonical)));
     Ok(())
+}
+
+/// Point each resolved reference at its id: `{"id": ...}` in the entity's
+/// fields, in the order of its references (those pointing nowhere are
+/// reported and left out). The ids move into the fields.
+fn write_references(references: &mut [Reference], input: &mut Map<String, Value>) {
+    for reference in references {
+        if let Some(id) = reference.resolved.take() {
+            let reference_value = crate::config::id_reference(id);
+            input.insert(reference.field.to_owned(), reference_value);
+        }
+    }
 }
 
 /// A plugin this gateway does not have. Kong's own text ("not enabled; add
@@ -629,7 +645,7 @@ fn keep_live_secrets(entity: &RawEntity, live: &LivePlugins<'_>, input: &mut Map
 /// name (`key-auth`), else the first display name its kind declares (a
 /// name, a username, a custom_id; a credential has none: its key is a
 /// secret).
-fn label_of(kind: EntityKind, input: &Map<String, Value>) -> Option<String> {
+fn label_of(kind: EntityKind, input: &Fields) -> Option<String> {
     let fields: &[&str] = match kind {
         EntityKind::Plugin => &["name"],
         other => other.descriptor().display_names,
@@ -658,13 +674,11 @@ fn same_set(a: &[String], b: &[String]) -> bool {
     a == b
 }
 
-fn add_tags(input: &mut Map<String, Value>, select_tags: &[String]) {
+fn add_tags(input: &mut Fields, select_tags: &[String]) {
     if select_tags.is_empty() {
         return;
     }
-    let tags = input
-        .entry("tags")
-        .or_insert_with(|| Value::Array(Vec::new()));
+    let tags = input.get_or_insert_with("tags", || Value::Array(Vec::new()));
     if tags.is_null() {
         *tags = Value::Array(Vec::new());
     }

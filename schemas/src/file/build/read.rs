@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{label_of, same_set, string_list, Builder, RawEntity, RefValue, Reference};
+use super::{label_of, same_set, string_list, Builder, Fields, RawEntity, RefValue, Reference};
 use crate::entities::descriptor::references_to;
 use crate::entities::EntityKind;
 use crate::error::FieldPath;
@@ -244,6 +244,7 @@ impl Builder {
             .collect();
         let index = self.entities.len();
         let explicit_id = input.get("id").and_then(Value::as_str).map(str::to_owned);
+        let input = Fields::from(input);
         let label = label_of(kind, &input);
         self.entities.push(RawEntity {
             kind,
@@ -307,9 +308,13 @@ impl Builder {
                     field,
                     target,
                     written,
+                    resolved: None,
                 });
             }
         }
+        // A vector grows by four at first: a large file's entities have one
+        // reference each.
+        self.entities[index].references.shrink_to_fit();
     }
 }
 

@@ -3,7 +3,6 @@
 //! key-auth's `anonymous` consumers checked. References that point nowhere
 //! get decK's error and a note on what to do.
 
-use super::identity::plugin_scope_by;
 use super::index::{FileNames, LiveIndex};
 use super::{new_id, Builder, Diagnostic, RefValue, Reference, Severity};
 use crate::entities::EntityKind;
@@ -51,22 +50,18 @@ impl Builder {
         }
     }
 
-    /// Point every reference at the id it resolves to (`{"id": ...}` in
-    /// the entity's input, entity by entity: nothing is held for all of
-    /// them at once); the references that point nowhere, in entity order.
+    /// Note the id every reference resolves to (validation writes it
+    /// into the entity); the references that point nowhere, in entity
+    /// order.
     fn resolve_each(&mut self, targets: &Targets<'_>) -> Vec<(usize, Reference)> {
         let in_files = FileNames::new(&self.entities, &self.wanted_texts(|_| true));
         let mut dangling = Vec::new();
         for index in 0..self.entities.len() {
-            let references = std::mem::take(&mut self.entities[index].references);
-            for reference in &references {
-                match self.resolve(&in_files, targets, reference) {
-                    Some(id) => {
-                        let reference_value = crate::config::id_reference(id);
-                        let input = &mut self.entities[index].input;
-                        input.insert(reference.field.to_owned(), reference_value);
-                    }
-                    None => dangling.push((index, reference.clone())),
+            let mut references = std::mem::take(&mut self.entities[index].references);
+            for reference in &mut references {
+                reference.resolved = self.resolve(&in_files, targets, reference);
+                if reference.resolved.is_none() {
+                    dangling.push((index, reference.clone()));
                 }
             }
             self.entities[index].references = references;
@@ -226,8 +221,18 @@ impl Builder {
         index: usize,
         live: &LiveIndex<'_>,
     ) -> Option<String> {
-        let input = &self.entities[index].input;
-        let scope = plugin_scope_by(|field| input.get(field))?;
+        let entity = &self.entities[index];
+        let name = entity.input.get("name")?.as_str()?;
+        let scope_id = |field: &str| {
+            let reference = entity.references.iter().find(|r| r.field == field)?;
+            reference.resolved.as_deref()
+        };
+        let scope = (
+            name,
+            scope_id("route"),
+            scope_id("service"),
+            scope_id("consumer"),
+        );
         live.plugins_by_scope.get(&scope).map(|id| (*id).to_owned())
     }
 
