@@ -370,7 +370,10 @@ impl<'a> Builder<'a> {
             return Ok(());
         };
         let (node, anchor) = match frame {
-            Frame::Seq(seq) => {
+            Frame::Seq(mut seq) => {
+                // A list grows by doubling from four: a large file's lists
+                // of one (a consumer's credentials) would keep room for four.
+                seq.values.shrink_to_fit();
                 let node = Node {
                     value: Value::Array(seq.values),
                     pos: PosNode::seq(seq.pos, seq.positions),
@@ -512,9 +515,18 @@ fn finish_map(mut map: MapFrame, keys: &mut KeyArena) -> Node {
         }
     }
     Node {
-        value: Value::Object(map.values),
+        value: Value::Object(exact_map(map.values)),
         pos: PosNode::map(map.pos, map.positions, keys),
     }
+}
+
+/// `values` in a map of their size. A map filled key by key keeps room for
+/// at least three (104 bytes each) and a larger hash table: a large file's
+/// one-key mappings (a credential's `key`) would hold twice what they use.
+fn exact_map(values: Map<String, Value>) -> Map<String, Value> {
+    let mut exact = Map::with_capacity(values.len());
+    exact.extend(values);
+    exact
 }
 
 /// Adds the entries of `values` that `map` does not have yet: explicit keys

@@ -33,6 +33,7 @@ mod fields;
 mod fold;
 mod identity;
 mod index;
+mod path;
 mod read;
 mod resolve;
 #[cfg(test)]
@@ -56,6 +57,7 @@ use crate::packed::{Packed, PackedConfig};
 use fields::Fields;
 pub use identity::{plugin_identity, PluginIdentity};
 use index::{LiveIndex, LivePlugins};
+pub use path::EntityPath;
 
 /// Where an entity or field came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +66,7 @@ pub struct Origin {
     /// the origins of all its entities.
     pub file: Arc<str>,
     /// The entity's path in that file, e.g. `services[0].plugins[1]`.
-    pub path: FieldPath,
+    pub path: EntityPath,
     /// A short name for people: the service name, plugin name, ...
     pub label: Option<String>,
     pub pos: Option<Pos>,
@@ -268,7 +270,7 @@ struct RawEntity {
     /// The fields as written, without nested children and references.
     input: Fields,
     doc: usize,
-    path: FieldPath,
+    path: EntityPath,
     /// References to resolve: (field, how it was written, path of the
     /// value in the file). A nested child's parent is one too.
     references: Vec<Reference>,
@@ -365,7 +367,7 @@ impl Builder {
         message: impl Into<String>,
     ) -> Diagnostic {
         let entity = &self.entities[index];
-        let pos = self.pos_of(entity.doc, &field.under(&entity.path));
+        let pos = self.pos_of(entity.doc, &field.under(&entity.path.to_field_path()));
         let origin = self.origin(index);
         let entity = origin.entity_display();
         Diagnostic {
@@ -389,7 +391,7 @@ impl Builder {
             file: self.docs[entity.doc].origin.as_str().into(),
             path: entity.path.clone(),
             label: entity.label.clone(),
-            pos: self.pos_of(entity.doc, &entity.path),
+            pos: self.pos_of(entity.doc, &entity.path.to_field_path()),
         }
     }
 
@@ -495,7 +497,9 @@ impl Builder {
         let positions: Vec<Option<Pos>> = if self.without_origins {
             vec![None; self.entities.len()]
         } else {
-            parallel::map(&self.entities, |e| self.pos_of(e.doc, &e.path))
+            parallel::map(&self.entities, |e| {
+                self.pos_of(e.doc, &e.path.to_field_path())
+            })
         };
         let files: Vec<Arc<str>> = self
             .docs
@@ -508,7 +512,9 @@ impl Builder {
             warnings: self.diagnostics,
             ..Built::default()
         };
-        built.origins.reserve(self.entities.len());
+        if !self.without_origins {
+            built.origins.reserve(self.entities.len());
+        }
         for kind in EntityKind::ALL {
             let count = self.entities.iter().filter(|e| e.kind == kind).count();
             built.config.entities_mut(kind).reserve_exact(count);

@@ -10,7 +10,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{label_of, same_set, string_list, Builder, Fields, RawEntity, RefValue, Reference};
+use super::{
+    label_of, same_set, string_list, Builder, EntityPath, Fields, RawEntity, RefValue, Reference,
+};
 use crate::entities::descriptor::references_to;
 use crate::entities::EntityKind;
 use crate::error::FieldPath;
@@ -97,7 +99,7 @@ impl Builder {
                 "_info" => self.read_info(doc, path, &value),
                 _ => {
                     if let Some(kind) = top_level_kind(&key) {
-                        self.read_list(doc, path, value, kind, None);
+                        self.read_list(doc, &EntityPath::default(), value, kind, None);
                     } else if let Some(message) = unsupported_section(&key) {
                         self.doc_error(doc, path, message);
                     } else {
@@ -205,35 +207,36 @@ impl Builder {
         }
     }
 
+    /// The list of `kind` under `under` (the root, or the parent entity).
     pub(super) fn read_list(
         &mut self,
         doc: usize,
-        path: FieldPath,
+        under: &EntityPath,
         value: Value,
         kind: EntityKind,
         parent: Option<usize>,
     ) {
         let Value::Array(items) = value else {
             if !value.is_null() {
-                self.doc_error(doc, path, "expected a list");
+                self.doc_error(doc, under.list(kind), "expected a list");
             }
             return;
         };
         for (index, item) in items.into_iter().enumerate() {
-            self.read_entity(doc, path.index(index), item, kind, parent);
+            self.read_entity(doc, under.item(kind, index), item, kind, parent);
         }
     }
 
     pub(super) fn read_entity(
         &mut self,
         doc: usize,
-        path: FieldPath,
+        path: EntityPath,
         value: Value,
         kind: EntityKind,
         parent: Option<usize>,
     ) {
         let Value::Object(mut input) = value else {
-            self.doc_error(doc, path, "expected a mapping");
+            self.doc_error(doc, path.to_field_path(), "expected a mapping");
             return;
         };
         let nested = take_nested(kind, &mut input);
@@ -262,8 +265,8 @@ impl Builder {
         }
         self.collect_references(index, parent);
         let index = self.fold_page_block(index);
-        for (key, child_value, child_kind) in nested {
-            self.read_list(doc, path.key(&key), child_value, child_kind, Some(index));
+        for (child_value, child_kind) in nested {
+            self.read_list(doc, &path, child_value, child_kind, Some(index));
         }
     }
 
@@ -328,24 +331,19 @@ pub(super) fn nested_children(
 }
 
 /// The nested children lists of an entity (`routes`, `plugins`, ...),
-/// taken out of its fields in the order they are written.
+/// taken out of its fields in the order they are written, with the kind
+/// each holds (the list is named after it).
 pub(super) fn take_nested(
     kind: EntityKind,
     fields: &mut Map<String, Value>,
-) -> Vec<(String, Value, EntityKind)> {
-    let written: Vec<(String, EntityKind)> = fields
+) -> Vec<(Value, EntityKind)> {
+    let written: Vec<(&'static str, EntityKind)> = fields
         .keys()
-        .filter_map(|key| {
-            let (_, child_kind) = nested_children(kind).find(|(name, _)| name == key)?;
-            Some((key.clone(), child_kind))
-        })
+        .filter_map(|key| nested_children(kind).find(|(name, _)| name == key))
         .collect();
     written
         .into_iter()
-        .filter_map(|(key, child_kind)| {
-            let value = fields.shift_remove(&key)?;
-            Some((key, value, child_kind))
-        })
+        .filter_map(|(key, child_kind)| Some((fields.shift_remove(key)?, child_kind)))
         .collect()
 }
 
