@@ -95,7 +95,7 @@ impl Builder {
             keys.push(format!("id:{id}"));
         }
         for field in natural_fields(entity.kind) {
-            if let Some(value) = entity.input.get(*field).and_then(Value::as_str) {
+            if let Some(value) = entity.input.get(field).and_then(Value::as_str) {
                 keys.push(format!("{field}:{value}"));
             }
         }

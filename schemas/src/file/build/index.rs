@@ -142,7 +142,7 @@ impl FileNames {
             };
             let names = natural_fields(entity.kind)
                 .iter()
-                .map(|field| entity.input.get(*field).and_then(Value::as_str));
+                .map(|field| entity.input.get(field).and_then(Value::as_str));
             for (rank, name) in std::iter::once(Some(id)).chain(names).enumerate() {
                 let Some(key) = name.map(|name| (entity.kind, name)) else {
                     continue;

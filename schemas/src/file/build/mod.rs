@@ -658,7 +658,7 @@ fn label_of(kind: EntityKind, input: &Fields) -> Option<String> {
     };
     fields
         .iter()
-        .find_map(|field| input.get(*field).and_then(Value::as_str))
+        .find_map(|field| input.get(field).and_then(Value::as_str))
         .map(str::to_owned)
 }
 
