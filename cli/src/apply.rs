@@ -212,7 +212,7 @@ impl<'a> Applier<'a> {
     /// is, also the file entity that clashes with it on a unique key.
     fn blame(&self, kind: EntityKind, id: &str, keep: &PackedConfig) -> String {
         let described = self.describe(kind, id, keep);
-        if self.origins.contains_key(id) {
+        if self.origins.find(self.target, kind, id).is_some() {
             return described;
         }
         let live = find_packed(keep, kind, id).or_else(|| find_packed(self.current, kind, id));
@@ -248,7 +248,7 @@ impl<'a> Applier<'a> {
             return format!("{} {id}", kind.deck_kind());
         };
         let title = self.names().kind_and_name(kind, &entity.unpack());
-        match (self.origins.get(id), kept) {
+        match (self.origins.find(self.target, kind, id), kept) {
             (Some(origin), _) => format!("{title} ({})", origin_text(origin)),
             (None, true) => format!("{title} (id {id}, kept as it is on the gateway)"),
             (None, false) => format!("{title} (id {id})"),

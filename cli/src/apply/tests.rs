@@ -381,12 +381,8 @@ fn a_rejected_configuration_names_the_entity_and_its_file_position() {
     .docs;
     let mut built = files::build_config(docs, &Config::default(), &[]).unwrap();
     let mut config = built.config.unpack();
-    let old_id = config.routes[0]["id"].as_str().unwrap().to_owned();
     config.routes[0]["id"] = json!(ROUTE);
     built.config = PackedConfig::pack(&config);
-    if let Some(origin) = built.origins.remove(&old_id) {
-        built.origins.insert(ROUTE.to_owned(), origin);
-    }
     let current = PackedConfig::default();
     let planned = plan(&built.config, &current, &PlanOptions::default());
     let client = gateway.client();

@@ -45,11 +45,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::hash::FastMap;
 use super::load::SourceDoc;
 use super::parallel;
 use super::pos::Pos;
-use crate::config::Config;
+use crate::config::{ByKind, Config};
 use crate::entities::EntityKind;
 use crate::error::{FieldError, FieldPath, PathSeg, SchemaViolation};
 use crate::packed::{Packed, PackedConfig};
@@ -131,8 +130,23 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Where each entity of a build came from, by id.
-pub type Origins = FastMap<String, Origin>;
+/// Where each entity of a build came from: for each kind, the origin of
+/// each entity of [`Built::config`], in the same order. Only messages look
+/// an origin up, so a lookup searches the configuration for the id rather
+/// than the build keeping a table by id (for a large build that table and
+/// its keys took more than the origins themselves).
+#[derive(Debug, Clone, Default)]
+pub struct Origins(ByKind<Origin>);
+
+impl Origins {
+    /// The origin of the entity `id` of `kind` in `config`, the
+    /// configuration these origins were built with.
+    pub fn find(&self, config: &PackedConfig, kind: EntityKind, id: &str) -> Option<&Origin> {
+        let entities = config.entities(kind);
+        let index = entities.iter().position(|entity| entity.id() == Some(id))?;
+        self.0.entities(kind).get(index)
+    }
+}
 
 /// What the caller knows beyond the files.
 #[derive(Debug, Clone, Default)]
@@ -167,8 +181,8 @@ pub struct Built {
 
 impl Built {
     /// The origin of an entity, if it came from a file.
-    pub fn origin_of(&self, id: &str) -> Option<&Origin> {
-        self.origins.get(id)
+    pub fn origin_of(&self, kind: EntityKind, id: &str) -> Option<&Origin> {
+        self.origins.find(&self.config, kind, id)
     }
 }
 
@@ -512,12 +526,12 @@ impl Builder {
             warnings: self.diagnostics,
             ..Built::default()
         };
-        if !self.without_origins {
-            built.origins.reserve(self.entities.len());
-        }
         for kind in EntityKind::ALL {
             let count = self.entities.iter().filter(|e| e.kind == kind).count();
             built.config.entities_mut(kind).reserve_exact(count);
+            if !self.without_origins {
+                built.origins.0.entities_mut(kind).reserve_exact(count);
+            }
         }
         // Move the canonical entities, paths and labels out: a large
         // configuration is not copied once more.
@@ -525,15 +539,14 @@ impl Builder {
             let Some(canonical) = entity.canonical else {
                 continue;
             };
-            let id = canonical.id().filter(|_| !self.without_origins);
-            if let Some(id) = id {
+            if !self.without_origins {
                 let origin = Origin {
                     file: files[entity.doc].clone(),
                     pos,
                     path: entity.path,
                     label: entity.label,
                 };
-                built.origins.insert(id.to_owned(), origin);
+                built.origins.0.entities_mut(entity.kind).push(origin);
             }
             built.config.entities_mut(entity.kind).push(*canonical);
         }

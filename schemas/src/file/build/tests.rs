@@ -312,7 +312,9 @@ fn a_pages_blocks_are_applied_in_turn() {
         .unwrap();
     assert_eq!(termination["consumer"]["id"], anonymous["id"]);
     // Positions point at the declaration in force.
-    let origin = built.origin_of(id_of(service).unwrap()).unwrap();
+    let origin = built
+        .origin_of(EntityKind::Service, id_of(service).unwrap())
+        .unwrap();
     assert_eq!(origin.pos.map(|p| p.line), Some(23));
 }
 
