@@ -526,29 +526,36 @@ impl Builder {
             warnings: self.diagnostics,
             ..Built::default()
         };
+        // Kind by kind, each kind's list made at its size and its entities
+        // moved out of their boxes (freed as they go), with their paths and
+        // labels: a large build never holds all the boxes and all the
+        // lists at once, nor copies an entity once more.
+        let mut entities = self.entities;
         for kind in EntityKind::ALL {
-            let count = self.entities.iter().filter(|e| e.kind == kind).count();
+            let built_of_kind = |e: &&RawEntity| e.kind == kind && e.canonical.is_some();
+            let count = entities.iter().filter(built_of_kind).count();
             built.config.entities_mut(kind).reserve_exact(count);
             if !self.without_origins {
                 built.origins.0.entities_mut(kind).reserve_exact(count);
             }
-        }
-        // Move the canonical entities, paths and labels out: a large
-        // configuration is not copied once more.
-        for (entity, pos) in self.entities.into_iter().zip(positions) {
-            let Some(canonical) = entity.canonical else {
-                continue;
-            };
-            if !self.without_origins {
-                let origin = Origin {
-                    file: files[entity.doc].clone(),
-                    pos,
-                    path: entity.path,
-                    label: entity.label,
+            for (entity, pos) in entities.iter_mut().zip(&positions) {
+                if entity.kind != kind {
+                    continue;
+                }
+                let Some(canonical) = entity.canonical.take() else {
+                    continue;
                 };
-                built.origins.0.entities_mut(entity.kind).push(origin);
+                if !self.without_origins {
+                    let origin = Origin {
+                        file: files[entity.doc].clone(),
+                        pos: *pos,
+                        path: std::mem::take(&mut entity.path),
+                        label: entity.label.take(),
+                    };
+                    built.origins.0.entities_mut(kind).push(origin);
+                }
+                built.config.entities_mut(kind).push(*canonical);
             }
-            built.config.entities_mut(entity.kind).push(*canonical);
         }
         Ok(built)
     }

@@ -73,6 +73,11 @@ impl Builder {
 
     /// Takes each document's value apart into entities (moved, not copied).
     pub(super) fn read_documents(&mut self) {
+        // The list of entities made long enough at once: grown by doubling,
+        // a large file's list would be held twice for a moment, and keep
+        // room for up to twice its entities.
+        let count: usize = self.docs.iter().map(|doc| count_entities(&doc.value)).sum();
+        self.entities.reserve_exact(count);
         for doc in 0..self.docs.len() {
             match std::mem::take(&mut self.docs[doc].value) {
                 Value::Object(content) => self.read_content(doc, content),
@@ -328,6 +333,35 @@ pub(super) fn nested_children(
     kind: EntityKind,
 ) -> impl Iterator<Item = (&'static str, EntityKind)> {
     references_to(kind).map(|(child, _)| (child.collection(), child))
+}
+
+/// How many entities a document holds, nested ones too (an upper bound:
+/// a Markdown page's blocks may declare one entity twice).
+fn count_entities(document: &Value) -> usize {
+    let Value::Object(content) = document else {
+        return 0;
+    };
+    let lists = content
+        .iter()
+        .filter_map(|(key, value)| Some((top_level_kind(key)?, value)));
+    lists.map(|(kind, list)| count_in_list(kind, list)).sum()
+}
+
+/// How many entities of `kind` the list `value` holds, with their nested
+/// children.
+fn count_in_list(kind: EntityKind, value: &Value) -> usize {
+    let Value::Array(items) = value else {
+        return 0;
+    };
+    let nested = |item: &Value| -> usize {
+        let Value::Object(fields) = item else {
+            return 0;
+        };
+        nested_children(kind)
+            .filter_map(|(name, child)| Some(count_in_list(child, fields.get(name)?)))
+            .sum()
+    };
+    items.iter().map(|item| 1 + nested(item)).sum()
 }
 
 /// The nested children lists of an entity (`routes`, `plugins`, ...),
