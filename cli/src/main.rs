@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 error, 2 differences found by
 //! `diff --non-zero-exit-code`.
 
+mod allocator;
 mod apply;
 mod client;
 mod commands;
@@ -22,20 +23,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc: a diff of a large configuration
-/// builds and compares hundreds of thousands of small JSON values, many on
-/// the threads that read the gateway's state or validate the files; glibc's
-/// per-thread arenas spent a third of gwctl's CPU time allocating, growing
-/// their heaps and faulting pages in (see bench/README.md).
-///
-/// `--features system-allocator` keeps glibc's malloc, for heap profilers
-/// that hook it (heaptrack, valgrind's massif; see bench/README.md).
-#[cfg(not(feature = "system-allocator"))]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
-    keep_small_pages();
+    allocator::configure();
     timing::start();
     let cli = commands::Cli::parse();
     match commands::run(cli) {
@@ -47,15 +36,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// No transparent huge pages for this process: mimalloc asks for them, and
-/// on a large diff they added about 40 MB of resident memory (half-used
-/// 2 MiB pages) and no speed.
-#[cfg(target_os = "linux")]
-fn keep_small_pages() {
-    // Only an economy: if the kernel refuses, the pages stay as they were.
-    let _ = rustix::thread::disable_transparent_huge_pages(true);
-}
-
-#[cfg(not(target_os = "linux"))]
-fn keep_small_pages() {}

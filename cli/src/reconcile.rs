@@ -193,12 +193,14 @@ pub fn prepare(
     let select_tags = select_tags(&files.docs, &gateway.select_tags);
     let pending = early.unwrap_or_else(|| PendingState::start(&client, &select_tags));
     progress::phase("flattening the files");
-    let flattened = files::flatten(
-        files.docs,
-        &gateway.select_tags,
-        options.plan.no_deletes,
-        options.origins,
-    );
+    let flattened = crate::allocator::returning_freed_memory(|| {
+        files::flatten(
+            files.docs,
+            &gateway.select_tags,
+            options.plan.no_deletes,
+            options.origins,
+        )
+    });
     timing::mark("flattened the files");
     progress::phase("reading the gateway's state");
     let live = pending.finish(&client, &select_tags)?;
