@@ -81,7 +81,7 @@ impl Entities for Config {
     }
 
     fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
-        self.swap_kind(kind, other);
+        self.move_kind(kind, other);
     }
 }
 
@@ -108,7 +108,7 @@ impl Entities for PackedConfig {
     }
 
     fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
-        self.swap_kind(kind, other);
+        self.move_kind(kind, other);
     }
 }
 

@@ -74,9 +74,13 @@ impl<T> ByKind<T> {
         self.len() == 0
     }
 
-    /// Swap `other`'s entities of `kind` with these.
-    pub fn swap_kind(&mut self, kind: EntityKind, other: &mut Self) {
-        std::mem::swap(self.entities_mut(kind), other.entities_mut(kind));
+    /// Move `other`'s entities of `kind` here, in place of these, in a list
+    /// of their length: a list read page by page grew by doubling, and
+    /// would keep room for up to twice its entities.
+    pub fn move_kind(&mut self, kind: EntityKind, other: &mut Self) {
+        let entities = self.entities_mut(kind);
+        *entities = std::mem::take(other.entities_mut(kind));
+        entities.shrink_to_fit();
     }
 }
 

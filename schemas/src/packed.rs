@@ -79,17 +79,56 @@ impl Span {
 pub struct Packed {
     /// The JSON text, then the key texts that needed unescaping.
     buffer: Box<str>,
-    json_len: u32,
-    id: Span,
-    /// The timestamp members, each with one of its commas.
-    skipped: [Span; 2],
+    /// Where the JSON, the id, the timestamps and the key texts are.
+    spans: Spans,
     /// The key fields set: indexes into [`KEY_FIELDS`] (`u8::MAX` for an
-    /// unused slot) and where their texts are.
+    /// unused slot), their texts at [`KEY_SPANS`] in the same order.
     key_fields: [u8; MAX_KEYS],
-    key_spans: [Span; MAX_KEYS],
     /// The entity leaves a generated (`auto`) field unset; see
     /// [`Packed::unset_generated`].
     unset_generated: bool,
+}
+
+/// The places of [`Spans`]: the JSON text (from 0), the id, the two
+/// timestamp members (each with one of its commas), the key texts.
+const JSON_SPAN: usize = 0;
+const ID_SPAN: usize = 1;
+const SKIPPED_SPANS: [usize; 2] = [2, 3];
+const KEY_SPANS: [usize; MAX_KEYS] = [4, 5, 6, 7, 8];
+const SPANS: usize = 9;
+
+/// A packed entity's spans, as two offsets each. A buffer shorter than
+/// 64 KiB (every entity but one with a huge configuration) takes two bytes
+/// an offset; a longer one four, in a box. Large builds hold two packed
+/// entities for each of hundreds of thousands: 64 bytes each rather than
+/// 96 with four-byte offsets inline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Spans {
+    Narrow([u16; 2 * SPANS]),
+    Wide(Box<[u32; 2 * SPANS]>),
+}
+
+impl Spans {
+    fn new(spans: [Span; SPANS], buffer_len: usize) -> Spans {
+        let mut offsets = [0u32; 2 * SPANS];
+        for (pair, Span(start, end)) in offsets.chunks_exact_mut(2).zip(spans) {
+            pair.copy_from_slice(&[start, end]);
+        }
+        // Every offset is at most the buffer's length.
+        match u16::try_from(buffer_len) {
+            Ok(_) => Spans::Narrow(offsets.map(|offset| u16::try_from(offset).unwrap_or(0))),
+            Err(_) => Spans::Wide(Box::new(offsets)),
+        }
+    }
+
+    /// The span at `place` (one of the places above).
+    fn get(&self, place: usize) -> Span {
+        let (start, end) = (2 * place, 2 * place + 1);
+        match self {
+            Spans::Narrow(offsets) => Span(u32::from(offsets[start]), u32::from(offsets[end])),
+            Spans::Wide(offsets) => Span(offsets[start], offsets[end]),
+        }
+    }
 }
 
 impl Packed {
@@ -136,14 +175,13 @@ impl Packed {
 
     /// The compact JSON text.
     pub fn text(&self) -> &str {
-        self.buffer
-            .get(..self.json_len as usize)
-            .unwrap_or_default()
+        let Span(_, json_end) = self.spans.get(JSON_SPAN);
+        self.buffer.get(..json_end as usize).unwrap_or_default()
     }
 
     /// The entity's id, if it has a string one.
     pub fn id(&self) -> Option<&str> {
-        self.slice(self.id)
+        self.slice(self.spans.get(ID_SPAN))
     }
 
     /// The entity as a `Value` again, fields in the same order.
@@ -193,7 +231,7 @@ impl Packed {
             .key_fields
             .iter()
             .position(|index| KEY_FIELDS.get(usize::from(*index)) == Some(&field))?;
-        self.slice(self.key_spans[slot])
+        self.slice(self.spans.get(*KEY_SPANS.get(slot)?))
     }
 
     fn slice(&self, span: Span) -> Option<&str> {
@@ -206,7 +244,8 @@ impl Packed {
     /// The text without the skipped timestamp members, in three parts.
     fn kept_parts(&self) -> [&[u8]; 3] {
         let bytes = self.text().as_bytes();
-        let [(a0, a1), (b0, b1)] = self.skipped.map(|Span(s, e)| (s as usize, e as usize));
+        let skipped = SKIPPED_SPANS.map(|place| self.spans.get(place));
+        let [(a0, a1), (b0, b1)] = skipped.map(|Span(s, e)| (s as usize, e as usize));
         if a1 == 0 {
             return [bytes, &[], &[]];
         }
@@ -423,13 +462,23 @@ impl Writer {
         };
         let mut key_fields = [u8::MAX; MAX_KEYS];
         key_fields[..self.keys].copy_from_slice(&self.key_fields[..self.keys]);
+        let [skipped_a, skipped_b] = self.skipped;
+        let [key_a, key_b, key_c, key_d, key_e] = self.key_spans.map(place);
+        let spans = [
+            Span::of(0..json_len),
+            place(self.id),
+            skipped_a,
+            skipped_b,
+            key_a,
+            key_b,
+            key_c,
+            key_d,
+            key_e,
+        ];
         Packed {
+            spans: Spans::new(spans, buffer.len()),
             buffer: into_text(buffer),
-            json_len: offset(json_len),
-            id: place(self.id),
-            skipped: self.skipped,
             key_fields,
-            key_spans: self.key_spans.map(place),
             unset_generated: false,
         }
     }

@@ -120,3 +120,34 @@ fn keys_written_with_escapes_read_unescaped() {
     assert_eq!(keys.scope, [None, Some("s1"), None]);
     assert_eq!(keys.name, Some("key-auth"));
 }
+
+/// Past 64 KiB the offsets take four bytes: the same text, id, keys and
+/// comparisons as a short entity's, and an escaped key placed past the
+/// JSON still reads.
+#[test]
+fn a_large_entity_reads_as_a_small_one_does() {
+    let large_list: Vec<String> = (0..9000).map(|n| format!("tag-{n}")).collect();
+    let entity = json!({"id": "p1", "created_at": 1, "name": "key-auth", "instance_name": "a\"b",
+        "service": {"id": "s1"}, "config": {"key_names": large_list}, "updated_at": 2});
+    let packed = Packed::new(&entity);
+    assert!(packed.text().len() > 65_536, "{}", packed.text().len());
+    assert!(matches!(packed.spans, Spans::Wide(_)));
+    assert_eq!(packed.text(), serde_json::to_string(&entity).unwrap());
+    assert_eq!(packed.id(), Some("p1"));
+    let keys = packed.keys(EntityKind::Plugin);
+    assert_eq!(keys.name, Some("key-auth"));
+    assert_eq!(keys.scope, [None, Some("s1"), None]);
+    assert_eq!(packed.key("instance_name"), Some("a\"b"));
+    let mut without_timestamps = entity.clone();
+    let fields = without_timestamps.as_object_mut().unwrap();
+    fields.shift_remove("created_at");
+    fields.shift_remove("updated_at");
+    assert!(packed.same_fields(&Packed::new(&without_timestamps)));
+    assert_eq!(packed.unpack(), entity);
+}
+
+/// What a large build holds two of per entity.
+#[test]
+fn a_packed_entity_takes_64_bytes_besides_its_text() {
+    assert_eq!(std::mem::size_of::<Packed>(), 64);
+}

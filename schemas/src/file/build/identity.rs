@@ -10,7 +10,6 @@ use super::{Builder, Diagnostic, RawEntity, Severity};
 use crate::entities::EntityKind;
 use crate::error::FieldPath;
 use crate::file::hash::{self, FastMap};
-use crate::file::parallel;
 use crate::packed::EntityKeys;
 
 impl Builder {
@@ -18,16 +17,19 @@ impl Builder {
     /// plugin scope): the later one is reported. Identities are compared as
     /// borrowed values; only a duplicate's is put into words.
     pub(super) fn find_duplicates(&mut self) {
-        // Kinds never share an identity: each is checked on its own core,
-        // over the indexes of its entities.
+        // Kinds never share an identity: each is checked on its own, over
+        // the indexes of its entities, one after the other (it is quick,
+        // and a large build holds the most just here: one kind's tables at
+        // a time rather than several).
         let mut by_kind: Vec<Vec<usize>> = EntityKind::ALL.iter().map(|_| Vec::new()).collect();
         for (index, entity) in self.entities.iter().enumerate() {
             by_kind[entity.kind.index()].push(index);
         }
         let entities = &self.entities;
-        let per_kind =
-            parallel::map_each_mut(&mut by_kind, |indexes| duplicates_of(entities, indexes));
-        let mut duplicates: Vec<_> = per_kind.into_iter().flatten().collect();
+        let per_kind = by_kind
+            .iter()
+            .map(|indexes| duplicates_of(entities, indexes));
+        let mut duplicates: Vec<_> = per_kind.flatten().collect();
         // In entity order, as one pass over all of them would find them.
         duplicates.sort_by_key(|(index, _, _)| *index);
         if duplicates.is_empty() {
