@@ -87,8 +87,7 @@ impl<T> ByKind<T> {
 /// A reference to the entity `id`, canonical: `{"id": "<uuid>"}`. Sized
 /// for its one member: `json!` leaves room for three (the map grows to
 /// its hash table's capacity), two 104-byte buckets more for each of the
-/// hundreds of thousands of references a large configuration holds twice
-/// in gwctl.
+/// hundreds of thousands of references a large configuration makes.
 pub fn id_reference(id: String) -> Value {
     let mut reference = serde_json::Map::with_capacity(1);
     reference.insert("id".to_owned(), Value::String(id));
