@@ -198,9 +198,8 @@ impl<'a> Applier<'a> {
             .find(|(_, reference)| reference.field == field)?;
         let kind = reference.parent;
         let referred = format!("{} {}", kind.deck_kind(), self.names().name_or_id(kind, id));
-        let kept =
-            find_packed(self.target, kind, id).is_some() || find_packed(keep, kind, id).is_some();
-        let why = if !kept && find_packed(self.current, kind, id).is_some() {
+        let kept = self.target.find(kind, id).is_some() || keep.find(kind, id).is_some();
+        let why = if !kept && self.current.find(kind, id).is_some() {
             "which this sync deletes"
         } else {
             "which the gateway does not have"
@@ -215,7 +214,7 @@ impl<'a> Applier<'a> {
         if self.origins.find(self.target, kind, id).is_some() {
             return described;
         }
-        let live = find_packed(keep, kind, id).or_else(|| find_packed(self.current, kind, id));
+        let live = keep.find(kind, id).or_else(|| self.current.find(kind, id));
         let Some(live) = live else {
             return described;
         };
@@ -239,10 +238,10 @@ impl<'a> Applier<'a> {
     /// the files, `route r1 (id ...)` for a live one; the live entities a
     /// sync keeps as they are (`keep`) are said to be.
     fn describe(&self, kind: EntityKind, id: &str, keep: &PackedConfig) -> String {
-        let find = |config: &'a PackedConfig| find_packed(config, kind, id);
+        let find = |config: &'a PackedConfig| config.find(kind, id);
         let (entity, kept) = match find(self.target).or_else(|| find(self.current)) {
             Some(entity) => (Some(entity), false),
-            None => (find_packed(keep, kind, id), true),
+            None => (keep.find(kind, id), true),
         };
         let Some(entity) = entity else {
             return format!("{} {id}", kind.deck_kind());
@@ -446,14 +445,6 @@ impl<'a> Applier<'a> {
         let place = self.describe(op.kind, op.id, &PackedConfig::default());
         format!("{verb} {place}: {error}")
     }
-}
-
-/// The entity `id` of `kind` in `config` (a linear search: errors only).
-fn find_packed<'c>(config: &'c PackedConfig, kind: EntityKind, id: &str) -> Option<&'c Packed> {
-    config
-        .entities(kind)
-        .iter()
-        .find(|entity| entity.id() == Some(id))
 }
 
 /// `kong.yaml:12:7, services[0].routes[1] (r1)`

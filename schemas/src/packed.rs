@@ -581,6 +581,19 @@ fn text_of(raw: &RawValue) -> Option<Cow<'_, str>> {
 pub type PackedConfig = ByKind<Packed>;
 
 impl ByKind<Packed> {
+    /// The place of the entity `id` among those of `kind` (a linear search:
+    /// for messages).
+    pub fn position_of(&self, kind: EntityKind, id: &str) -> Option<usize> {
+        self.entities(kind)
+            .iter()
+            .position(|entity| entity.id() == Some(id))
+    }
+
+    /// The entity `id` of `kind` (a linear search: for messages).
+    pub fn find(&self, kind: EntityKind, id: &str) -> Option<&Packed> {
+        self.entities(kind).get(self.position_of(kind, id)?)
+    }
+
     /// Every entity of `config`, packed.
     pub fn pack(config: &Config) -> PackedConfig {
         let mut packed = PackedConfig::default();

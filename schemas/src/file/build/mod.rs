@@ -142,9 +142,7 @@ impl Origins {
     /// The origin of the entity `id` of `kind` in `config`, the
     /// configuration these origins were built with.
     pub fn find(&self, config: &PackedConfig, kind: EntityKind, id: &str) -> Option<&Origin> {
-        let entities = config.entities(kind);
-        let index = entities.iter().position(|entity| entity.id() == Some(id))?;
-        self.0.entities(kind).get(index)
+        self.0.entities(kind).get(config.position_of(kind, id)?)
     }
 }
 
