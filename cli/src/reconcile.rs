@@ -31,7 +31,7 @@ use crate::files;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::progress;
 use crate::secrets;
-use crate::state::{self, Entities, LiveState};
+use crate::state::{self, LiveEntity, LiveState};
 use crate::timing;
 
 /// Everything a diff or a sync works from.
@@ -57,19 +57,19 @@ pub fn connect(gateway: &GatewayArgs) -> Result<AdminClient, CommandError> {
 }
 
 /// Read the live state, printing its warnings to stderr.
-pub fn fetch_state<C: Entities>(
+pub fn fetch_state<T: LiveEntity>(
     client: &AdminClient,
     select_tags: &[String],
-) -> Result<LiveState<C>, CommandError> {
+) -> Result<LiveState<T>, CommandError> {
     report_state(client, state::fetch(client, select_tags))
 }
 
 /// The live state read, its warnings printed to stderr; or why it could
 /// not be read.
-fn report_state<C>(
+fn report_state<T>(
     client: &AdminClient,
-    fetched: Result<LiveState<C>, state::StateError>,
-) -> Result<LiveState<C>, CommandError> {
+    fetched: Result<LiveState<T>, state::StateError>,
+) -> Result<LiveState<T>, CommandError> {
     let live = fetched.map_err(|error| unreadable(client, &error))?;
     print_warnings(&live.warnings);
     Ok(live)

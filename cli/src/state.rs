@@ -15,13 +15,13 @@
 //! sent it, also with a warning. `dump` reads the state as values, each
 //! made canonical as it comes; `diff`, `sync` and `reset` read it packed as
 //! sent, and the plan makes an entity canonical only when it parses it
-//! (see [`Entities`]).
+//! (see [`LiveEntity`]).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use schemas::config::{id_of, Config};
+use schemas::config::{id_of, ByKind, Config};
 use schemas::error::PathSeg;
 use schemas::model::unix_now;
 use schemas::packed::{Packed, PackedConfig};
@@ -39,49 +39,46 @@ const MAX_QUERY_TAGS: usize = 5;
 
 /// The live configuration and what was odd about it: its entities packed
 /// (`diff`, `sync`, `reset`: see `schemas::packed`) or as values (`dump`).
-#[derive(Debug, Clone, Default)]
-pub struct LiveState<C = PackedConfig> {
+#[derive(Debug, Clone)]
+pub struct LiveState<T = Packed> {
     /// The entities within the select tags, in the server's order: as
-    /// canonical values, or packed as sent (see [`Entities`]).
-    pub config: C,
+    /// canonical values, or packed as sent (see [`LiveEntity`]).
+    pub config: ByKind<T>,
     /// Entities that could not be fully understood, one line each.
     pub warnings: Vec<String>,
 }
 
-/// How a read keeps the entities it is sent.
-pub trait Entities: Default + Send {
-    /// Keep one entity of `kind`, `raw` as the server sent it, unless it
-    /// lacks one of `select_tags`.
-    fn keep(
-        &mut self,
+impl<T> Default for LiveState<T> {
+    fn default() -> Self {
+        LiveState {
+            config: ByKind::default(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// How a read keeps each entity it is sent.
+pub trait LiveEntity: Sized + Send {
+    /// One entity of `kind`, `raw` as the server sent it, as kept; `None`
+    /// when it lacks one of `select_tags`.
+    fn read(
         kind: EntityKind,
         raw: &RawValue,
         select_tags: &[String],
         warnings: &mut Vec<String>,
-    ) -> Result<(), StateError>;
-
-    /// Move `other`'s entities of `kind` here.
-    fn take_kind(&mut self, kind: EntityKind, other: &mut Self);
+    ) -> Result<Option<Self>, StateError>;
 }
 
 /// As values, made canonical as they come (`dump`).
-impl Entities for Config {
-    fn keep(
-        &mut self,
+impl LiveEntity for Value {
+    fn read(
         kind: EntityKind,
         raw: &RawValue,
         select_tags: &[String],
         warnings: &mut Vec<String>,
-    ) -> Result<(), StateError> {
-        if let Some(entity) = as_value(kind, raw, select_tags)? {
-            let entity = canonical_entity(kind, entity, warnings);
-            self.entities_mut(kind).push(entity);
-        }
-        Ok(())
-    }
-
-    fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
-        self.move_kind(kind, other);
+    ) -> Result<Option<Self>, StateError> {
+        let entity = as_value(kind, raw, select_tags)?;
+        Ok(entity.map(|entity| canonical_entity(kind, entity, warnings)))
     }
 }
 
@@ -90,25 +87,18 @@ impl Entities for Config {
 /// `reset`). They are made canonical only where the plan needs their
 /// fields ([`canonical_entity`]): an entity whose text equals the files'
 /// canonical entity is canonical already.
-impl Entities for PackedConfig {
-    fn keep(
-        &mut self,
+impl LiveEntity for Packed {
+    fn read(
         kind: EntityKind,
         raw: &RawValue,
         select_tags: &[String],
         _warnings: &mut Vec<String>,
-    ) -> Result<(), StateError> {
+    ) -> Result<Option<Self>, StateError> {
         let as_sent = select_tags.is_empty() && !has_lifetime(kind, raw);
-        let packed = match (as_sent, Packed::from_json(raw.get())) {
-            (true, Ok(packed)) => Some(packed),
-            _ => as_value(kind, raw, select_tags)?.map(|entity| Packed::new(&entity)),
-        };
-        self.entities_mut(kind).extend(packed);
-        Ok(())
-    }
-
-    fn take_kind(&mut self, kind: EntityKind, other: &mut Self) {
-        self.move_kind(kind, other);
+        match (as_sent, Packed::from_json(raw.get())) {
+            (true, Ok(packed)) => Ok(Some(packed)),
+            _ => Ok(as_value(kind, raw, select_tags)?.map(|entity| Packed::new(&entity))),
+        }
     }
 }
 
@@ -176,23 +166,23 @@ impl StateError {
 
 /// Read every collection, keeping the entities that carry all `select_tags`.
 /// The collections are read at once, each page kept as it comes (see
-/// [`Entities`]).
-pub fn fetch<C: Entities>(
+/// [`LiveEntity`]).
+pub fn fetch<T: LiveEntity>(
     client: &AdminClient,
     select_tags: &[String],
-) -> Result<LiveState<C>, StateError> {
+) -> Result<LiveState<T>, StateError> {
     fetch_unless(client, select_tags, &AtomicBool::new(false))
 }
 
 /// [`fetch`], giving up with [`StateError::Cancelled`] before the next
 /// page once `cancelled` is set: a read started ahead of time stops
 /// loading the gateway when its answer turns out not to be needed.
-pub fn fetch_unless<C: Entities>(
+pub fn fetch_unless<T: LiveEntity>(
     client: &AdminClient,
     select_tags: &[String],
     cancelled: &AtomicBool,
-) -> Result<LiveState<C>, StateError> {
-    let results: Vec<(EntityKind, Result<LiveState<C>, StateError>)> = thread::scope(|scope| {
+) -> Result<LiveState<T>, StateError> {
+    let results: Vec<(EntityKind, Result<LiveState<T>, StateError>)> = thread::scope(|scope| {
         let handles: Vec<_> = EntityKind::ALL
             .into_iter()
             .map(|kind| {
@@ -210,10 +200,10 @@ pub fn fetch_unless<C: Entities>(
             })
             .collect()
     });
-    let mut state = LiveState::<C>::default();
+    let mut state = LiveState::<T>::default();
     for (kind, result) in results {
         let mut part = result?;
-        state.config.take_kind(kind, &mut part.config);
+        state.config.move_kind(kind, &mut part.config);
         state.warnings.append(&mut part.warnings);
     }
     Ok(state)
@@ -251,12 +241,12 @@ pub fn outside_selection(whole: &Config, selected: &PackedConfig) -> PackedConfi
 }
 
 /// Every page of one collection, filtered by the select tags.
-fn fetch_kind<C: Entities>(
+fn fetch_kind<T: LiveEntity>(
     client: &AdminClient,
     kind: EntityKind,
     select_tags: &[String],
     cancelled: &AtomicBool,
-) -> Result<LiveState<C>, StateError> {
+) -> Result<LiveState<T>, StateError> {
     let collection = kind.admin_path();
     let query_tags = select_tags
         .iter()
@@ -264,7 +254,7 @@ fn fetch_kind<C: Entities>(
         .cloned()
         .collect::<Vec<_>>()
         .join(",");
-    let mut state = LiveState::<C>::default();
+    let mut state = LiveState::<T>::default();
     let mut offset: Option<String> = None;
     let mut seen_offsets = HashSet::new();
     loop {
@@ -286,9 +276,8 @@ fn fetch_kind<C: Entities>(
             })?;
         let (data, next) = read_page(kind, &page)?;
         for raw in data {
-            state
-                .config
-                .keep(kind, raw, select_tags, &mut state.warnings)?;
+            let entity = T::read(kind, raw, select_tags, &mut state.warnings)?;
+            state.config.entities_mut(kind).extend(entity);
         }
         match next {
             Some(next) if seen_offsets.insert(next.clone()) => offset = Some(next),
@@ -519,7 +508,7 @@ mod tests {
         let client =
             AdminClient::new("http://127.0.0.1:9", &[], std::time::Duration::from_secs(1)).unwrap();
         let cancelled = AtomicBool::new(true);
-        let result = fetch_unless::<PackedConfig>(&client, &[], &cancelled);
+        let result = fetch_unless::<Packed>(&client, &[], &cancelled);
         assert!(matches!(result, Err(StateError::Cancelled)), "{result:?}");
     }
 

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use schemas::config::Config;
 use serde_json::Value;
 
 use super::GatewayArgs;
@@ -65,7 +64,7 @@ pub enum DumpFormat {
 
 pub fn run(args: &DumpArgs) -> Result<ExitCode, CommandError> {
     let client = reconcile::connect(&args.gateway)?;
-    let live = reconcile::fetch_state::<Config>(&client, &args.gateway.select_tags)?;
+    let live = reconcile::fetch_state::<Value>(&client, &args.gateway.select_tags)?;
     let options = ExportOptions {
         with_id: args.with_id,
         with_defaults: args.with_defaults,
